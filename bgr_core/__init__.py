@@ -1,0 +1,33 @@
+"""bgr_core: local vehicle background removal — the web API's job on your own CPU or GPU."""
+
+from .api import remove_background
+from .errors import (
+    BGRError,
+    FeatureNotAvailable,
+    InvalidInput,
+    NoData,
+    RequestFailed,
+    Unauthorized,
+    WeightsNotFound,
+)
+from .frame import Frame
+from .imageio import ImageLimits
+from .pipeline import Pipeline
+from .result import Result
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "remove_background",
+    "Pipeline",
+    "Result",
+    "Frame",
+    "ImageLimits",
+    "BGRError",
+    "InvalidInput",
+    "Unauthorized",
+    "NoData",
+    "RequestFailed",
+    "WeightsNotFound",
+    "FeatureNotAvailable",
+]

@@ -1,0 +1,166 @@
+"""`bgr`: photos or folders in, images out.
+
+    bgr car.jpg -o out/                       white background, out/car.jpg
+    bgr photos/ -o out/ --background transparent_background
+    bgr weights                               where each weight file was found
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .request import BACKGROUNDS, EFFECTS, LAYOUTS, OUTPUT_FORMATS, PLATE_MODES, REFINE_MODES, WINDOW_MODES
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bgr",
+        description="Cut vehicles out of photos and put them on a new background (no network).",
+        epilog="`bgr weights` lists every known weight file and where it was found.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images (jpg, png, webp)")
+    p.add_argument("-o", "--output", default="bgr-out", help="output folder, or a file name for one input (default: bgr-out)")
+    p.add_argument("--background", default="white_background", choices=BACKGROUNDS)
+    p.add_argument("--background-file", help="image for --background custom_background")
+    p.add_argument("--layout", default="none", choices=LAYOUTS)
+    p.add_argument("--effect", default="shadow", choices=EFFECTS)
+    p.add_argument("--window-correction", default="tint", choices=WINDOW_MODES)
+    p.add_argument("--plate-replacement", default="none", choices=PLATE_MODES)
+    p.add_argument("--plate", help="plate image for --plate-replacement image")
+    p.add_argument("--background-prompt")
+    p.add_argument("--background-negative-prompt")
+    p.add_argument("--refine", default="auto", choices=REFINE_MODES)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--format", default="auto", choices=OUTPUT_FORMATS, help="output format (auto: png for transparent, else jpg)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _collect(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
+    """(image path, output path relative to the output folder) for every input image."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((child, child.relative_to(path)))
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return found
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.done, self.start = total, enabled and total > 1, 0, time.perf_counter()
+
+    def step(self) -> None:
+        self.done += 1
+        if self.enabled:
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            filled = int(30 * self.done / self.total)
+            bar = "#" * filled + "-" * (30 - filled)
+            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {rate:.2f} img/s")
+            if self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _weights_report() -> int:
+    from .errors import WeightsNotFound
+    from .weights import KNOWN_WEIGHTS, candidates, resolve
+
+    for key, spec in KNOWN_WEIGHTS.items():
+        try:
+            print(f"{key:12s} found    {resolve(key)}")
+        except WeightsNotFound:
+            print(f"{key:12s} missing  {spec.filename}: {spec.description}; looked in " + ", ".join(str(p) for p in candidates(key)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["weights"]:
+        return _weights_report()
+    args = _parser().parse_args(argv)
+
+    from .errors import BGRError
+    from .pipeline import Pipeline
+
+    try:
+        jobs = _collect(args.inputs)
+    except FileNotFoundError as err:
+        print(f"bgr: {err}", file=sys.stderr)
+        return 2
+    if not jobs:
+        print("bgr: no jpg, png or webp images found in the inputs", file=sys.stderr)
+        return 2
+    params = {
+        "background": args.background,
+        "layout": args.layout,
+        "effect": args.effect,
+        "window_correction": args.window_correction,
+        "plate_replacement": args.plate_replacement,
+        "refine": args.refine,
+        "output_format": args.format,
+        "seed": args.seed,
+        "background_prompt": args.background_prompt,
+        "background_negative_prompt": args.background_negative_prompt,
+    }
+    if args.background_file:
+        params["background_file"] = Path(args.background_file)
+    if args.plate:
+        try:
+            params["plate_base64"] = Path(args.plate).read_bytes()
+        except OSError as err:
+            print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
+            return 2
+    try:
+        pipeline = Pipeline(args.device, batch_size=args.batch_size)
+    except (BGRError, ValueError) as err:
+        print(f"bgr: {err}", file=sys.stderr)
+        return 2
+
+    out = Path(args.output)
+    single_file = len(jobs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
+    progress = _Progress(len(jobs), not args.quiet)
+    failures = 0
+    results = pipeline.remove_backgrounds((src for src, _ in jobs), **params)
+    for (src, rel), result in zip(jobs, results):
+        progress.step()
+        if not result.ok:
+            failures += 1
+            print(f"\nbgr: {src}: {result.error}: {result.error_description}", file=sys.stderr)
+            continue
+        target = out if single_file else (out / rel).with_suffix("." + result.extension)
+        try:
+            result.save(target, overwrite=args.overwrite)
+        except FileExistsError:
+            failures += 1
+            print(f"\nbgr: {target} exists; pass --overwrite to replace it", file=sys.stderr)
+        except OSError as err:
+            failures += 1
+            print(f"\nbgr: cannot write {target}: {err.strerror}", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"bgr: {src}: warning: {warning}", file=sys.stderr)
+    if failures:
+        print(f"bgr: {failures} of {len(jobs)} image(s) failed", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"bgr: wrote {len(jobs)} image(s) to {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

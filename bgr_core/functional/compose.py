@@ -1,0 +1,81 @@
+"""Compositing: foreground colour estimation (decontamination), cover resize, blending.
+
+All functions take and return float tensors in [0, 1], (B, C, H, W), and follow the
+input's device and dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .guided_filter import box_filter
+
+__all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radii"]
+
+
+def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
+    """Radii of the coarse and fine blur-fusion passes for an (H, W) canvas.
+
+    Germer et al. use 90 then 6 pixels on photos of about 2 megapixels; the coarse
+    radius scales with the diagonal so small and huge images behave alike.
+    """
+    diag = math.hypot(height, width)
+    return max(4, round(diag * 90 / 2000)), max(2, round(diag * 6 / 2000))
+
+
+def _blur_fusion_step(
+    image: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, radius: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    eps = 1e-5
+    blurred_alpha = box_filter(alpha, radius)
+    blurred_fg = box_filter(fg * alpha, radius) / (blurred_alpha + eps)
+    blurred_bg = box_filter(bg * (1.0 - alpha), radius) / ((1.0 - blurred_alpha) + eps)
+    residual = image - alpha * blurred_fg - (1.0 - alpha) * blurred_bg
+    fg = (blurred_fg + alpha * residual).clamp(0.0, 1.0)
+    return fg, blurred_bg
+
+
+def estimate_foreground(
+    image: torch.Tensor, alpha: torch.Tensor, radii: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Foreground colours F with ``image ≈ alpha * F + (1 - alpha) * B`` (no background halo).
+
+    Approximate fast foreground colour estimation by blur fusion (Germer, Uelwer,
+    Conrad, Harmeling, ICIP 2021): box-blurred foreground and background estimates,
+    corrected by the compositing residual, coarse radius first then fine. Where
+    ``alpha`` is 1 the result equals the image; in the soft edge the old background's
+    colour is taken out, so no fringe of it remains on a new background.
+
+    Args:
+        image: (B, 3, H, W) in [0, 1].
+        alpha: (B, 1, H, W) in [0, 1].
+        radii: box radii of the passes; default `blur_fusion_radii` of the canvas.
+    Returns:
+        (B, 3, H, W) in [0, 1].
+    """
+    if radii is None:
+        radii = blur_fusion_radii(image.shape[-2], image.shape[-1])
+    fg, bg = image, image
+    for radius in radii:
+        fg, bg = _blur_fusion_step(image, fg, bg, alpha, radius)
+    # keep the input exactly where the matte is opaque
+    return torch.where(alpha >= 1.0, image, fg)
+
+
+def cover_resize(background: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Scale `background` (B, C, h, w) to cover `size` (H, W) without distortion, centre-cropped."""
+    h, w = background.shape[-2:]
+    out_h, out_w = size
+    scale = max(out_h / h, out_w / w)
+    new_h, new_w = max(out_h, math.ceil(h * scale - 1e-6)), max(out_w, math.ceil(w * scale - 1e-6))
+    resized = F.interpolate(background, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
+    top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+    return resized[..., top : top + out_h, left : left + out_w].clamp(0.0, 1.0)
+
+
+def composite(foreground: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """``alpha * foreground + (1 - alpha) * background``; shapes broadcast, (B, 3, H, W) out."""
+    return torch.lerp(background, foreground, alpha)

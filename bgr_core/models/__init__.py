@@ -1,0 +1,37 @@
+"""Neural network modules (nn.Module only; weights are loaded elsewhere).
+
+``MODEL_BUILDERS`` maps a model name to a function that builds the bare,
+randomly initialised module; load weights with ``bgr_core.weights`` and
+``load_state_dict(strict=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP
+
+__all__ = [
+    "U2NetP",
+    "RSU",
+    "RSU7",
+    "RSU6",
+    "RSU5",
+    "RSU4",
+    "RSU4F",
+    "ConvReLU",
+    "build_u2netp",
+    "MODEL_BUILDERS",
+]
+
+
+def build_u2netp(**kwargs) -> U2NetP:
+    """U2NetP with the released configuration (in_ch=3, out_ch=1, mid 16, blocks 64)."""
+    return U2NetP(**kwargs)
+
+
+MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "u2netp": build_u2netp,
+}

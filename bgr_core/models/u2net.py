@@ -1,0 +1,226 @@
+"""U²-NetP (Qin et al., "U²-Net: Going Deeper with Nested U-Structure for
+Salient Object Detection", Pattern Recognition 2020) in PyTorch.
+
+Only modules live here; loading weights is the job of :mod:`bgr_core.weights`
+and the segment stage. The shipped weights (``weights/u2netp.safetensors``) are
+converted from the ONNX release by ``tools/convert_u2netp.py``. That release has
+batch norm folded into the convolutions, so every REBNCONV here is a single
+``Conv2d(bias=True)`` followed by ReLU.
+
+Layout of the network (U2NetP: in_ch=3, mid=16, out=64 in every block)::
+
+    x ─ stage1 RSU7 ─ pool ─ stage2 RSU6 ─ pool ─ stage3 RSU5 ─ pool ─ stage4 RSU4
+          │                    │                    │                    │
+          │                    │                    │                  pool ─ stage5 RSU4F ─ pool ─ stage6 RSU4F
+          │                    │                    │                    │        │                     │
+        stage1d ◀─ up ◀─ stage2d ◀─ up ◀─ stage3d ◀─ up ◀─ stage4d ◀─ up ◀─ stage5d ◀────── up ◀─────────┘
+          │                │                │                │                │           │
+        side1            side2            side3            side4            side5       side6   (3x3 conv → 1 channel)
+          └──────── all upsampled to the input size, concatenated ──────▶ outconv (1x1) → d0
+
+Pooling is 2x2 max pooling, stride 2, ``ceil_mode=True``; every upsampling is
+bilinear with ``align_corners=False`` to the exact spatial size of the tensor it
+is joined with, so any input size (odd ones included) works.
+
+The declaration order of the convolutions (``Module.modules()`` order) is the
+order in which they run, which is also the order of the Conv nodes in the ONNX
+graph; the converter relies on it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "ConvReLU",
+    "RSU",
+    "RSU7",
+    "RSU6",
+    "RSU5",
+    "RSU4",
+    "RSU4F",
+    "U2NetP",
+]
+
+
+def _pool(x: Tensor) -> Tensor:
+    """2x2 max pooling, stride 2, ceil_mode: (B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))."""
+    return F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+
+
+def _upsample_like(x: Tensor, ref: Tensor) -> Tensor:
+    """Bilinear resize (align_corners=False) of x (B, C, h, w) to ref's (H, W)."""
+    if x.shape[-2:] == ref.shape[-2:]:
+        return x
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ConvReLU(nn.Module):
+    """REBNCONV with batch norm folded in: 3x3 conv (dilated, same padding) + ReLU.
+
+    (B, in_ch, H, W) -> (B, out_ch, H, W)
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=dilation, dilation=dilation, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.conv(x), inplace=True)
+
+
+class RSU(nn.Module):
+    """Residual U-block of the given height.
+
+    ``RSU(L)`` (L = 4..7) is a small U-Net: an input conv (in_ch -> out_ch),
+    L-1 encoder convs separated by max pooling, a dilation-2 bottom conv, and
+    L-1 decoder convs that each take the upsampled previous decoder output
+    concatenated with the matching encoder output; the result is added to the
+    input conv's output.
+
+    With ``dilated=True`` (RSU-4F) there is no pooling or upsampling: the
+    encoder uses dilations 1, 2, 4, the bottom 8 and the decoder 4, 2, 1.
+
+    (B, in_ch, H, W) -> (B, out_ch, H, W)
+    """
+
+    def __init__(self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False) -> None:
+        super().__init__()
+        if height < 2:
+            raise ValueError(f"RSU height must be >= 2, got {height}")
+        self.height = height
+        self.dilated = dilated
+        n = height - 1
+        enc_dil = [2**i for i in range(n)] if dilated else [1] * n
+        bottom_dil = 2**n if dilated else 2
+        self.conv_in = ConvReLU(in_ch, out_ch)
+        self.encoder = nn.ModuleList(
+            ConvReLU(out_ch if i == 0 else mid_ch, mid_ch, enc_dil[i]) for i in range(n)
+        )
+        self.bottom = ConvReLU(mid_ch, mid_ch, bottom_dil)
+        # decoder[0] is the deepest (conv{L-1}d), decoder[-1] is conv1d.
+        self.decoder = nn.ModuleList(
+            ConvReLU(2 * mid_ch, out_ch if i == n - 1 else mid_ch, enc_dil[n - 1 - i]) for i in range(n)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, in_ch, H, W) -> (B, out_ch, H, W)."""
+        hx_in = self.conv_in(x)
+        skips: list[Tensor] = []
+        h = hx_in
+        for i, conv in enumerate(self.encoder):
+            if i > 0 and not self.dilated:
+                h = _pool(h)
+            h = conv(h)
+            skips.append(h)
+        d = self.bottom(h)
+        for conv, skip in zip(self.decoder, reversed(skips)):
+            if not self.dilated:
+                d = _upsample_like(d, skip)
+            d = conv(torch.cat((d, skip), dim=1))
+        return d + hx_in
+
+
+class RSU7(RSU):
+    """RSU of height 7. (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+        super().__init__(7, in_ch, mid_ch, out_ch)
+
+
+class RSU6(RSU):
+    """RSU of height 6. (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+        super().__init__(6, in_ch, mid_ch, out_ch)
+
+
+class RSU5(RSU):
+    """RSU of height 5. (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+        super().__init__(5, in_ch, mid_ch, out_ch)
+
+
+class RSU4(RSU):
+    """RSU of height 4. (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+        super().__init__(4, in_ch, mid_ch, out_ch)
+
+
+class RSU4F(RSU):
+    """Dilated RSU of height 4 (no pooling). (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int) -> None:
+        super().__init__(4, in_ch, mid_ch, out_ch, dilated=True)
+
+
+class U2NetP(nn.Module):
+    """The small U²-Net (about 1.1 M parameters).
+
+    Input: (B, in_ch, H, W) float, an RGB image scaled to 0..1 then
+    ImageNet-normalised (mean 0.485 0.456 0.406, std 0.229 0.224 0.225). The
+    released weights were trained at 320x320, but any H, W >= 1 runs.
+
+    Output: ``forward(x)`` gives the fused saliency map d0, (B, out_ch, H, W)
+    in [0, 1] (sigmoid applied). ``forward(x, return_sides=True)`` gives the
+    tuple (d0, d1, ..., d6), each (B, out_ch, H, W) in [0, 1]: d1..d6 are the
+    side outputs of stage1d, stage2d, stage3d, stage4d, stage5d, stage6
+    upsampled to the input size, d0 is their 1x1-conv fusion.
+    """
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 1, mid_ch: int = 16, block_ch: int = 64) -> None:
+        super().__init__()
+        m, c = mid_ch, block_ch
+        # Declaration order == execution order (the converter depends on it).
+        self.stage1 = RSU7(in_ch, m, c)
+        self.stage2 = RSU6(c, m, c)
+        self.stage3 = RSU5(c, m, c)
+        self.stage4 = RSU4(c, m, c)
+        self.stage5 = RSU4F(c, m, c)
+        self.stage6 = RSU4F(c, m, c)
+        self.stage5d = RSU4F(2 * c, m, c)
+        self.stage4d = RSU4(2 * c, m, c)
+        self.stage3d = RSU5(2 * c, m, c)
+        self.stage2d = RSU6(2 * c, m, c)
+        self.stage1d = RSU7(2 * c, m, c)
+        self.side1 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side2 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side3 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side4 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side5 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side6 = nn.Conv2d(c, out_ch, 3, padding=1)
+        self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)
+
+    def forward(self, x: Tensor, return_sides: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """x: (B, in_ch, H, W) normalised -> d0 (B, out_ch, H, W) in [0, 1],
+        or (d0, d1, ..., d6) when ``return_sides`` is true."""
+        if x.dim() != 4:
+            raise ValueError(f"U2NetP expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+        # Encoder.
+        hx1 = self.stage1(x)
+        hx2 = self.stage2(_pool(hx1))
+        hx3 = self.stage3(_pool(hx2))
+        hx4 = self.stage4(_pool(hx3))
+        hx5 = self.stage5(_pool(hx4))
+        hx6 = self.stage6(_pool(hx5))
+        # Decoder.
+        hx5d = self.stage5d(torch.cat((_upsample_like(hx6, hx5), hx5), dim=1))
+        hx4d = self.stage4d(torch.cat((_upsample_like(hx5d, hx4), hx4), dim=1))
+        hx3d = self.stage3d(torch.cat((_upsample_like(hx4d, hx3), hx3), dim=1))
+        hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), dim=1))
+        hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), dim=1))
+        # Side outputs (logits), all at the input size, and their fusion.
+        d1 = self.side1(hx1d)
+        d2 = _upsample_like(self.side2(hx2d), d1)
+        d3 = _upsample_like(self.side3(hx3d), d1)
+        d4 = _upsample_like(self.side4(hx4d), d1)
+        d5 = _upsample_like(self.side5(hx5d), d1)
+        d6 = _upsample_like(self.side6(hx6), d1)
+        d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
+        if not return_sides:
+            return torch.sigmoid(d0)
+        return tuple(torch.sigmoid(d) for d in (d0, d1, d2, d3, d4, d5, d6))

@@ -1,0 +1,37 @@
+"""The stage protocol: a small object with ``__call__(frames) -> frames`` over a batch."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from ..frame import Frame
+
+__all__ = ["Stage", "timed"]
+
+
+class Stage:
+    """Base of every stage. Subclasses set `name` and implement `__call__`.
+
+    A stage is configured in its constructor, takes a batch of frames and returns a
+    list of the same length and order. It must not mutate the frames it was given.
+    """
+
+    name: str = "stage"
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+@contextmanager
+def timed(frames: list[Frame], name: str) -> Iterator[None]:
+    """Add the elapsed milliseconds, split evenly over the batch, to each frame's timings."""
+    start = time.perf_counter()
+    yield
+    per_frame = (time.perf_counter() - start) * 1000.0 / max(len(frames), 1)
+    for frame in frames:
+        frame.timings[name] = frame.timings.get(name, 0.0) + per_frame

@@ -1,0 +1,108 @@
+"""Where weights come from.
+
+Weight sources are data (`KNOWN_WEIGHTS`) resolved in one documented order; the
+first place that exists wins:
+
+1. an explicit path given by the caller (file or folder);
+2. ``$BGR_WEIGHTS_DIR/<name>``;
+3. ``weights/<name>`` in a source checkout (next to the ``bgr_core`` package);
+4. the copy packaged in the wheel (``bgr_core/_weights/<name>``, shipped weights only).
+
+Nothing is ever downloaded. When nothing is found, `WeightsNotFound` lists every
+place tried and says where to put the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WeightsNotFound
+
+__all__ = ["WeightSpec", "KNOWN_WEIGHTS", "candidates", "resolve", "ENV_VAR"]
+
+ENV_VAR = "BGR_WEIGHTS_DIR"
+_CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    key: str
+    filename: str
+    description: str
+    is_dir: bool = False
+    shipped: bool = False
+    hint: str = ""
+
+
+KNOWN_WEIGHTS: dict[str, WeightSpec] = {
+    spec.key: spec
+    for spec in (
+        WeightSpec(
+            "u2netp",
+            "u2netp.safetensors",
+            "U2NetP vehicle segmentation (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
+            "sam",
+            "sam_vit_b_01ec64.pth",
+            "Segment Anything checkpoint for refine='sam' (optional)",
+            hint="download it once from the Segment Anything release page",
+        ),
+        WeightSpec(
+            "sd_inpaint",
+            "stable-diffusion-inpainting",
+            "Stable Diffusion inpainting model, diffusers folder layout (optional)",
+            is_dir=True,
+            hint="a diffusers-format inpainting model folder saved with save_pretrained",
+        ),
+    )
+}
+
+
+def _packaged_dir() -> Path | None:
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("bgr_core._weights")))
+    except (ModuleNotFoundError, TypeError):
+        return None
+
+
+def candidates(key_or_name: str, explicit: str | os.PathLike | None = None) -> list[Path]:
+    """Every place looked at for a weight, in resolution order."""
+    spec = KNOWN_WEIGHTS.get(key_or_name)
+    name = spec.filename if spec else key_or_name
+    places: list[Path] = []
+    if explicit is not None:
+        places.append(Path(explicit).expanduser())
+    env = os.environ.get(ENV_VAR)
+    if env:
+        places.append(Path(env).expanduser() / name)
+    places.append(_CHECKOUT_DIR / name)
+    if spec is None or spec.shipped:
+        packaged = _packaged_dir()
+        if packaged is not None:
+            places.append(packaged / name)
+    return places
+
+
+def resolve(key_or_name: str, explicit: str | os.PathLike | None = None) -> Path:
+    """The first existing place for a weight, or `WeightsNotFound` listing all places tried.
+
+    `key_or_name` is a key of `KNOWN_WEIGHTS` (``"u2netp"``, ``"sam"``, ``"sd_inpaint"``)
+    or a file name looked up in the same places.
+    """
+    spec = KNOWN_WEIGHTS.get(key_or_name)
+    places = candidates(key_or_name, explicit)
+    for place in places:
+        if place.is_dir() if (spec and spec.is_dir) else place.is_file():
+            return place
+    name = spec.filename if spec else key_or_name
+    what = spec.description if spec else name
+    tried = "; ".join(str(p) for p in places)
+    where = f"put '{name}' in {_CHECKOUT_DIR} or in ${ENV_VAR}, or pass its path"
+    hint = f" ({spec.hint})" if spec and spec.hint else ""
+    raise WeightsNotFound(f"{what}: '{name}' not found; tried: {tried}. To fix: {where}{hint}.")

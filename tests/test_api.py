@@ -1,0 +1,178 @@
+"""remove_background: every error code, every input kind, every background, batching."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bgr_core import Pipeline, remove_background
+from bgr_core.testing import synthetic_car_scene
+
+OFF = {"effect": "none", "window_correction": "none"}  # stages of later versions
+
+
+def _scene(seed=2, h=240, w=320):
+    return synthetic_car_scene(h, w, seed)
+
+
+def _png_bytes(array):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def test_white_background(cpu_pipeline):
+    scene = _scene()
+    r = cpu_pipeline.remove_background(image_file=scene.image, **OFF)
+    assert r.ok, r.error_description
+    out = r.array
+    assert out.shape == scene.image.shape
+    assert _iou(r.mask >= 0.5, scene.mask) > 0.9
+    far = ~np.asarray(
+        Image.fromarray(scene.mask.astype(np.uint8) * 255).filter(__import__("PIL.ImageFilter").ImageFilter.MaxFilter(15))
+    ).astype(bool)
+    assert out[far].mean() > 250  # background is white away from the car
+    inside = scene.mask & ~scene.glass
+    assert np.abs(out[inside].astype(int) - scene.image[inside]).mean() < 8  # car kept
+    r.frame.check()
+    assert set(r.timings) >= {"decode", "segment", "background"}
+
+
+def test_transparent_background_is_rgba_with_the_soft_matte(cpu_pipeline):
+    scene = _scene(3)
+    r = cpu_pipeline.remove_background(image_file=scene.image, background="transparent_background", **OFF)
+    assert r.ok and r.extension == "png"
+    out = r.array
+    assert out.shape[2] == 4
+    np.testing.assert_allclose(out[..., 3] / 255.0, r.mask, atol=1 / 255 + 1e-6)
+    soft = (r.mask > 0.05) & (r.mask < 0.95)
+    assert soft.any(), "edges must stay soft"
+    png = Image.open(io.BytesIO(r.encode()))
+    assert png.mode == "RGBA"
+
+
+def test_custom_background_covers_without_distortion(cpu_pipeline, tmp_path):
+    scene = _scene(4)
+    bg = np.zeros((100, 400, 3), np.uint8)
+    bg[:, :200] = (255, 0, 0)
+    bg[:, 200:] = (0, 0, 255)
+    path = tmp_path / "bg.png"
+    Image.fromarray(bg).save(path)
+    for params in ({"background_file": str(path)}, {"custom_background": path}, {"background_url": path.as_uri()}):
+        r = cpu_pipeline.remove_background(image_file=scene.image, background="custom_background", **params, **OFF)
+        assert r.ok, r.error_description
+        out = r.array
+        # covered: scaled by 2.4 to 240 rows, centre-cropped to 320 columns: left red, right blue
+        assert tuple(out[5, 5]) == (255, 0, 0) and tuple(out[5, -5]) == (0, 0, 255)
+
+
+def test_every_input_kind(cpu_pipeline, tmp_path):
+    scene = _scene(5)
+    data = _png_bytes(scene.image)
+    path = tmp_path / "car.png"
+    path.write_bytes(data)
+    b64 = base64.b64encode(data).decode()
+    kinds = [
+        {"image_file": str(path)},
+        {"image_file": data},
+        {"image_file": io.BytesIO(data)},
+        {"image_file": Image.fromarray(scene.image)},
+        {"image_url": path.as_uri()},
+        {"image_url": str(path)},
+        {"image_base64": b64},
+        {"image_base64": "data:image/png;base64," + b64},
+    ]
+    masks = []
+    for kind in kinds:
+        r = cpu_pipeline.remove_background(**kind, **OFF)
+        assert r.ok, (kind.keys(), r.error_description)
+        masks.append(r.mask)
+    for mask in masks[1:]:
+        np.testing.assert_allclose(mask, masks[0], atol=1e-5)
+
+
+def test_error_codes(tmp_path):
+    pipe = Pipeline("cpu", api_keys=["secret"])
+    scene = _scene()
+    assert pipe.remove_background(image_file=scene.image, key="wrong", **OFF).error == "unauthorized_request"
+    assert pipe.remove_background(image_file=scene.image, **OFF).error == "unauthorized_request"
+    assert pipe.remove_background(image_file=scene.image, key="secret", **OFF).ok
+
+    r = remove_background(device="cpu", image_base64="%%%", **OFF)
+    assert (r.error, r.ok, r.image) == ("invalid_input", False, None)
+    assert "base64" in r.error_description
+
+    flat = np.full((200, 300, 3), 128, np.uint8)
+    r = remove_background(device="cpu", image_file=flat, **OFF)
+    assert r.error == "no_data", r.error_description
+
+    r = remove_background(device="cpu", image_file=scene.image)  # shadow + window correction: later versions
+    assert r.error == "request_failed" and "not available yet" in r.error_description
+    assert "effect='shadow'" in r.error_description and "window_correction='tint'" in r.error_description
+
+    missing = Pipeline("cpu", weights={"u2netp": tmp_path / "nope.safetensors"})
+    r = missing.remove_background(image_file=scene.image, **OFF)
+    assert r.error == "request_failed" and "nope.safetensors" in r.error_description
+
+    r = remove_background(device="cpu", image_url="https://example.com/car.jpg", **OFF)
+    assert r.error == "invalid_input" and "network access is off" in r.error_description
+
+
+def test_api_never_raises_on_garbage():
+    for params in ({}, {"image_file": object()}, {"image_file": b"\x89PNG\r\n\x1a\n garbage"}, {"layout": 5, "image_file": "x"}):
+        r = remove_background(device="cpu", **params)
+        assert r.error == "invalid_input", params
+        assert r.to_dict()["error"] == "invalid_input"
+
+
+def test_output_dir_gives_a_file_url(tmp_path):
+    pipe = Pipeline("cpu", output_dir=tmp_path)
+    scene = _scene()
+    src = tmp_path / "in" / "my car.png"
+    src.parent.mkdir()
+    src.write_bytes(_png_bytes(scene.image))
+    r = pipe.remove_background(image_file=src, **OFF)
+    assert r.ok and r.output_url.startswith("file://") and r.output_url.endswith("my%20car.jpg")
+    assert (tmp_path / "my car.jpg").is_file()
+    assert r.to_dict() == {"output_url": r.output_url, "error": "", "error_description": ""}
+
+
+def test_batched_equals_one_by_one():
+    scenes = [_scene(s, 200 + 20 * s, 300) for s in (1, 2, 3)]
+    batched = list(Pipeline("cpu", batch_size=3).remove_backgrounds([s.image for s in scenes], **OFF))
+    single = [Pipeline("cpu", batch_size=1).remove_background(image_file=s.image, **OFF) for s in scenes]
+    for b, s in zip(batched, single):
+        assert b.ok and s.ok
+        np.testing.assert_allclose(b.mask, s.mask, atol=1e-4)
+        assert np.abs(b.array.astype(int) - s.array.astype(int)).max() <= 1
+
+
+def test_batch_keeps_going_past_a_bad_image():
+    scene = _scene()
+    results = list(Pipeline("cpu", batch_size=4).remove_backgrounds([scene.image, b"junk", scene.image], **OFF))
+    assert [r.error for r in results] == ["", "invalid_input", ""]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cpu_equals_cuda():
+    scene = _scene()
+    cpu = Pipeline("cpu").remove_background(image_file=scene.image, **OFF)
+    gpu = Pipeline("cuda").remove_background(image_file=scene.image, **OFF)
+    np.testing.assert_allclose(cpu.mask, gpu.mask, atol=2e-3)
+    assert np.abs(cpu.array.astype(int) - gpu.array.astype(int)).max() <= 2
+
+
+def test_real_photo_white_background(shared_data, cpu_pipeline):
+    r = cpu_pipeline.remove_background(image_file=shared_data / "photos" / "car-2.jpg", **OFF)
+    assert r.ok, r.error_description
+    h, w = r.frame.size
+    x0, y0, x1, y1 = r.box
+    assert (x1 - x0) * (y1 - y0) > 0.1 * h * w  # the sports car fills much of the frame
+    assert r.array[: h // 20, : w // 20].mean() > 245  # top-left corner (houses) is white now

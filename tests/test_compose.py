@@ -1,0 +1,56 @@
+import torch
+
+from bgr_core.frame import Frame
+from bgr_core.functional.compose import composite, cover_resize, estimate_foreground
+from bgr_core.stages.background import ComposeBackground
+
+
+def _edge_scene(size=64):
+    """A blue object on a red background with a soft vertical edge (alpha ramp)."""
+    x = torch.linspace(0, 1, size)
+    alpha = ((x - 0.4) / 0.2).clamp(0, 1).expand(size, size)[None, None]
+    fg = torch.tensor([0.1, 0.2, 0.9])[None, :, None, None].expand(1, 3, size, size)
+    bg = torch.tensor([0.9, 0.1, 0.1])[None, :, None, None].expand(1, 3, size, size)
+    return composite(fg, alpha, bg), alpha, fg
+
+
+def test_estimate_foreground_removes_the_old_background_colour():
+    image, alpha, fg = _edge_scene()
+    est = estimate_foreground(image, alpha)
+    soft = (alpha > 0.1) & (alpha < 0.9)
+    raw_err = (image - fg).abs()[soft.expand_as(image)].mean()
+    est_err = (est - fg).abs()[soft.expand_as(image)].mean()
+    assert est_err < 0.25 * raw_err
+    opaque = (alpha >= 1).expand_as(image)
+    assert torch.equal(est[opaque], image[opaque])
+
+
+def test_cover_resize_keeps_aspect_and_fills():
+    bg = torch.zeros(1, 3, 10, 40)
+    bg[..., :20] = 1.0
+    out = cover_resize(bg, (30, 30))
+    assert out.shape == (1, 3, 30, 30)
+    assert out[0, 0, 15, 0] == 1.0 and out[0, 0, 15, -1] == 0.0
+
+
+def test_stage_modes_and_no_change_of_inputs():
+    image, alpha, _ = _edge_scene(32)
+    frame = Frame(image=image[0].clone(), alpha=alpha[0].clone())
+    white = ComposeBackground("white")([frame])[0]
+    assert white.output.shape == (3, 32, 32) and torch.allclose(white.output[:, :, 0], torch.ones(3, 32))
+    clear = ComposeBackground("transparent")([frame])[0]
+    assert clear.output.shape == (4, 32, 32) and torch.equal(clear.output[3], alpha[0, 0])
+    custom = ComposeBackground("custom", torch.zeros(3, 5, 5))([frame])[0]
+    assert torch.allclose(custom.output[:, :, 0], torch.zeros(3, 32))
+    assert frame.output is None and torch.equal(frame.image, image[0])  # input frame untouched
+
+
+def test_shadow_darkens_white_and_adds_alpha_to_transparent():
+    image, alpha, _ = _edge_scene(32)
+    shadow = torch.zeros(1, 32, 32)
+    shadow[:, 28:, :8] = 0.5
+    frame = Frame(image=image[0], alpha=alpha[0], shadow=shadow)
+    white = ComposeBackground("white")([frame])[0].output
+    assert torch.allclose(white[:, 30, 2], torch.full((3,), 0.5))
+    clear = ComposeBackground("transparent")([frame])[0].output
+    assert torch.isclose(clear[3, 30, 2], torch.tensor(0.5)) and clear[:3, 30, 2].max() < 1e-6
