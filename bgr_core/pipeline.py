@@ -39,6 +39,8 @@ KEYS_ENV_VAR = "BGR_API_KEYS"
 
 def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 → (3, H, W) float32 in [0, 1] on `device` (uint8 travels, float is made there)."""
+    if not array.flags.writeable:
+        array = array.copy()
     return torch.from_numpy(array).to(device).permute(2, 0, 1).float().div_(255.0)
 
 
@@ -123,13 +125,20 @@ class Pipeline:
         return Frame(image=_to_tensor(array, self.device), meta=dict(meta))
 
     def run(self, frames: Sequence[Frame], stages: Sequence[Stage]) -> list[Frame]:
-        """Run `stages` over `frames` in batches of `batch_size`, order kept."""
+        """Run `stages` over `frames` in batches of `batch_size`, order kept.
+
+        Each frame's `timings` gets the milliseconds of every stage (the batch's time
+        split evenly over its frames)."""
         out: list[Frame] = []
         with torch.inference_mode():
             for start in range(0, len(frames), self.batch_size):
                 batch = list(frames[start : start + self.batch_size])
                 for stage in stages:
+                    start_t = time.perf_counter()
                     batch = stage(batch)
+                    per_frame = (time.perf_counter() - start_t) * 1000.0 / len(batch)
+                    for frame in batch:  # stages return new frames: stamp those
+                        frame.timings[stage.name] = frame.timings.get(stage.name, 0.0) + per_frame
                 out.extend(batch)
         return out
 

@@ -3,7 +3,7 @@
 Weight sources are data (`KNOWN_WEIGHTS`) resolved in one documented order; the
 first place that exists wins:
 
-1. an explicit path given by the caller (file or folder);
+1. an explicit path given by the caller (file or folder) — when given, it must exist;
 2. ``$BGR_WEIGHTS_DIR/<name>``;
 3. ``weights/<name>`` in a source checkout (next to the ``bgr_core`` package);
 4. the copy packaged in the wheel (``bgr_core/_weights/<name>``, shipped weights only).
@@ -96,11 +96,16 @@ def resolve(key_or_name: str, explicit: str | os.PathLike | None = None) -> Path
     or a file name looked up in the same places.
     """
     spec = KNOWN_WEIGHTS.get(key_or_name)
-    places = candidates(key_or_name, explicit)
+    name = spec.filename if spec else key_or_name
+    if explicit is not None:  # a path the caller names is the only place looked at
+        path = Path(explicit).expanduser()
+        if path.is_dir() if (spec and spec.is_dir) else path.is_file():
+            return path
+        raise WeightsNotFound(f"{spec.description if spec else name}: '{path}' does not exist (given explicitly)")
+    places = candidates(key_or_name)
     for place in places:
         if place.is_dir() if (spec and spec.is_dir) else place.is_file():
             return place
-    name = spec.filename if spec else key_or_name
     what = spec.description if spec else name
     tried = "; ".join(str(p) for p in places)
     where = f"put '{name}' in {_CHECKOUT_DIR} or in ${ENV_VAR}, or pass its path"

@@ -5,10 +5,10 @@ from bgr_core.functional.compose import composite, cover_resize, estimate_foregr
 from bgr_core.stages.background import ComposeBackground
 
 
-def _edge_scene(size=64):
-    """A blue object on a red background with a soft vertical edge (alpha ramp)."""
-    x = torch.linspace(0, 1, size)
-    alpha = ((x - 0.4) / 0.2).clamp(0, 1).expand(size, size)[None, None]
+def _edge_scene(size=128, ramp=6):
+    """A blue object on a red background with a soft vertical edge `ramp` pixels wide."""
+    x = torch.arange(size, dtype=torch.float32)
+    alpha = ((x - size / 2) / ramp + 0.5).clamp(0, 1).expand(size, size)[None, None]
     fg = torch.tensor([0.1, 0.2, 0.9])[None, :, None, None].expand(1, 3, size, size)
     bg = torch.tensor([0.9, 0.1, 0.1])[None, :, None, None].expand(1, 3, size, size)
     return composite(fg, alpha, bg), alpha, fg

@@ -19,11 +19,12 @@ __all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radi
 def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
     """Radii of the coarse and fine blur-fusion passes for an (H, W) canvas.
 
-    Germer et al. use 90 then 6 pixels on photos of about 2 megapixels; the coarse
-    radius scales with the diagonal so small and huge images behave alike.
+    Germer et al. blur with 90 then 6 pixel wide boxes (radii 45 and 3) on photos of
+    about 2 megapixels; the coarse radius scales with the diagonal so small and huge
+    images behave alike.
     """
     diag = math.hypot(height, width)
-    return max(4, round(diag * 90 / 2000)), max(2, round(diag * 6 / 2000))
+    return max(6, round(diag * 45 / 2000)), max(2, round(diag * 3 / 2000))
 
 
 def _blur_fusion_step(

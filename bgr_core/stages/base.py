@@ -29,9 +29,5 @@ class Stage:
 
 @contextmanager
 def timed(frames: list[Frame], name: str) -> Iterator[None]:
-    """Add the elapsed milliseconds, split evenly over the batch, to each frame's timings."""
-    start = time.perf_counter()
+    """Kept for stages written against it; the Pipeline stamps each stage's time itself."""
     yield
-    per_frame = (time.perf_counter() - start) * 1000.0 / max(len(frames), 1)
-    for frame in frames:
-        frame.timings[name] = frame.timings.get(name, 0.0) + per_frame

@@ -1,0 +1,102 @@
+"""Geometry that carries its canvas: scale-and-place of layers, boxes and quadrilaterals.
+
+A `Placement` maps input pixel coordinates to output pixel coordinates,
+``x_out = scale * x_in + offset_x`` (same for y), onto an output canvas
+(H_out, W_out). Coordinates have their origin at the top-left corner of the
+top-left pixel, x to the right, y down; pixel centres are at +0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Placement", "place_layer", "place_points", "place_box", "union_box"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    scale: float
+    offset_x: float
+    offset_y: float
+    out_size: tuple[int, int]  # (H, W)
+
+    @staticmethod
+    def identity(size: tuple[int, int]) -> "Placement":
+        return Placement(1.0, 0.0, 0.0, (int(size[0]), int(size[1])))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.scale == 1.0 and self.offset_x == 0.0 and self.offset_y == 0.0
+
+
+def place_layer(layer: torch.Tensor, placement: Placement, fill: float = 0.0) -> torch.Tensor:
+    """Resample `layer` (B, C, H, W) onto the placement's canvas (B, C, H_out, W_out).
+
+    Scaling is antialiased when shrinking; the offset is split into an integer paste
+    and a sub-pixel shift folded into the resize, so layers placed with the same
+    Placement stay aligned to the pixel. Areas the layer does not cover get `fill`.
+    """
+    b, c, h, w = layer.shape
+    out_h, out_w = placement.out_size
+    s = placement.scale
+    if placement.is_identity and (h, w) == (out_h, out_w):
+        return layer.clone()
+    # the scaled layer spans [offset, offset + s*size) in output pixels
+    x0, y0 = placement.offset_x, placement.offset_y
+    ix0, iy0 = math.floor(x0), math.floor(y0)
+    new_w = max(1, math.ceil(x0 + s * w) - ix0)
+    new_h = max(1, math.ceil(y0 + s * h) - iy0)
+    if s == 1.0 and x0 == ix0 and y0 == iy0:
+        scaled = layer
+    else:
+        # resample so that output pixel i (of the pasted block) samples input
+        # coordinate ((ix0 + i + 0.5) - x0) / s - 0.5
+        src = layer
+        if s < 1.0:
+            # antialiased shrink to (close to) the final scale, then an exact bilinear shift
+            src = F.interpolate(layer, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                                align_corners=False, antialias=True)
+        sh, sw = src.shape[-2:]
+        kx, ky = sw / w, sh / h  # input -> src pixel scale
+        xs = ((torch.arange(new_w, device=layer.device, dtype=torch.float32) + ix0 + 0.5 - x0) / s) * kx
+        ys = ((torch.arange(new_h, device=layer.device, dtype=torch.float32) + iy0 + 0.5 - y0) / s) * ky
+        gx = xs / sw * 2 - 1
+        gy = ys / sh * 2 - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None].expand(b, -1, -1, -1)
+        scaled = F.grid_sample(src.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # zeros padding fades the layer's own border over one pixel; beyond it: fill
+        inside = ((xs >= -0.5) & (xs <= sw + 0.5))[None, :] & ((ys >= -0.5) & (ys <= sh + 0.5))[:, None]
+        scaled = torch.where(inside[None, None], scaled, torch.full_like(scaled, fill)).to(layer.dtype)
+    out = torch.full((b, c, out_h, out_w), fill, dtype=layer.dtype, device=layer.device)
+    # paste the block at (iy0, ix0), clipped to the canvas
+    sy0, sx0 = max(0, -iy0), max(0, -ix0)
+    dy0, dx0 = max(0, iy0), max(0, ix0)
+    hh = min(scaled.shape[-2] - sy0, out_h - dy0)
+    ww = min(scaled.shape[-1] - sx0, out_w - dx0)
+    if hh > 0 and ww > 0:
+        out[..., dy0 : dy0 + hh, dx0 : dx0 + ww] = scaled[..., sy0 : sy0 + hh, sx0 : sx0 + ww]
+    return out
+
+
+def place_points(points: torch.Tensor, placement: Placement) -> torch.Tensor:
+    """Move points (..., 2) as (x, y) pixels with the placement."""
+    offset = torch.tensor([placement.offset_x, placement.offset_y], dtype=points.dtype, device=points.device)
+    return points * placement.scale + offset
+
+
+def place_box(box: torch.Tensor, placement: Placement) -> torch.Tensor:
+    """Move an XYXY box (4,) and clip it to the output canvas."""
+    moved = place_points(box.reshape(2, 2), placement).reshape(4)
+    out_h, out_w = placement.out_size
+    limits = torch.tensor([out_w, out_h, out_w, out_h], dtype=moved.dtype, device=moved.device)
+    return torch.minimum(moved.clamp_min(0), limits)
+
+
+def union_box(*boxes: torch.Tensor | None) -> torch.Tensor:
+    """The XYXY box around every given (4,) box."""
+    given = torch.stack([b for b in boxes if b is not None])
+    return torch.cat([given[:, :2].min(0).values, given[:, 2:].max(0).values])

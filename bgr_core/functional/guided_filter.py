@@ -1,0 +1,258 @@
+"""Box filter and guided filter (He, Sun, Tang, "Guided Image Filtering", TPAMI 2013;
+He, Sun, "Fast Guided Filter", arXiv 1505.00996) as pure tensor functions.
+
+Every function takes (B, C, H, W) tensors and returns tensors on the input's device
+and in the input's dtype. Half-precision inputs are computed in float32 inside (the
+running sums of the box filter need it) and cast back.
+
+- `box_sum` / `box_filter`: sum / mean over a (2r+1)x(2r+1) window, clipped at the
+  borders (the mean divides by the number of pixels really inside the image), with
+  separable cumulative sums: O(1) per pixel whatever the radius.
+- `guided_filter`: edge-preserving smoothing of ``src`` guided by ``guide`` (gray or
+  colour); used here to snap a low-resolution matte to the image's edges.
+- `fast_guided_filter`: the same with the linear coefficients computed on a
+  subsampled copy and upsampled bilinearly, for large images; also the natural way to
+  upsample a low-resolution matte to a high-resolution guide (`guided_upsample`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "box_sum",
+    "box_filter",
+    "guided_filter",
+    "guided_coefficients",
+    "fast_guided_filter",
+    "guided_upsample",
+]
+
+
+def _work_dtype(x: Tensor) -> torch.dtype:
+    """float32 for half / bfloat16 / integer inputs, else the input's own float dtype."""
+    if x.dtype in (torch.float32, torch.float64):
+        return x.dtype
+    return torch.float32
+
+
+def _check4(name: str, x: Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+
+
+def _cumsum_window(x: Tensor, radius: int, dim: int) -> Tensor:
+    """Sum over [i - r, i + r] along `dim` (zeros outside), same length as the input."""
+    n = x.shape[dim]
+    pad = [0, 0] * (x.dim() - dim - 1) + [radius + 1, radius]
+    # F.pad pads from the last dim backwards: build the list for `dim` only.
+    c = torch.cumsum(F.pad(x, pad), dim=dim)
+    hi = c.narrow(dim, 2 * radius + 1, n)
+    lo = c.narrow(dim, 0, n)
+    return hi - lo
+
+
+def box_sum(x: Tensor, radius: int) -> Tensor:
+    """Sum of `x` over a (2r+1)x(2r+1) window around every pixel, zeros outside the image.
+
+    x: (B, C, H, W) any float dtype; radius: int >= 0 (any size, also larger than the
+    image). Returns (B, C, H, W), same device and dtype. Cost O(1) per pixel in `radius`.
+    """
+    _check4("x", x)
+    radius = int(radius)
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    if radius == 0:
+        return x.clone()
+    work = x.to(_work_dtype(x))
+    out = _cumsum_window(_cumsum_window(work, radius, 2), radius, 3)
+    return out.to(x.dtype)
+
+
+def _counts(h: int, w: int, radius: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(1, 1, H, W) number of image pixels inside each (2r+1)^2 window."""
+    def line(n: int) -> Tensor:
+        i = torch.arange(n, device=device, dtype=dtype)
+        return (torch.clamp(i + radius, max=n - 1) - torch.clamp(i - radius, min=0) + 1)
+
+    return (line(h)[:, None] * line(w)[None, :])[None, None]
+
+
+def box_filter(x: Tensor, radius: int) -> Tensor:
+    """Mean of `x` over a (2r+1)x(2r+1) window around every pixel, clipped at the borders.
+
+    x: (B, C, H, W) float, any range; radius: int >= 0. Returns (B, C, H, W), same
+    device and dtype; a constant image stays exactly constant (up to rounding), also at
+    the borders, because each window is divided by the count of pixels inside the image.
+    """
+    _check4("x", x)
+    radius = int(radius)
+    if radius == 0:
+        return x.clone()
+    work = x.to(_work_dtype(x))
+    h, w = x.shape[-2:]
+    summed = _cumsum_window(_cumsum_window(work, radius, 2), radius, 3)
+    return (summed / _counts(h, w, radius, x.device, work.dtype)).to(x.dtype)
+
+
+def _solve_sym(var: list[list[Tensor]], cov: list[Tensor]) -> list[Tensor]:
+    """Solve var @ a = cov per pixel for a symmetric 1x1 or 3x3 `var` (lists of maps).
+
+    var[i][j]: (B, 1, H, W); cov[i]: (B, C, H, W). Returns a[i]: (B, C, H, W).
+    """
+    k = len(cov)
+    if k == 1:
+        return [cov[0] / var[0][0]]
+    if k == 3:
+        a, b, c = var[0][0], var[0][1], var[0][2]
+        d, e = var[1][1], var[1][2]
+        f = var[2][2]
+        # Adjugate of the symmetric matrix [[a b c] [b d e] [c e f]].
+        i00 = d * f - e * e
+        i01 = c * e - b * f
+        i02 = b * e - c * d
+        i11 = a * f - c * c
+        i12 = b * c - a * e
+        i22 = a * d - b * b
+        det = a * i00 + b * i01 + c * i02
+        inv = 1.0 / det
+        x0 = (i00 * cov[0] + i01 * cov[1] + i02 * cov[2]) * inv
+        x1 = (i01 * cov[0] + i11 * cov[1] + i12 * cov[2]) * inv
+        x2 = (i02 * cov[0] + i12 * cov[1] + i22 * cov[2]) * inv
+        return [x0, x1, x2]
+    # General case: batched solve on (B, H, W, k, k).
+    mat = torch.stack([torch.cat(row, dim=1) for row in var], dim=1)  # (B, k, k, H, W)
+    rhs = torch.stack(cov, dim=1)  # (B, k, C, H, W)
+    sol = torch.linalg.solve(mat.permute(0, 3, 4, 1, 2), rhs.permute(0, 3, 4, 1, 2))
+    sol = sol.permute(0, 3, 4, 1, 2)  # (B, k, C, H, W)
+    return [sol[:, i] for i in range(k)]
+
+
+def guided_coefficients(guide: Tensor, src: Tensor, radius: int, eps: float) -> tuple[Tensor, Tensor]:
+    """The linear coefficients (A, b) of the guided filter, already box-averaged.
+
+    guide: (B, G, H, W) float (G = 1 gray or 3 colour, any G works), values in [0, 1]
+    for the usual `eps`; src: (B, C, H, W) float (a matte in [0, 1]). Returns
+    A: (B, G, C, H, W) and b: (B, C, H, W) in the working dtype (float32 / float64) so
+    that ``q = sum_g A[:, g] * guide[:, g] + b``. `eps` regularises: larger → smoother,
+    ~1e-4..1e-2 for images in [0, 1].
+    """
+    _check4("guide", guide)
+    _check4("src", src)
+    if guide.shape[0] != src.shape[0] or guide.shape[-2:] != src.shape[-2:]:
+        raise ValueError(f"guide {tuple(guide.shape)} and src {tuple(src.shape)} differ in batch or size")
+    dtype = torch.promote_types(_work_dtype(guide), _work_dtype(src))
+    g = guide.to(dtype)
+    p = src.to(dtype)
+    k = g.shape[1]
+    mean_i = box_filter(g, radius)  # (B, k, H, W)
+    mean_p = box_filter(p, radius)  # (B, C, H, W)
+    chans = [g[:, i : i + 1] for i in range(k)]
+    means = [mean_i[:, i : i + 1] for i in range(k)]
+    cov = [box_filter(chans[i] * p, radius) - means[i] * mean_p for i in range(k)]
+    # Second moments of the guide, all pairs in one box-filter call.
+    pairs = [(i, j) for i in range(k) for j in range(i, k)]
+    prods = box_filter(torch.cat([chans[i] * chans[j] for i, j in pairs], dim=1), radius)
+    var: list[list[Tensor]] = [[None] * k for _ in range(k)]  # type: ignore[list-item]
+    for n, (i, j) in enumerate(pairs):
+        v = prods[:, n : n + 1] - means[i] * means[j]
+        if i == j:
+            v = v + eps
+        var[i][j] = v
+        var[j][i] = v
+    a = _solve_sym(var, cov)  # k maps of (B, C, H, W)
+    b = mean_p - sum(a[i] * means[i] for i in range(k))
+    stacked = torch.stack(a, dim=1)  # (B, k, C, H, W)
+    bsz, _, c, h, w = stacked.shape
+    mean_a = box_filter(stacked.reshape(bsz, k * c, h, w), radius).reshape(bsz, k, c, h, w)
+    mean_b = box_filter(b, radius)
+    return mean_a, mean_b
+
+
+def _apply(coef_a: Tensor, coef_b: Tensor, guide: Tensor) -> Tensor:
+    """q = sum_g A[:, g] * guide[:, g] + b. A: (B, G, C, H, W), b / guide: (B, *, H, W)."""
+    g = guide.to(coef_a.dtype)
+    return (coef_a * g[:, :, None]).sum(dim=1) + coef_b
+
+
+def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float = 1e-3) -> Tensor:
+    """Guided filter of `src` with `guide` (He et al.): edge-preserving smoothing.
+
+    guide: (B, G, H, W) float, G = 1 (gray) or 3 (colour RGB), values in [0, 1];
+    src: (B, C, H, W) float on the same (H, W), e.g. an alpha matte in [0, 1];
+    radius: window radius in pixels; eps: regularisation (in guide-variance units).
+    Returns (B, C, H, W) in src's dtype and device. The output is not clamped: a matte
+    should be clamped to [0, 1] by the caller. A constant `src` stays constant; where
+    the guide has a strong edge the output follows it.
+    """
+    coef_a, coef_b = guided_coefficients(guide, src, radius, eps)
+    return _apply(coef_a, coef_b, guide).to(src.dtype)
+
+
+def fast_guided_filter(
+    guide: Tensor, src: Tensor, radius: int, eps: float = 1e-3, scale: int = 4
+) -> Tensor:
+    """Fast guided filter: coefficients on a copy subsampled by `scale`, upsampled bilinearly.
+
+    guide: (B, G, H, W) float in [0, 1]; src: (B, C, H, W) float; radius in full-res
+    pixels (divided by `scale` inside, at least 1); scale: int >= 1 (1 = `guided_filter`).
+    Returns (B, C, H, W) in src's dtype. Cost ~ 1/scale^2 of the full filter plus one
+    bilinear upsampling; the result is visually the same for mattes.
+    """
+    _check4("guide", guide)
+    _check4("src", src)
+    scale = max(int(scale), 1)
+    if scale == 1:
+        return guided_filter(guide, src, radius, eps)
+    h, w = guide.shape[-2:]
+    size = (max(1, round(h / scale)), max(1, round(w / scale)))
+    return guided_upsample(guide, src, radius, eps, low_size=size)
+
+
+def guided_upsample(
+    guide: Tensor,
+    src: Tensor,
+    radius: int,
+    eps: float = 1e-3,
+    low_size: tuple[int, int] | None = None,
+) -> Tensor:
+    """Edge-aware upsampling of a low-resolution `src` to the resolution of `guide`.
+
+    guide: (B, G, H, W) float in [0, 1], full resolution; src: (B, C, h, w) float at
+    any resolution (e.g. a (B, 1, 320, 320) matte); radius: in full-resolution pixels;
+    low_size: the (h', w') on which the coefficients are computed (default: src's own
+    size). The guide is area-downsampled and src bilinearly resized to `low_size`, the
+    guided-filter coefficients are computed there, upsampled bilinearly to (H, W) and
+    applied to the full-resolution guide (He & Sun's fast guided filter).
+    Returns (B, C, H, W) in src's dtype, not clamped.
+    """
+    _check4("guide", guide)
+    _check4("src", src)
+    h, w = guide.shape[-2:]
+    if low_size is None:
+        low_size = (int(src.shape[-2]), int(src.shape[-1]))
+    lh, lw = low_size
+    dtype = torch.promote_types(_work_dtype(guide), _work_dtype(src))
+    g = guide.to(dtype)
+    if (lh, lw) == (h, w):
+        g_low = g
+    elif lh <= h and lw <= w:
+        g_low = F.interpolate(g, size=(lh, lw), mode="area")
+    else:
+        g_low = F.interpolate(g, size=(lh, lw), mode="bilinear", align_corners=False)
+    p = src.to(dtype)
+    if p.shape[-2:] != (lh, lw):
+        p = F.interpolate(p, size=(lh, lw), mode="bilinear", align_corners=False)
+    # Radius in low-res pixels: mean of both axis scales.
+    factor = 0.5 * (lh / h + lw / w)
+    r_low = max(1, int(round(radius * factor)))
+    coef_a, coef_b = guided_coefficients(g_low, p, r_low, eps)
+    bsz, k, c = coef_a.shape[:3]
+    if (lh, lw) != (h, w):
+        coef_a = F.interpolate(
+            coef_a.reshape(bsz, k * c, lh, lw), size=(h, w), mode="bilinear", align_corners=False
+        ).reshape(bsz, k, c, h, w)
+        coef_b = F.interpolate(coef_b, size=(h, w), mode="bilinear", align_corners=False)
+    return _apply(coef_a, coef_b, g).to(src.dtype)

@@ -1,0 +1,144 @@
+"""Layout stage: ``none`` (original framing), ``center`` (car centred, even margins) or
+``crop`` (tight around car and shadow). Every layer and coordinate moves together."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Sequence
+
+import torch
+
+from ..frame import Frame
+from ..functional.geometry import Placement, place_box, place_layer, place_points, union_box
+from .base import Stage, timed
+
+__all__ = ["Layout", "LAYOUT_MODES", "parse_aspect"]
+
+LAYOUT_MODES = ("center", "crop", "none")
+_LAYERS = ("image", "alpha", "glass", "shadow", "output")
+
+
+def parse_aspect(aspect: str | float | tuple[int, int] | None) -> float | None:
+    """``"4:3"``, ``"16/9"``, ``1.5`` or ``(4, 3)`` → width / height; None stays None."""
+    if aspect is None:
+        return None
+    if isinstance(aspect, (int, float)) and not isinstance(aspect, bool):
+        value = float(aspect)
+    elif isinstance(aspect, tuple) and len(aspect) == 2:
+        value = aspect[0] / aspect[1]
+    elif isinstance(aspect, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*[:/x]\s*\d+(\.\d+)?\s*", aspect):
+        w, h = re.split(r"[:/x]", aspect)
+        value = float(w) / float(h)
+    else:
+        raise ValueError(f"`aspect` must look like '4:3' or '16:9' but is {aspect!r}")
+    if not 0.1 <= value <= 10:
+        raise ValueError(f"`aspect` must be between 1:10 and 10:1 but is {aspect!r}")
+    return value
+
+
+def shadow_box(shadow: torch.Tensor | None, threshold: float = 0.1) -> torch.Tensor | None:
+    """XYXY box of the visible part of a (1, H, W) shadow layer, or None."""
+    if shadow is None:
+        return None
+    ys, xs = torch.nonzero(shadow[0] > threshold, as_tuple=True)
+    if ys.numel() == 0:
+        return None
+    return torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+
+
+class Layout(Stage):
+    """Frame the vehicle.
+
+    Args:
+        mode: ``"none"``, ``"center"`` or ``"crop"``.
+        margin: for ``center``, the free border on each side as a fraction of the canvas
+            (default 0.05); for ``crop``, the border around car and shadow as a fraction of
+            their larger side (default 0.03).
+        size: output (width, height) in pixels; default the original canvas for ``center``
+            and the crop itself for ``crop``. With a size the car is scaled to fit it.
+        aspect: output aspect ratio (``"4:3"``, ``"16:9"``, ...) when no `size` is given:
+            the canvas grows in one direction to reach it.
+
+    The car (its box united with the visible shadow) is scaled only to fit: on the
+    original canvas it is scaled down when it would not fit inside the margins, never up.
+    """
+
+    name = "layout"
+
+    def __init__(self, mode: str = "none", *, margin: float | None = None,
+                 size: tuple[int, int] | None = None, aspect: str | float | tuple[int, int] | None = None):
+        if mode not in LAYOUT_MODES:
+            raise ValueError(f"`layout` must be one of {', '.join(repr(m) for m in LAYOUT_MODES)} but is '{mode}'")
+        if margin is not None and not 0 <= margin < 0.5:
+            raise ValueError(f"`margin` must be in [0, 0.5) but is {margin}")
+        if size is not None and (len(size) != 2 or min(size) < 1 or max(size) > 20000):
+            raise ValueError(f"`size` must be (width, height) with 1..20000 pixels but is {size}")
+        self.mode = mode
+        self.margin = margin if margin is not None else (0.05 if mode == "center" else 0.03)
+        self.size = (int(size[0]), int(size[1])) if size is not None else None
+        self.aspect = parse_aspect(aspect)
+
+    def __repr__(self) -> str:
+        return f"Layout(mode={self.mode!r}, margin={self.margin}, size={self.size}, aspect={self.aspect})"
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
+        out = list(frames)
+        if self.mode == "none" and self.size is None and self.aspect is None:
+            return out
+        with timed(out, self.name):
+            out = [f if f.error is not None else self.apply(f, self.placement(f)) for f in out]
+        return out
+
+    def placement(self, frame: Frame) -> Placement:
+        """Where the frame's canvas goes for this layout."""
+        if frame.box is None:
+            raise ValueError("Layout needs `box` on the frame: run the segment stage first")
+        h, w = frame.size
+        subject = union_box(frame.box.float(), shadow_box(frame.shadow)).tolist()
+        sx0, sy0, sx1, sy1 = subject
+        sw, sh = max(sx1 - sx0, 1.0), max(sy1 - sy0, 1.0)
+        if self.mode == "crop":
+            pad = self.margin * max(sw, sh)
+            cw, ch = sw + 2 * pad, sh + 2 * pad
+            if self.size is None and self.aspect is not None:
+                cw, ch = max(cw, ch * self.aspect), max(ch, cw / self.aspect)
+            if self.size is None:
+                out_w, out_h = round(cw), round(ch)
+                scale = 1.0
+            else:
+                out_w, out_h = self.size
+                scale = min(out_w / cw, out_h / ch)
+            cx, cy = (sx0 + sx1) / 2, (sy0 + sy1) / 2
+            return Placement(scale, out_w / 2 - scale * cx, out_h / 2 - scale * cy, (out_h, out_w))
+        if self.size is not None:
+            out_w, out_h = self.size
+        elif self.aspect is not None:
+            out_w, out_h = round(max(w, h * self.aspect)), round(max(h, w / self.aspect))
+        else:
+            out_w, out_h = w, h
+        if self.mode == "none":  # only a new canvas size: keep the image centred, unscaled
+            scale = min(1.0, out_w / w, out_h / h) if self.size is None else min(out_w / w, out_h / h)
+            return Placement(scale, (out_w - scale * w) / 2, (out_h - scale * h) / 2, (out_h, out_w))
+        room_w, room_h = out_w * (1 - 2 * self.margin), out_h * (1 - 2 * self.margin)
+        scale = min(room_w / sw, room_h / sh)
+        if self.size is None:
+            scale = min(scale, 1.0)
+        cx, cy = (sx0 + sx1) / 2, (sy0 + sy1) / 2
+        return Placement(scale, out_w / 2 - scale * cx, out_h / 2 - scale * cy, (out_h, out_w))
+
+    @staticmethod
+    def apply(frame: Frame, placement: Placement) -> Frame:
+        """Move every layer and coordinate of `frame` with `placement`."""
+        changes = {}
+        for name in _LAYERS:
+            layer = getattr(frame, name)
+            if layer is not None:
+                changes[name] = place_layer(layer[None], placement)[0]
+        if frame.box is not None:
+            changes["box"] = place_box(frame.box.float(), placement)
+        if frame.plates is not None:
+            changes["plates"] = place_points(frame.plates.float(), placement)
+        moved = frame.replace(**changes)
+        moved.meta["placement"] = dataclasses.asdict(placement)
+        return moved

@@ -1,0 +1,140 @@
+"""Shadow and layout on synthetic cars whose geometry is known."""
+
+import numpy as np
+import pytest
+import torch
+
+from bgr_core.frame import Frame
+from bgr_core.functional.geometry import Placement, place_layer
+from bgr_core.functional.shadow import ground_contact, synthesize_shadow
+from bgr_core.stages.layout import Layout, parse_aspect
+from bgr_core.stages.shadow import Shadow
+from bgr_core.testing import synthetic_car_scene
+
+
+def _frame(seed=2, h=240, w=320, plates=True):
+    scene = synthetic_car_scene(h, w, seed)
+    image = torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255
+    alpha = torch.from_numpy(scene.mask.astype(np.float32))[None]
+    quads = torch.tensor([[[150.0, 170.0], [180.0, 170.0], [180.0, 180.0], [150.0, 180.0]]]) if plates else None
+    return scene, Frame(image=image, alpha=alpha, box=torch.tensor(scene.box, dtype=torch.float32),
+                        glass=torch.from_numpy(scene.glass.astype(np.float32))[None], plates=quads)
+
+
+def test_contact_points_are_the_tyre_bottoms():
+    scene, frame = _frame()
+    contact = ground_contact(frame.alpha)
+    ground_y = scene.box[3]  # the tyres are the lowest part of the synthetic car
+    assert contact.slope == pytest.approx(0.0, abs=1e-6)
+    assert contact.ground_y(0.0) == pytest.approx(ground_y, abs=1.0)
+    xs = contact.contacts[:, 0]
+    x0, _, x1, _ = scene.box
+    mid = (x0 + x1) / 2
+    assert (xs < mid).any() and (xs > mid).any(), "one contact patch per tyre"
+    assert ((xs > x0 + 0.35 * (x1 - x0)) & (xs < x0 + 0.65 * (x1 - x0))).sum() == 0, "no contact between the wheels"
+
+
+def test_tilted_ground_line_follows_the_tyres():
+    _, frame = _frame()
+    h, w = frame.size
+    # shear the car: the right side sits 20 px lower, like a three-quarter view
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    src_y = (ys - (xs.float() / w * 20)).round().long().clamp(0, h - 1)
+    sheared = frame.alpha[0][src_y, xs][None]
+    contact = ground_contact(sheared)
+    assert contact.slope == pytest.approx(20 / w, rel=0.2)
+
+
+def test_shadow_is_under_the_car_and_never_above_its_outline():
+    scene, frame = _frame()
+    shadow = synthesize_shadow(frame.alpha)
+    assert shadow.shape == frame.alpha.shape and 0 <= float(shadow.min()) and float(shadow.max()) <= 1
+    x0, y0, x1, y1 = scene.box
+    rows = shadow[0].sum(1)
+    assert rows[: y1 - 30].sum() == 0, "nothing above the lower outline, beside the body"
+    # dark under the tyres, soft beyond the bumpers, gone far away
+    contact = ground_contact(frame.alpha)
+    cx = int(contact.contacts[0, 0])
+    assert shadow[0, y1, cx] > 0.4
+    assert shadow[0, y1 + 2, x1 + 5] < shadow[0, y1 + 2, cx]
+    assert shadow[0, y1 + 2, min(x1 + 60, shadow.shape[-1] - 1)] < 0.05
+    assert shadow[0, -1].max() < 0.05
+    softer = synthesize_shadow(frame.alpha, strength=0.4, softness=2.0)
+    assert softer.max() < shadow.max()
+
+
+def test_shadow_stage_and_effect_none():
+    _, frame = _frame()
+    out = Shadow()([frame])[0]
+    assert out.shadow is not None and frame.shadow is None
+    assert "ground_contacts" in out.meta
+    with pytest.raises(ValueError, match="strength"):
+        Shadow(strength=2)
+
+
+def _moved_centroid(layer):
+    ys, xs = torch.nonzero(layer[0] > 0.5, as_tuple=True)
+    return float(xs.float().mean()), float(ys.float().mean())
+
+
+def test_center_layout_even_margins_and_everything_aligned():
+    scene, frame = _frame(seed=3, h=240, w=320)
+    # move the car off-centre first
+    frame = Layout.apply(frame, Placement(1.0, -60.0, 10.0, (240, 320)))
+    frame = Shadow()([frame])[0]
+    out = Layout("center")([frame])[0]
+    out.check()
+    assert out.size == (240, 320)
+    x0, y0, x1, y1 = out.box.tolist()
+    ys, xs = torch.nonzero(out.shadow[0] > 0.1, as_tuple=True)
+    sx0, sy0, sx1, sy1 = min(x0, xs.min().item()), y0, max(x1, xs.max().item() + 1), max(y1, ys.max().item() + 1)
+    assert abs(sx0 - (320 - sx1)) <= 2 and abs(sy0 - (240 - sy1)) <= 2, "even margins"
+    # matte, glass, image and box moved by the same transform
+    a_box = torch.nonzero(out.alpha[0] > 0.5)
+    assert abs(a_box[:, 1].min().item() - x0) <= 1 and abs(a_box[:, 0].max().item() + 1 - y1) <= 1
+    assert (out.glass[0] > 0.5).float().mul(out.alpha[0] < 0.5).sum() == 0, "glass stays inside the car"
+    before, moved = frame.plates[0, 0], out.plates[0, 0]
+    p = out.meta["placement"]
+    expected = before * p["scale"] + torch.tensor([p["offset_x"], p["offset_y"]])
+    assert torch.allclose(moved, expected)
+
+
+def test_center_scales_down_only_when_it_does_not_fit():
+    _, frame = _frame()
+    big = Layout("center", margin=0.3).placement(frame)
+    assert big.scale < 1.0
+    assert Layout("center", margin=0.0).placement(frame).scale == 1.0
+    sized = Layout("center", size=(1600, 1200)).placement(frame)
+    assert sized.scale > 1.0 and sized.out_size == (1200, 1600)
+
+
+@pytest.mark.parametrize("aspect, ratio", [(None, None), ("4:3", 4 / 3), ("16:9", 16 / 9)])
+def test_crop_is_tight_keeps_the_car_and_honours_aspect(aspect, ratio):
+    scene, frame = _frame(seed=4)
+    frame = Shadow()([frame])[0]
+    out = Layout("crop", aspect=aspect)([frame])[0]
+    h, w = out.size
+    if ratio:
+        assert w / h == pytest.approx(ratio, abs=0.02)
+    car_pixels = frame.alpha.sum().item()
+    assert out.alpha.sum().item() == pytest.approx(car_pixels, rel=0.01), "nothing of the car cut off"
+    if ratio is None:
+        x0, y0, x1, y1 = scene.box
+        assert w < (x1 - x0) * 1.3 and h < (y1 - y0) * 1.4
+
+
+def test_layout_none_is_identity_and_bad_options_are_refused():
+    _, frame = _frame()
+    assert Layout("none")([frame])[0] is frame
+    with pytest.raises(ValueError, match="`layout` must be one of"):
+        Layout("wide")
+    with pytest.raises(ValueError, match="aspect"):
+        parse_aspect("wide")
+
+
+def test_place_layer_integer_shift_is_exact_and_area_is_kept():
+    x = torch.rand(1, 2, 20, 30)
+    y = place_layer(x, Placement(1.0, 5.0, 3.0, (40, 50)))
+    assert torch.equal(y[..., 3:23, 5:35], x)
+    ones = place_layer(torch.ones(1, 1, 200, 300), Placement(0.37, 10.25, 4.5, (400, 500)))
+    assert ones.sum().item() == pytest.approx(0.37**2 * 60000, rel=1e-3)
