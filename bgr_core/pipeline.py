@@ -28,6 +28,8 @@ from .request import Request, parse_request
 from .result import Result
 from .stages.background import ComposeBackground
 from .stages.base import Stage
+from .stages.layout import Layout
+from .stages.shadow import Shadow
 from .stages.segment import VehicleMatte
 
 __all__ = ["Pipeline"]
@@ -113,10 +115,13 @@ class Pipeline:
         if missing:
             raise FeatureNotAvailable(missing)
         mode = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
-        return [
-            self.segment,
-            ComposeBackground(mode[request.background], background, decontaminate=self.decontaminate),
-        ]
+        stages: list[Stage] = [self.segment]
+        if request.effect == "shadow":
+            stages.append(Shadow(request.shadow_strength, request.shadow_softness))
+        stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
+                             aspect=request.aspect_ratio))
+        stages.append(ComposeBackground(mode[request.background], background, decontaminate=self.decontaminate))
+        return stages
 
     # -- running ------------------------------------------------------------------------
 
@@ -240,10 +245,6 @@ def _unavailable(request: Request) -> str | None:
     later = []
     if request.window_correction != "none":
         later.append(f"window_correction='{request.window_correction}' (pass window_correction='none')")
-    if request.effect != "none":
-        later.append(f"effect='{request.effect}' (pass effect='none')")
-    if request.layout != "none":
-        later.append(f"layout='{request.layout}' (pass layout='none')")
     if request.plate_replacement != "none":
         later.append(f"plate_replacement='{request.plate_replacement}'")
     if request.background == "generative_background":

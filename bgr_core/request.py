@@ -67,6 +67,11 @@ class Request:
     refine: str = "auto"
     seed: int | None = None
     output_format: str = "auto"
+    shadow_strength: float = 0.8
+    shadow_softness: float = 1.0
+    margin: float | None = None
+    output_size: tuple[int, int] | None = None
+    aspect_ratio: str | None = None
 
     @property
     def extension(self) -> str:
@@ -95,6 +100,11 @@ _KNOWN = (
         "refine",
         "seed",
         "output_format",
+        "shadow_strength",
+        "shadow_softness",
+        "margin",
+        "output_size",
+        "aspect_ratio",
     }
 )
 
@@ -200,6 +210,11 @@ def parse_request(params: Mapping[str, Any]) -> Request:
 
     generative = background == "generative_background"
     return Request(
+        shadow_strength=_number(params, "shadow_strength", 0.8, 0.0, 1.0),
+        shadow_softness=_number(params, "shadow_softness", 1.0, 0.1, 10.0),
+        margin=_number(params, "margin", None, 0.0, 0.49),
+        output_size=_size(params.get("output_size")),
+        aspect_ratio=_aspect(params.get("aspect_ratio")),
         image=params[image_param],
         image_param=image_param,
         key=_text(params, "key"),
@@ -218,6 +233,50 @@ def parse_request(params: Mapping[str, Any]) -> Request:
         seed=seed,
         output_format=output_format,
     )
+
+
+def _number(params: Mapping[str, Any], name: str, default: float | None, low: float, high: float) -> float | None:
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"`{name}` must be a number in [{low}, {high}] but is {value!r}") from None
+    if isinstance(value, bool) or not low <= number <= high:
+        raise InvalidInput(f"`{name}` must be a number in [{low}, {high}] but is {value!r}")
+    return number
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    """``(width, height)``, ``[w, h]`` or ``"1600x1200"``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.lower().replace(" ", "").split("x")
+    elif isinstance(value, (tuple, list)):
+        parts = list(value)
+    else:
+        parts = []
+    try:
+        w, h = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"`output_size` must be (width, height) or 'WxH' but is {value!r}") from None
+    if not (16 <= w <= 10000 and 16 <= h <= 10000):
+        raise InvalidInput(f"`output_size` sides must be 16..10000 pixels but is {value!r}")
+    return w, h
+
+
+def _aspect(value: Any) -> str | None:
+    if value is None:
+        return None
+    from .stages.layout import parse_aspect
+
+    try:
+        parse_aspect(value)
+    except ValueError as err:
+        raise InvalidInput(str(err).replace("`aspect`", "`aspect_ratio`")) from None
+    return value
 
 
 def _plate_mode(params: Mapping[str, Any]) -> str:

@@ -29,19 +29,37 @@ class GroundContact:
     """Where a vehicle meets the ground on an (H, W) canvas.
 
     bottom: (W,) lowest vehicle row per column (NaN where the column has no vehicle).
-    slope, intercept: the ground line ``y = slope * x + intercept``.
+    hull_x, hull_y: the local ground under the car: the part of the lower hull of the
+        bottom profile that runs near the main ground line (through the tyres, the
+        far ones of a three-quarter view too), without the body curving up at the ends.
+    slope, intercept: the main ground line ``y = slope * x + intercept``, the hull's
+        widest edge (through the two tyres nearest the camera).
     contacts: (N, 2) contact points (x, y) — profile points on the ground line.
     box: (x0, y0, x1, y1) of the thresholded matte.
     """
 
     bottom: np.ndarray
+    hull_x: np.ndarray
+    hull_y: np.ndarray
     slope: float
     intercept: float
     contacts: np.ndarray
     box: tuple[int, int, int, int]
 
     def ground_y(self, x: np.ndarray | float) -> np.ndarray | float:
+        """The main ground line at `x`."""
         return self.slope * np.asarray(x, dtype=np.float64) + self.intercept
+
+    def local_ground(self, x: np.ndarray) -> np.ndarray:
+        """The ground under the car at `x`, extended along the main ground line beyond it."""
+        return _extend(np.asarray(x, dtype=np.float64), self.hull_x, self.hull_y, self.slope)
+
+
+def _extend(x: np.ndarray, px: np.ndarray, py: np.ndarray, slope: float) -> np.ndarray:
+    """Piecewise-linear through (px, py), extended past both ends with `slope`."""
+    y = np.interp(x, px, py)
+    y = np.where(x < px[0], py[0] + (x - px[0]) * slope, y)
+    return np.where(x > px[-1], py[-1] + (x - px[-1]) * slope, y)
 
 
 def _lower_hull(xs: np.ndarray, ys: np.ndarray) -> list[int]:
@@ -78,22 +96,38 @@ def ground_contact(alpha: torch.Tensor, threshold: float = 0.5) -> GroundContact
     xs = cols.astype(np.float64) + 0.5
     ys = bottom[cols].astype(np.float64) + 1.0  # the ground is at the lower edge of the pixel
     hull = _lower_hull(xs, ys)
+    level = math.tan(math.radians(30))
     if len(hull) >= 2:
         spans = [xs[hull[k + 1]] - xs[hull[k]] for k in range(len(hull) - 1)]
         k = int(np.argmax(spans))
-        a, b = hull[k], hull[k + 1]
-        slope = (ys[b] - ys[a]) / max(xs[b] - xs[a], 1e-6)
-        # a ground line steeper than 30° is not a ground line: fall back to level
-        if abs(slope) > math.tan(math.radians(30)):
-            slope = 0.0
-        intercept = ys[a] - slope * xs[a] if slope else float(ys.max())
+        a, b = k, k + 1  # positions in `hull` of the widest edge
+        slope = (ys[hull[b]] - ys[hull[a]]) / max(xs[hull[b]] - xs[hull[a]], 1e-6)
+        if abs(slope) > level:  # a ground line steeper than 30° is not a ground line
+            slope, a, b = 0.0, k, k
+        # follow the hull outwards while it stays near the ground's direction (tyres seen
+        # in perspective); steeper edges are the body curving up at the ends
+        bend = math.tan(math.radians(20))
+
+        def edge_slope(i: int, j: int) -> float:
+            return (ys[hull[j]] - ys[hull[i]]) / max(xs[hull[j]] - xs[hull[i]], 1e-6)
+
+        while a > 0 and abs(edge_slope(a - 1, a) - slope) < bend:
+            a -= 1
+        while b < len(hull) - 1 and abs(edge_slope(b, b + 1) - slope) < bend:
+            b += 1
+        ground = [hull[i] for i in range(a, b + 1)]
+        intercept = ys[hull[k]] - slope * xs[hull[k]]
     else:
-        slope, intercept = 0.0, float(ys.max())
-    gap = slope * xs + intercept - ys
+        slope, ground = 0.0, [int(np.argmax(ys))]
+        intercept = float(ys.max())
+    hull_x, hull_y = xs[ground], ys[ground]
+    if len(ground) == 1:  # a single point: level ground through it
+        hull_x, hull_y = np.array([hull_x[0] - 1, hull_x[0] + 1]), np.array([hull_y[0], hull_y[0]])
+    gap = _extend(xs, hull_x, hull_y, slope) - ys
     near = gap <= max(1.5, 0.01 * (y1 - y0))
     contacts = np.stack([xs[near], ys[near]], 1)
-    return GroundContact(bottom=bottom, slope=float(slope), intercept=float(intercept), contacts=contacts,
-                         box=(x0, y0, x1, y1))
+    return GroundContact(bottom=bottom, hull_x=hull_x, hull_y=hull_y, slope=float(slope),
+                         intercept=float(intercept), contacts=contacts, box=(x0, y0, x1, y1))
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -109,6 +143,12 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
                       contact: GroundContact | None = None) -> torch.Tensor:
     """A shadow layer (1, H, W) in [0, 1] (opacity of black) for a (1, H, W) vehicle matte.
 
+    Built column by column against the local ground (the lower hull of the car's
+    bottom profile): a tight contact shadow whose darkness falls with the gap between
+    the car and the ground (black under tyres, lighter under sills, faint under high
+    bumpers), and a soft ambient band that hugs the ground across the footprint and
+    fades past the car's ends. Above the ground only the gap under the car is shaded.
+
     Args:
         alpha: (1, H, W) vehicle matte in [0, 1].
         strength: opacity of the darkest part (contact under the tyres), 0..1.
@@ -122,40 +162,42 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
         return torch.zeros(1, h, w, device=device, dtype=alpha.dtype)
     x0, y0, x1, y1 = contact.box
     car_w, car_h = x1 - x0, max(y1 - y0, 1)
-    # front / rear views are narrow and cast deeper visible shadow than side views
+    # front / rear views are narrow and show more of the shadow in front of the car
     frontal = float(np.clip((2.6 - car_w / car_h) / 1.4, 0.0, 1.0))
 
     xs = np.arange(w, dtype=np.float64) + 0.5
-    ground = contact.ground_y(xs)
+    ground = contact.local_ground(xs)
     bottom = np.where(np.isnan(contact.bottom), np.inf, contact.bottom + 1.0)
-    gap = np.clip(ground - bottom, 0.0, None)
-    gap[np.isinf(bottom)] = np.inf
-    ground_t = torch.as_tensor(ground, dtype=torch.float32, device=device).view(1, w)
-    # lowest point shadow may start from: the car's lower outline under it, the ground beside it
-    start_t = torch.as_tensor(np.minimum(bottom, ground), dtype=torch.float32, device=device).view(1, w)
-    gap_t = torch.as_tensor(gap, dtype=torch.float32, device=device).view(1, w)
+    gap = np.where(np.isinf(bottom), np.inf, np.clip(ground - bottom, 0.0, None))
+
+    def row(values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, w)
+
+    ground_t, gap_t = row(ground), row(gap)
+    start_t = row(np.minimum(bottom, ground))  # shadow starts at the car's outline, or the ground beside it
     rows = torch.arange(h, device=device, dtype=torch.float32).view(h, 1) + 0.5
-    below_ground = rows - ground_t  # > 0 under the ground line
+    t = rows - ground_t  # > 0 below the ground
+    below, above = t.clamp_min(0), (-t).clamp_min(0)
+    on_ground = (rows >= start_t).float()
 
     # contact: darkest at the tyres, lighter where the body floats above the ground
-    tight = max(1.0, 0.012 * car_h * softness)
-    reach = torch.exp(-(gap_t / (0.06 * car_h)) ** 2) * 0.85 + 0.15 * torch.exp(-(gap_t / (0.3 * car_h)) ** 2)
-    reach = torch.where(torch.isfinite(gap_t), reach, torch.zeros_like(reach))
-    under_car = (rows >= start_t).float() * torch.exp(-(below_ground.clamp_min(0) / tight) ** 2)
-    contact_layer = reach * under_car
+    tight = max(1.0, 0.015 * car_h * softness)
+    reach = 0.85 * torch.exp(-(gap_t / (0.05 * car_h)) ** 2) + 0.3 * torch.exp(-(gap_t / (0.2 * car_h)) ** 2)
+    reach = torch.where(torch.isfinite(gap_t), reach.clamp(max=1.0), torch.zeros_like(reach))
+    contact_layer = reach * torch.exp(-(below / tight) ** 2) * on_ground
 
-    # ambient: a soft band along the ground line across the footprint, fading past the ends
-    pad = (0.04 + 0.04 * frontal) * car_w * softness
-    xs_t = torch.as_tensor(xs, dtype=torch.float32, device=device).view(1, w)
-    fade = max(1.0, 0.06 * car_w * softness)
-    across = torch.sigmoid((xs_t - (x0 - pad)) / (0.35 * fade)) * torch.sigmoid(((x1 + pad) - xs_t) / (0.35 * fade))
-    depth = max(1.5, (0.05 + 0.1 * frontal) * car_h * softness)
-    along = torch.exp(-(below_ground.clamp_min(0) / depth) ** 2)
-    ambient = 0.55 * across * along * (rows >= start_t - 0.02 * car_h).float()
+    # ambient: along the ground across the footprint, fading past the ends
+    pad = (0.03 + 0.03 * frontal) * car_w * softness
+    xs_t = row(xs)
+    fade = max(1.0, 0.03 * car_w * softness)
+    across = torch.sigmoid((xs_t - (x0 - pad)) / fade) * torch.sigmoid(((x1 + pad) - xs_t) / fade)
+    depth = max(1.5, (0.04 + 0.08 * frontal) * car_h * softness)
+    lift = max(1.0, 0.08 * car_h * softness)
+    ambient = 0.5 * across * torch.exp(-(below / depth) ** 2) * torch.exp(-(above / lift) ** 2) * on_ground
 
     layer = 1.0 - (1.0 - contact_layer) * (1.0 - ambient)
-    layer = _gaussian_blur(layer[None, None], max(0.6, 0.004 * math.hypot(car_w, car_h) * softness))[0]
-    # nothing above the lower outline / ground line, softly
+    layer = _gaussian_blur(layer[None, None], max(0.6, 0.003 * math.hypot(car_w, car_h) * softness))[0]
+    # nothing above the car's lower outline or the ground beside it, softly
     ramp = max(1.0, 0.01 * car_h)
     allowed = ((rows - start_t) / ramp + 1.0).clamp(0.0, 1.0)
     return (strength * layer * allowed).clamp(0.0, 1.0).to(alpha.dtype)
