@@ -23,7 +23,9 @@ from .errors import WeightsNotFound
 __all__ = ["WeightSpec", "KNOWN_WEIGHTS", "candidates", "resolve", "ENV_VAR"]
 
 ENV_VAR = "BGR_WEIGHTS_DIR"
-_CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "weights"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT_DIR = _PACKAGE_DIR.parent / "weights"
+_PACKAGED_DIR = _PACKAGE_DIR / "_weights"  # filled by the wheel build, see pyproject.toml
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,8 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
-def _packaged_dir() -> Path | None:
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("bgr_core._weights")))
-    except (ModuleNotFoundError, TypeError):
-        return None
+def _in_checkout() -> bool:
+    return (_PACKAGE_DIR.parent / "pyproject.toml").is_file() and _CHECKOUT_DIR.is_dir()
 
 
 def candidates(key_or_name: str, explicit: str | os.PathLike | None = None) -> list[Path]:
@@ -81,11 +78,10 @@ def candidates(key_or_name: str, explicit: str | os.PathLike | None = None) -> l
     env = os.environ.get(ENV_VAR)
     if env:
         places.append(Path(env).expanduser() / name)
-    places.append(_CHECKOUT_DIR / name)
-    if spec is None or spec.shipped:
-        packaged = _packaged_dir()
-        if packaged is not None:
-            places.append(packaged / name)
+    if _in_checkout():
+        places.append(_CHECKOUT_DIR / name)
+    if (spec is None or spec.shipped) and _PACKAGED_DIR.is_dir():
+        places.append(_PACKAGED_DIR / name)
     return places
 
 
@@ -107,7 +103,10 @@ def resolve(key_or_name: str, explicit: str | os.PathLike | None = None) -> Path
         if place.is_dir() if (spec and spec.is_dir) else place.is_file():
             return place
     what = spec.description if spec else name
-    tried = "; ".join(str(p) for p in places)
-    where = f"put '{name}' in {_CHECKOUT_DIR} or in ${ENV_VAR}, or pass its path"
+    tried = "; ".join(str(p) for p in places) or f"nowhere (${ENV_VAR} is not set)"
+    if _in_checkout():
+        where = f"put '{name}' in {_CHECKOUT_DIR} or in the folder named by ${ENV_VAR}, or pass its path"
+    else:
+        where = f"put '{name}' in a folder and set ${ENV_VAR} to it, or pass its path"
     hint = f" ({spec.hint})" if spec and spec.hint else ""
     raise WeightsNotFound(f"{what}: '{name}' not found; tried: {tried}. To fix: {where}{hint}.")
