@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--background-file", help="image for --background custom_background")
     p.add_argument("--layout", default="none", choices=LAYOUTS)
     p.add_argument("--effect", default="shadow", choices=EFFECTS)
+    p.add_argument("--shadow-strength", type=float, help="opacity under the tyres, 0..1 (default 0.8)")
+    p.add_argument("--shadow-softness", type=float, help="blur and extent of the shadow (default 1.0)")
+    p.add_argument("--margin", type=float, help="layout margin: center, fraction of the canvas (0.05); crop, of the car (0.03)")
+    p.add_argument("--size", help="output size WxH, e.g. 1600x1200 (the car is scaled to fit)")
+    p.add_argument("--aspect", help="output aspect ratio, e.g. 4:3 or 16:9")
     p.add_argument("--window-correction", default="tint", choices=WINDOW_MODES)
     p.add_argument("--plate-replacement", default="none", choices=PLATE_MODES)
     p.add_argument("--plate", help="plate image for --plate-replacement image")
@@ -117,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "background_prompt": args.background_prompt,
         "background_negative_prompt": args.background_negative_prompt,
+        "shadow_strength": args.shadow_strength,
+        "shadow_softness": args.shadow_softness,
+        "margin": args.margin,
+        "output_size": args.size,
+        "aspect_ratio": args.aspect,
     }
     if args.background_file:
         params["background_file"] = Path(args.background_file)

@@ -113,9 +113,9 @@ def test_error_codes(tmp_path):
     r = remove_background(device="cpu", image_file=flat, **OFF)
     assert r.error == "no_data", r.error_description
 
-    r = remove_background(device="cpu", image_file=scene.image)  # shadow + window correction: later versions
+    r = remove_background(device="cpu", image_file=scene.image, plate_replacement="blank")  # a later version
     assert r.error == "request_failed" and "not available yet" in r.error_description
-    assert "effect='shadow'" in r.error_description and "window_correction='tint'" in r.error_description
+    assert "plate_replacement='blank'" in r.error_description
 
     missing = Pipeline("cpu", weights={"u2netp": tmp_path / "nope.safetensors"})
     r = missing.remove_background(image_file=scene.image, **OFF)
@@ -176,3 +176,30 @@ def test_real_photo_white_background(shared_data, cpu_pipeline):
     x0, y0, x1, y1 = r.box
     assert (x1 - x0) * (y1 - y0) > 0.1 * h * w  # the sports car fills much of the frame
     assert r.array[: h // 20, : w // 20].mean() > 245  # top-left corner (houses) is white now
+
+
+def test_shadow_and_layouts_through_the_api(cpu_pipeline):
+    scene = _scene(3)
+    base = {"image_file": scene.image, "window_correction": "none"}
+    plain = cpu_pipeline.remove_background(**base, effect="none")
+    shaded = cpu_pipeline.remove_background(**base)  # effect=shadow is the default
+    assert plain.shadow is None and shaded.shadow is not None
+    x0, y0, x1, y1 = (int(v) for v in shaded.box)
+    below = shaded.array[y1 : y1 + 3, x0:x1].astype(int)
+    assert below.mean() < plain.array[y1 : y1 + 3, x0:x1].astype(int).mean() - 10, "darker under the car"
+    clear = cpu_pipeline.remove_background(**base, background="transparent_background")
+    assert clear.array[y1 : y1 + 3, x0:x1, 3].mean() > 20, "shadow in the alpha channel"
+
+    centred = cpu_pipeline.remove_background(**base, layout="center", output_size="400x300")
+    assert centred.array.shape == (300, 400, 3)
+    cx0, cy0, cx1, cy1 = centred.box
+    assert abs((cx0 + cx1) / 2 - 200) < 0.15 * 400
+    cropped = cpu_pipeline.remove_background(**base, layout="crop", aspect_ratio="16:9")
+    h, w = cropped.array.shape[:2]
+    assert abs(w / h - 16 / 9) < 0.02 and w < 320
+    assert cropped.mask.shape == (h, w) and cropped.shadow.shape == (h, w)
+
+    bad = cpu_pipeline.remove_background(**base, shadow_strength=3)
+    assert bad.error == "invalid_input" and "`shadow_strength`" in bad.error_description
+    bad = cpu_pipeline.remove_background(**base, output_size="huge")
+    assert bad.error == "invalid_input" and "`output_size`" in bad.error_description

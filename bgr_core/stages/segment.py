@@ -1,46 +1,216 @@
-"""Vehicle matte stage (work in progress: first version, raw net + bilinear upsampling)."""
+"""Vehicle matte stage: U2NetP → main-vehicle selection → optional second pass on a
+crop around the vehicle → holes closed, strays removed → edge-aware upsampling.
+
+`VehicleMatte` sets ``alpha`` (1, H, W) float in [0, 1] at full resolution and ``box``
+(4,) XYXY pixels of the main vehicle; frames without a vehicle-like foreground get
+``error=NoData(...)``. The pure pieces live in `bgr_core.functional.matte`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ..errors import NoData
 from ..frame import Frame
+from ..functional import matte as M
 from .base import Stage, timed
 
 __all__ = ["VehicleMatte"]
 
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
+
+@dataclass
+class _Job:
+    """Per-frame state between the passes."""
+
+    index: int
+    canvas: Tensor  # (1, h, w) probability on the working canvas
+    crop: tuple[int, int, int, int] | None = None
 
 
 class VehicleMatte(Stage):
+    """The vehicle alpha matte and box, from U2NetP, batched over frames.
+
+    net: U2NetP (``bgr_core.loaders.load_u2netp``): (B, 3, S, S) normalised → (B, 1, S, S)
+    probability. Options:
+
+    - net_size: the net's square input side (320, as trained).
+    - batch_size: images per net call.
+    - crop_pass: run the net a second time on a square crop around the vehicle, with
+      `crop_margin` (share of the box's larger side) on each side, when that crop is at
+      most `crop_max_area` of the image (otherwise it would see the same pixels again);
+      the passes are merged with `merge` ("max", "mean" or "crop").
+    - work_size: long side of the working canvas where passes are merged and
+      components found (never larger than the image).
+    - threshold: level of the matte that counts as vehicle for selection and the box.
+    - min_area: smallest main component, as a share of the image, below which the
+      frame gets `NoData`.
+    - fill_holes: close holes in the silhouette (windows that came out transparent).
+    - contrast: (low, high) soft threshold applied to the probability, or None.
+    - refine: "guided" (edge-aware upsampling with the image as guide, `radius` in
+      full-resolution pixels at most ``radius_frac`` of the image diagonal, `eps`) or
+      "bilinear".
+    """
+
     name = "segment"
 
-    def __init__(self, net: torch.nn.Module, *, net_size: int = 320, **_: object) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        net_size: int = 320,
+        batch_size: int = 4,
+        crop_pass: bool = True,
+        crop_margin: float = 0.15,
+        crop_max_area: float = 0.6,
+        merge: str = "max",
+        work_size: int = 640,
+        threshold: float = 0.5,
+        min_area: float = 0.002,
+        fill_holes: bool = True,
+        contrast: tuple[float, float] | None = (0.3, 0.7),
+        refine: str = "guided",
+        radius: int = 8,
+        eps: float = 1e-3,
+        antialias: bool = True,
+    ) -> None:
+        if refine not in ("guided", "bilinear"):
+            raise ValueError(f"refine must be 'guided' or 'bilinear', got {refine!r}")
+        if merge not in ("max", "mean", "crop"):
+            raise ValueError(f"merge must be 'max', 'mean' or 'crop', got {merge!r}")
         self.net = net
-        self.net_size = net_size
+        self.net_size = int(net_size)
+        self.batch_size = max(1, int(batch_size))
+        self.crop_pass = bool(crop_pass)
+        self.crop_margin = float(crop_margin)
+        self.crop_max_area = float(crop_max_area)
+        self.merge = merge
+        self.work_size = int(work_size)
+        self.threshold = float(threshold)
+        self.min_area = float(min_area)
+        self.fill_holes = bool(fill_holes)
+        self.contrast = contrast
+        self.refine = refine
+        self.radius = int(radius)
+        self.eps = float(eps)
+        self.antialias = bool(antialias)
+
+    def __repr__(self) -> str:
+        return (
+            f"VehicleMatte(net_size={self.net_size}, crop_pass={self.crop_pass}, "
+            f"refine='{self.refine}', batch_size={self.batch_size})"
+        )
+
+    # -- net ---------------------------------------------------------------------------
+
+    def _net_device(self) -> torch.device:
+        for p in self.net.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _run(self, x: Tensor) -> Tensor:
+        """(B, 3, S, S) normalised, any device → (B, 1, S, S) probability on x's device."""
+        dev = self._net_device()
+        outs = []
+        for start in range(0, x.shape[0], self.batch_size):
+            chunk = x[start : start + self.batch_size].to(dev, torch.float32)
+            outs.append(self.net(chunk).to(x.device, torch.float32))
+        return torch.cat(outs, dim=0).clamp(0.0, 1.0)
+
+    def _run_grouped(self, inputs: list[Tensor]) -> list[Tensor]:
+        """Net over a list of (1, 3, S, S) inputs, batched per device; (1, S, S) outputs."""
+        result: list[Tensor | None] = [None] * len(inputs)
+        by_dev: dict[torch.device, list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_dev.setdefault(x.device, []).append(i)
+        for idx in by_dev.values():
+            probs = self._run(torch.cat([inputs[i] for i in idx], dim=0))
+            for k, i in enumerate(idx):
+                result[i] = probs[k]
+        return result  # type: ignore[return-value]
+
+    # -- stage -------------------------------------------------------------------------
 
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        out = list(frames)
+        out = [f.replace() for f in frames]
         todo = [i for i, f in enumerate(frames) if f.error is None]
-        with torch.inference_mode():
-            for i in todo:
-                f = frames[i]
-                img = f.image[None].float()
-                x = F.interpolate(img, size=(self.net_size, self.net_size), mode="bilinear", align_corners=False)
-                mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1)
-                std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1)
-                p = self.net((x - mean) / std)
-                a = F.interpolate(p, size=f.size, mode="bilinear", align_corners=False).clamp(0, 1)[0]
-                m = a[0] >= 0.5
-                if m.sum() < 0.005 * m.numel():
-                    out[i] = f.replace(error=NoData("no vehicle found in the image"))
-                    continue
-                ys, xs = torch.nonzero(m, as_tuple=True)
-                box = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
-                out[i] = f.replace(alpha=a.to(f.image.dtype), box=box)
+        if not todo:
+            return out
+        with torch.inference_mode(), timed([out[i] for i in todo], self.name):
+            self._segment(frames, out, todo)
         return out
+
+    def _segment(self, frames: Sequence[Frame], out: list[Frame], todo: list[int]) -> None:
+        # Pass 1: every image squashed to the net's square input.
+        inputs = [M.net_input([frames[i].image], self.net_size, self.antialias) for i in todo]
+        first = self._run_grouped(inputs)
+        jobs: list[_Job] = []
+        for i, prob in zip(todo, first):
+            h, w = frames[i].size
+            ch, cw = M.work_size(h, w, self.work_size)
+            canvas = F.interpolate(prob[None], size=(ch, cw), mode="bilinear", align_corners=False)[0]
+            sel = M.select_vehicle(canvas[0].cpu().numpy(), self.threshold, self.min_area)
+            if sel is None:
+                out[i] = out[i].replace(error=self._no_data(frames[i]))
+                continue
+            job = _Job(i, canvas)
+            if self.crop_pass:
+                sx, sy = w / cw, h / ch
+                x0, y0, x1, y1 = sel.box
+                box = M.crop_box((x0 * sx, y0 * sy, x1 * sx, y1 * sy), (h, w), self.crop_margin)
+                area = (box[2] - box[0]) * (box[3] - box[1])
+                if area <= self.crop_max_area * h * w:
+                    job.crop = box
+            jobs.append(job)
+
+        # Pass 2: a square crop around each vehicle that is small enough to gain from it.
+        cropped = [j for j in jobs if j.crop is not None]
+        if cropped:
+            crops = [M.crop_input(frames[j.index].image, j.crop, self.net_size, self.antialias) for j in cropped]
+            for j, prob in zip(cropped, self._run_grouped(crops)):
+                h, w = frames[j.index].size
+                j.canvas = M.paste_pass(j.canvas, prob, j.crop, (h, w), self.merge)
+
+        for j in jobs:
+            frame = frames[j.index]
+            alpha = self._finish(frame, j.canvas)
+            box = None if alpha is None else M.mask_box(alpha >= self.threshold)
+            if alpha is None or box is None:
+                out[j.index] = out[j.index].replace(error=self._no_data(frame))
+                continue
+            out[j.index] = out[j.index].replace(
+                alpha=alpha.to(frame.image.dtype), box=box.to(frame.device)
+            )
+
+    def _finish(self, frame: Frame, canvas: Tensor) -> Tensor | None:
+        """Merged canvas probability (1, h, w) → full-resolution alpha (1, H, W) or None."""
+        prob_np = canvas[0].cpu().numpy()
+        sel = M.select_vehicle(prob_np, self.threshold, self.min_area)
+        if sel is None:
+            return None
+        region = M.keep_region(prob_np, sel.keep)
+        keep = torch.from_numpy(region).to(canvas.device)[None]
+        prob = canvas * keep
+        if self.fill_holes:
+            filled = M.fill_holes(sel.keep)
+            holes = torch.from_numpy(filled & ~sel.keep).to(canvas.device)[None]
+            prob = torch.where(holes, torch.ones_like(prob), prob)
+        if self.contrast is not None:
+            prob = M.soft_threshold(prob, *self.contrast)
+        image = frame.image.to(torch.promote_types(frame.image.dtype, torch.float32))
+        radius = self.radius
+        alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
+        return alpha
+
+    @staticmethod
+    def _no_data(frame: Frame) -> NoData:
+        h, w = frame.size
+        return NoData(
+            f"no vehicle found in the image ({w}x{h}): no vehicle-like foreground "
+            "large enough was segmented"
+        )

@@ -1,0 +1,318 @@
+"""Quality of the vehicle matte on the shared real photos.
+
+    python benchmarks/quality.py [--limit N] [--data ../shared/data] [--no-raw] [--device cpu]
+
+For the raw net (U2NetP at 320x320, plain bilinear resize, alpha = bilinear upsampled
+probability, vehicle = alpha >= 0.5) and for the `VehicleMatte` stage it prints:
+
+- on ``carparts/`` (street photos with COCO part polygons; images without annotations
+  are skipped): mean recall, mean precision proxy, the share of photos below 0.95 on
+  each, and the worst 5 photos;
+- on ``masks/carvana/`` (studio photos with full masks): mean IoU.
+
+Measures are plain functions ``measure(frame, sample) -> float`` registered in
+`CARPARTS_MEASURES` / `CARVANA_MEASURES`; a sample carries lazily built masks (parts
+union, dilated hull, glass), so a new measure (e.g. glass recall of the windows stage
+against ``sample.glass``) is one function and one registry entry. Methods are
+functions ``frames -> frames`` in `methods()`; the net's outputs are memoised by input
+so the raw baseline and the stage's first pass share work when their inputs agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bgr_core.frame import Frame  # noqa: E402
+from bgr_core.functional.matte import normalize  # noqa: E402
+
+THRESHOLD = 0.5
+LOW = 0.95
+GLASS = ("front_glass", "back_glass")
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@dataclass
+class CarPartsSample:
+    """One carparts photo: image (H, W, 3) uint8 and its part polygons by category."""
+
+    name: str
+    path: Path
+    size: tuple[int, int]  # (H, W)
+    polygons: dict[str, list[np.ndarray]] = field(default_factory=dict)  # category -> [(N, 2)]
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        return _read_rgb(self.path)
+
+    def _raster(self, categories: Sequence[str] | None = None) -> np.ndarray:
+        import cv2
+
+        mask = np.zeros(self.size, np.uint8)
+        for cat, polys in self.polygons.items():
+            if categories is not None and cat not in categories:
+                continue
+            for p in polys:
+                cv2.fillPoly(mask, [np.round(p).astype(np.int32)], 1)
+        return mask.astype(bool)
+
+    @cached_property
+    def parts(self) -> np.ndarray:
+        """(H, W) bool: union of all part polygons."""
+        return self._raster()
+
+    @cached_property
+    def glass(self) -> np.ndarray:
+        """(H, W) bool: windscreen and rear window (front_glass + back_glass)."""
+        return self._raster(GLASS)
+
+    @cached_property
+    def region(self) -> np.ndarray:
+        """(H, W) bool: convex hull of all parts dilated by 3 % of the image diagonal."""
+        import cv2
+
+        h, w = self.size
+        pts = np.concatenate([p for polys in self.polygons.values() for p in polys])
+        hull = cv2.convexHull(np.round(pts).astype(np.int32))
+        hm = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(hm, [hull], 1)
+        dist = cv2.distanceTransform(1 - hm, cv2.DIST_L2, 5)
+        return dist <= 0.03 * float(np.hypot(h, w))
+
+
+def load_carparts(data: Path, limit: int | None = None) -> list[CarPartsSample]:
+    folder = data / "carparts"
+    ann = json.loads((folder / "annotations.json").read_text())
+    cats = {c["id"]: c["name"] for c in ann["categories"]}
+    by_image: dict[int, dict[str, list[np.ndarray]]] = {}
+    for a in ann["annotations"]:
+        cat = cats[a["category_id"]]
+        if cat == "_background_":
+            continue
+        for poly in a.get("segmentation") or []:
+            p = np.asarray(poly, np.float64).reshape(-1, 2)
+            if len(p) >= 3:
+                by_image.setdefault(a["image_id"], {}).setdefault(cat, []).append(p)
+    samples = []
+    for im in sorted(ann["images"], key=lambda i: i["id"]):
+        if im["id"] not in by_image:
+            continue  # no annotations: skipped
+        path = folder / im.get("path", f"JPEGImages/{im['file_name']}")
+        samples.append(CarPartsSample(im["file_name"], path, (im["height"], im["width"]), by_image[im["id"]]))
+    return samples[:limit] if limit else samples
+
+
+@dataclass
+class CarvanaSample:
+    name: str
+    path: Path
+    label_path: Path
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        return _read_rgb(self.path)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(self.label_path) as im:
+            return np.asarray(im) == 1
+
+
+def load_carvana(data: Path, limit: int | None = None) -> list[CarvanaSample]:
+    folder = data / "masks" / "carvana"
+    out = []
+    for img in sorted((folder / "images").glob("*.jpg")):
+        label = folder / "labels" / f"{img.stem}_mask.gif"
+        if label.exists():
+            out.append(CarvanaSample(img.stem, img, label))
+    return out[:limit] if limit else out
+
+
+# -- measures: one function each, (frame, sample) -> float ------------------------------
+
+
+def _matte(frame: Frame) -> np.ndarray:
+    if frame.alpha is None:
+        return np.zeros(frame.size, bool)
+    return (frame.alpha[0] >= THRESHOLD).cpu().numpy()
+
+
+def recall(frame: Frame, sample: CarPartsSample) -> float:
+    """Share of labelled part pixels inside the matte."""
+    parts = sample.parts
+    return float((_matte(frame) & parts).sum() / max(int(parts.sum()), 1))
+
+
+def precision_proxy(frame: Frame, sample: CarPartsSample) -> float:
+    """Share of the matte inside the parts' convex hull dilated by 3 % of the diagonal."""
+    m = _matte(frame)
+    return float((m & sample.region).sum() / m.sum()) if m.any() else 0.0
+
+
+def iou(frame: Frame, sample: CarvanaSample) -> float:
+    """Intersection over union of the matte with the full vehicle mask."""
+    m, gt = _matte(frame), sample.mask
+    union = (m | gt).sum()
+    return float((m & gt).sum() / union) if union else 1.0
+
+
+CARPARTS_MEASURES: dict[str, Callable[[Frame, CarPartsSample], float]] = {
+    "recall": recall,
+    "precision": precision_proxy,
+}
+CARVANA_MEASURES: dict[str, Callable[[Frame, CarvanaSample], float]] = {
+    "iou": iou,
+}
+
+
+# -- methods ---------------------------------------------------------------------------
+
+
+class MemoNet(torch.nn.Module):
+    """Wraps the net and remembers its output per input tensor (exact bytes)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.memo: dict[bytes, torch.Tensor] = {}
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for one in x:
+            key = one.detach().cpu().numpy().tobytes()
+            hit = self.memo.get(key)
+            if hit is None:
+                self.calls += 1
+                hit = self.net(one[None])[0]
+                self.memo[key] = hit
+            outs.append(hit)
+        return torch.stack(outs)
+
+
+def raw_method(net: torch.nn.Module, size: int = 320) -> Callable[[list[Frame]], list[Frame]]:
+    """The floor: net at size², plain bilinear resize both ways, no post-processing."""
+
+    def run(frames: list[Frame]) -> list[Frame]:
+        out = []
+        with torch.inference_mode():
+            for f in frames:
+                x = F.interpolate(f.image[None], size=(size, size), mode="bilinear", align_corners=False)
+                p = net(normalize(x))
+                a = F.interpolate(p, size=f.size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
+                out.append(f.replace(alpha=a))
+        return out
+
+    return run
+
+
+def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) -> dict[str, Callable]:
+    from bgr_core.stages.segment import VehicleMatte
+
+    table: dict[str, Callable] = {}
+    if "raw" in which:
+        table["raw U2NetP 320"] = raw_method(net)
+    if "stage" in which:
+        table["VehicleMatte"] = VehicleMatte(net)
+    if "stage-nocrop" in which:
+        table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
+    return table
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def _frame(image: np.ndarray, device: torch.device) -> Frame:
+    t = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div(255.0)
+    return Frame(image=t.to(device))
+
+
+def evaluate(method, samples, measures, device, batch: int = 4) -> tuple[dict[str, np.ndarray], float]:
+    scores = {k: np.zeros(len(samples)) for k in measures}
+    start = time.perf_counter()
+    for s in range(0, len(samples), batch):
+        chunk = samples[s : s + batch]
+        frames = method([_frame(x.image, device) for x in chunk])
+        for k, fn in measures.items():
+            for j, (frame, sample) in enumerate(zip(frames, chunk)):
+                scores[k][s + j] = fn(frame, sample)
+        for sample in chunk:  # free the decoded images and masks
+            sample.__dict__.pop("image", None)
+    return scores, time.perf_counter() - start
+
+
+def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds: float) -> None:
+    names = [s.name for s in samples]
+    parts = [f"{k} {v.mean():.4f} (<{LOW}: {100 * (v < LOW).mean():.1f} %)" for k, v in scores.items()]
+    either = np.min(np.stack(list(scores.values())), axis=0)
+    print(f"{label:32s} " + "  ".join(parts) + f"  either <{LOW}: {100 * (either < LOW).mean():.1f} %"
+          f"  [{seconds:.0f} s]")
+    worst = np.argsort(either)[:5]
+    cells = ", ".join(
+        f"{names[i]} (" + " ".join(f"{k[:4]} {scores[k][i]:.3f}" for k in scores) + ")" for i in worst
+    )
+    print(f"{'':32s} worst: {cells}")
+
+
+def report_carvana(label: str, scores: dict[str, np.ndarray], seconds: float) -> None:
+    parts = [f"{k} mean {v.mean():.4f} min {v.min():.4f}" for k, v in scores.items()]
+    print(f"{label:32s} carvana " + "  ".join(parts) + f"  [{seconds:.0f} s]")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--methods", default="raw,stage", help="comma list of raw, stage, stage-nocrop")
+    ap.add_argument("--batch", type=int, default=4)
+    args = ap.parse_args(argv)
+    if not (args.data / "carparts").is_dir():
+        print(f"no data at {args.data}: nothing to measure", file=sys.stderr)
+        return 1
+
+    from bgr_core.loaders import load_u2netp
+
+    torch.set_grad_enabled(False)
+    device = torch.device(args.device)
+    net = MemoNet(load_u2netp(device))
+    table = methods(net, args.methods.split(","), device)
+    carparts = load_carparts(args.data, args.limit)
+    carvana = load_carvana(args.data, args.limit)
+    print(f"carparts: {len(carparts)} annotated photos, carvana: {len(carvana)} photos, device {device}")
+    for label, method in table.items():
+        scores, secs = evaluate(method, carparts, CARPARTS_MEASURES, device, args.batch)
+        report_carparts(label, carparts, scores, secs)
+        if carvana:
+            scores, secs = evaluate(method, carvana, CARVANA_MEASURES, device, args.batch)
+            report_carvana(label, scores, secs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,336 @@
+"""Pure pieces of the vehicle matte: net input, main-vehicle selection, holes, crop
+box for a second pass, merging of passes, edge-aware upsampling.
+
+Dense work is torch on (B, C, H, W) / (1, H, W) tensors and follows the input's device
+and dtype; connected components run with OpenCV on small (working-resolution) boolean
+maps, as numpy arrays on the CPU.
+
+Conventions: images are float RGB in [0, 1]; probabilities / mattes are float in
+[0, 1]; boxes are XYXY in pixels of the map they refer to, origin top-left, x1 / y1
+exclusive for integer crop boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .guided_filter import guided_upsample
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "normalize",
+    "net_input",
+    "crop_input",
+    "work_size",
+    "Selection",
+    "select_vehicle",
+    "fill_holes",
+    "keep_region",
+    "crop_box",
+    "paste_pass",
+    "soft_threshold",
+    "refine_alpha",
+    "mask_box",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# -- net input -----------------------------------------------------------------------
+
+
+def normalize(x: Tensor) -> Tensor:
+    """(B, 3, H, W) RGB in [0, 1] → ImageNet-normalised (mean 0.485 0.456 0.406, std
+    0.229 0.224 0.225), same device and dtype."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def _resize(img: Tensor, size: tuple[int, int], antialias: bool) -> Tensor:
+    """(B, C, H, W) bilinear resize to `size` (h, w); antialiased when shrinking."""
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img
+    shrink = img.shape[-2] > size[0] or img.shape[-1] > size[1]
+    return F.interpolate(
+        img, size=size, mode="bilinear", align_corners=False, antialias=antialias and shrink
+    )
+
+
+def net_input(images: list[Tensor], size: int, antialias: bool = True) -> Tensor:
+    """Stack images of any sizes into the net's input.
+
+    images: list of (3, H_i, W_i) float RGB in [0, 1] on one device; size: the net's
+    square input side. Each image is resized (not padded: the aspect is squashed, as
+    the net was trained) to (size, size), bilinear, antialiased when shrinking, and
+    normalised. Returns (B, 3, size, size) float32 (or the images' dtype when wider).
+    """
+    dtype = torch.promote_types(images[0].dtype, torch.float32)
+    out = [_resize(img[None].to(dtype), (size, size), antialias) for img in images]
+    return normalize(torch.cat(out, dim=0))
+
+
+def crop_input(image: Tensor, box: tuple[int, int, int, int], size: int, antialias: bool = True) -> Tensor:
+    """(3, H, W) image, integer box (x0, y0, x1, y1) → (1, 3, size, size) normalised crop."""
+    x0, y0, x1, y1 = box
+    crop = image[None, :, y0:y1, x0:x1]
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    return normalize(_resize(crop.to(dtype), (size, size), antialias))
+
+
+def work_size(h: int, w: int, long_side: int) -> tuple[int, int]:
+    """(h', w') with the aspect of (h, w) and long side at most `long_side` (never enlarged)."""
+    scale = min(1.0, long_side / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+# -- main vehicle selection --------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """Main-vehicle components of a binary map (numpy, on the CPU).
+
+    keep: (h, w) bool, the components kept (main vehicle and its split-off pieces);
+    main_area: pixels of the main component; n_components: components seen;
+    box: (x0, y0, x1, y1) of `keep` in map pixels (x1, y1 exclusive).
+    """
+
+    keep: np.ndarray
+    main_area: int
+    n_components: int
+    box: tuple[int, int, int, int]
+
+
+def select_vehicle(
+    prob: np.ndarray,
+    threshold: float = 0.5,
+    min_area: float = 0.002,
+    centre_weight: float = 0.5,
+    keep_frac: float = 0.15,
+    keep_margin: float = 0.05,
+) -> Selection | None:
+    """Pick the main vehicle among the connected components of ``prob >= threshold``.
+
+    prob: (h, w) float32 numpy in [0, 1] (a working-resolution probability map).
+    The main component maximises its probability mass times a centre weight
+    ``1 - centre_weight * d`` (d: distance of its centroid from the map centre, 0 at the
+    centre, 1 at a corner), so the big, central object wins over a big one at the edge.
+    Other components are kept when their area is at least `keep_frac` of the main one
+    and their box lies inside the main box grown by `keep_margin` of the map size on
+    each side (pieces of the same car split by a pole or a thin gap); everything else
+    (stray blobs: signs, text, neighbouring cars' fragments) is dropped.
+    Returns None when nothing is found or the main component covers less than
+    `min_area` of the map.
+    """
+    h, w = prob.shape
+    mask = (prob >= threshold).astype(np.uint8)
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    mass = np.bincount(labels.ravel(), weights=prob.ravel().astype(np.float64), minlength=n)[1:]
+    cx = (cents[1:, 0] + 0.5) / w - 0.5
+    cy = (cents[1:, 1] + 0.5) / h - 0.5
+    dist = np.sqrt(cx * cx + cy * cy) / np.sqrt(0.5)
+    score = mass * (1.0 - centre_weight * dist)
+    main = int(np.argmax(score))
+    if areas[main] < min_area * h * w:
+        return None
+    x, y, bw, bh = (int(v) for v in stats[1 + main, :4])
+    mx, my = keep_margin * w, keep_margin * h
+    gx0, gy0, gx1, gy1 = x - mx, y - my, x + bw + mx, y + bh + my
+    keep_ids = [main + 1]
+    for j in range(n - 1):
+        if j == main or areas[j] < keep_frac * areas[main]:
+            continue
+        xj, yj, wj, hj = (int(v) for v in stats[1 + j, :4])
+        if xj >= gx0 and yj >= gy0 and xj + wj <= gx1 and yj + hj <= gy1:
+            keep_ids.append(j + 1)
+    lut = np.zeros(n, dtype=bool)
+    lut[keep_ids] = True
+    keep = lut[labels]
+    ks = stats[keep_ids]
+    box = (
+        int(ks[:, 0].min()),
+        int(ks[:, 1].min()),
+        int((ks[:, 0] + ks[:, 2]).max()),
+        int((ks[:, 1] + ks[:, 3]).max()),
+    )
+    return Selection(keep=keep, main_area=int(areas[main]), n_components=n - 1, box=box)
+
+
+def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:
+    """(h, w) bool → the same with its holes (background not connected to the map's
+    border) filled, for holes up to `max_frac` of the mask's area. Windows that come
+    out as holes in the silhouette are closed this way."""
+    m = mask.astype(np.uint8)
+    inv = 1 - m
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    if n <= 1:
+        return mask.astype(bool)
+    h, w = m.shape
+    x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    touches = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
+    small = stats[:, cv2.CC_STAT_AREA] <= max_frac * max(int(m.sum()), 1)
+    hole = ~touches & small
+    hole[0] = False  # label 0 is the mask itself
+    return mask.astype(bool) | hole[labels]
+
+
+def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1) -> np.ndarray:
+    """(h, w) bool: the components of ``prob >= low`` that touch `keep`, plus `keep`.
+
+    Multiplying a soft matte by this removes stray blobs with their soft halo while the
+    soft fringe of the kept vehicle (``low <= prob < threshold``) stays.
+    """
+    m = (prob >= low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(m, connectivity=8)
+    hit = np.zeros(n, dtype=bool)
+    hit[np.unique(labels[keep])] = True
+    hit[0] = False
+    return hit[labels] | keep
+
+
+# -- second pass on a crop ---------------------------------------------------------------
+
+
+def crop_box(
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    margin: float = 0.15,
+    square: bool = True,
+) -> tuple[int, int, int, int]:
+    """Integer crop (x0, y0, x1, y1) around `box` for a second pass of the net.
+
+    box: XYXY of the vehicle in image pixels; size: the image's (H, W); margin: added
+    on each side as a share of the box's larger side. With `square`, the crop is made
+    square (the net input is square, so the vehicle is not squashed) and shifted to lie
+    inside the image; it is clipped only when the image is too small on that axis.
+    """
+    h, w = size
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    pad = margin * max(bw, bh)
+    if square:
+        side = max(bw, bh) + 2 * pad
+        cw, ch = min(side, w), min(side, h)
+    else:
+        cw, ch = min(bw + 2 * pad, w), min(bh + 2 * pad, h)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    nx0 = min(max(cx - cw / 2, 0.0), w - cw)
+    ny0 = min(max(cy - ch / 2, 0.0), h - ch)
+    ix0, iy0 = int(np.floor(nx0)), int(np.floor(ny0))
+    ix1, iy1 = min(w, int(np.ceil(nx0 + cw))), min(h, int(np.ceil(ny0 + ch)))
+    return ix0, iy0, max(ix1, ix0 + 1), max(iy1, iy0 + 1)
+
+
+def paste_pass(
+    base: Tensor,
+    crop_prob: Tensor,
+    box: tuple[int, int, int, int],
+    image_size: tuple[int, int],
+    mode: str = "max",
+    feather: float = 0.05,
+) -> Tensor:
+    """Merge a second-pass probability on a crop into the first-pass map.
+
+    base: (1, h, w) first-pass probability on the working canvas (the image scaled to
+    (h, w)); crop_prob: (1, s, s) the net's output on the crop; box: the crop in image
+    pixels; image_size: the image's (H, W). mode: "max" (union: the crop pass adds
+    detail and thin parts, the first pass keeps what the crop missed), "mean", or
+    "crop" (the crop pass replaces the first one inside the crop). The crop's border
+    band of width `feather` (share of the crop side) blends linearly into `base`, so no
+    seam shows where the crop does not reach the image border. Returns (1, h, w).
+    """
+    h, w = base.shape[-2:]
+    big_h, big_w = image_size
+    sx, sy = w / big_w, h / big_h
+    x0, y0, x1, y1 = box
+    cx0, cy0 = int(round(x0 * sx)), int(round(y0 * sy))
+    cx1, cy1 = max(cx0 + 1, int(round(x1 * sx))), max(cy0 + 1, int(round(y1 * sy)))
+    ch, cw = cy1 - cy0, cx1 - cx0
+    crop = F.interpolate(crop_prob[None].to(base.dtype), size=(ch, cw), mode="bilinear", align_corners=False)[0]
+    region = base[:, cy0:cy1, cx0:cx1]
+    if mode == "max":
+        merged = torch.maximum(region, crop)
+    elif mode == "mean":
+        merged = 0.5 * (region + crop)
+    elif mode == "crop":
+        merged = crop
+    else:
+        raise ValueError(f"unknown merge mode {mode!r}")
+    # Feather weights: 1 inside, ramping to 0 at crop edges that are not image edges.
+    wy = torch.ones(ch, device=base.device, dtype=base.dtype)
+    wx = torch.ones(cw, device=base.device, dtype=base.dtype)
+    band_y = max(1, int(round(feather * ch)))
+    band_x = max(1, int(round(feather * cw)))
+    ramp_y = (torch.arange(band_y, device=base.device, dtype=base.dtype) + 0.5) / band_y
+    ramp_x = (torch.arange(band_x, device=base.device, dtype=base.dtype) + 0.5) / band_x
+    if cy0 > 0:
+        wy[:band_y] = torch.minimum(wy[:band_y], ramp_y)
+    if cy1 < h:
+        wy[-band_y:] = torch.minimum(wy[-band_y:], ramp_y.flip(0))
+    if cx0 > 0:
+        wx[:band_x] = torch.minimum(wx[:band_x], ramp_x)
+    if cx1 < w:
+        wx[-band_x:] = torch.minimum(wx[-band_x:], ramp_x.flip(0))
+    weight = (wy[:, None] * wx[None, :])[None]
+    out = base.clone()
+    out[:, cy0:cy1, cx0:cx1] = weight * merged + (1 - weight) * region
+    return out
+
+
+# -- matte refinement --------------------------------------------------------------------
+
+
+def soft_threshold(prob: Tensor, low: float = 0.35, high: float = 0.65) -> Tensor:
+    """Contrast stretch: 0 below `low`, 1 above `high`, linear in between; same shape,
+    device and dtype. Sharpens the net's blurry fringe without moving the ``0.5``
+    level when ``low + high == 1``."""
+    return ((prob - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
+
+
+def refine_alpha(
+    image: Tensor,
+    prob: Tensor,
+    radius: int = 8,
+    eps: float = 1e-3,
+    guided: bool = True,
+) -> Tensor:
+    """Upsample a working-resolution matte to the image with an edge-aware filter.
+
+    image: (3, H, W) float RGB in [0, 1] (the guide); prob: (1, h, w) float in [0, 1];
+    radius: guided-filter window radius in full-resolution pixels; eps: its
+    regularisation. With `guided` False, plain bilinear upsampling. Returns (1, H, W)
+    clamped to [0, 1], in prob's dtype, on image's device.
+    """
+    h, w = image.shape[-2:]
+    if not guided:
+        if tuple(prob.shape[-2:]) == (h, w):
+            return prob.clamp(0.0, 1.0)
+        up = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        return up.clamp(0.0, 1.0)
+    out = guided_upsample(image[None], prob[None], radius, eps)[0]
+    return out.clamp(0.0, 1.0).to(prob.dtype)
+
+
+def mask_box(mask: Tensor) -> Tensor | None:
+    """(1, H, W) or (H, W) bool → (4,) float XYXY box (x1, y1 exclusive) of the True
+    pixels, on the mask's device; None when the mask is empty."""
+    m = mask.reshape(mask.shape[-2], mask.shape[-1])
+    rows = m.any(dim=1)
+    cols = m.any(dim=0)
+    if not bool(rows.any()):
+        return None
+    ys = torch.nonzero(rows).flatten()
+    xs = torch.nonzero(cols).flatten()
+    return torch.stack([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1]).to(torch.float32)
