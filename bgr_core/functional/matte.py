@@ -35,6 +35,7 @@ __all__ = [
     "keep_region",
     "crop_box",
     "paste_pass",
+    "dilate",
     "soft_threshold",
     "refine_alpha",
     "mask_box",
@@ -115,8 +116,8 @@ def select_vehicle(
     threshold: float = 0.5,
     min_area: float = 0.002,
     centre_weight: float = 0.5,
-    keep_frac: float = 0.15,
-    keep_margin: float = 0.05,
+    keep_frac: float = 0.1,
+    keep_gap: float = 0.03,
 ) -> Selection | None:
     """Pick the main vehicle among the connected components of ``prob >= threshold``.
 
@@ -124,10 +125,12 @@ def select_vehicle(
     The main component maximises its probability mass times a centre weight
     ``1 - centre_weight * d`` (d: distance of its centroid from the map centre, 0 at the
     centre, 1 at a corner), so the big, central object wins over a big one at the edge.
-    Other components are kept when their area is at least `keep_frac` of the main one
-    and their box lies inside the main box grown by `keep_margin` of the map size on
-    each side (pieces of the same car split by a pole or a thin gap); everything else
-    (stray blobs: signs, text, neighbouring cars' fragments) is dropped.
+    Another component is kept as a piece of the same vehicle (split by a pole, a
+    lamp post, a thin low-confidence band) when its area is at least `keep_frac` of the
+    main one, it lies within `keep_gap` of the map diagonal from it, and it shares at
+    least half of its height with the main one's rows (pieces side by side; a sign or
+    lettering above the car does not). Everything else (stray blobs: signs, text,
+    fragments of other cars) is dropped.
     Returns None when nothing is found or the main component covers less than
     `min_area` of the map.
     """
@@ -145,16 +148,21 @@ def select_vehicle(
     main = int(np.argmax(score))
     if areas[main] < min_area * h * w:
         return None
-    x, y, bw, bh = (int(v) for v in stats[1 + main, :4])
-    mx, my = keep_margin * w, keep_margin * h
-    gx0, gy0, gx1, gy1 = x - mx, y - my, x + bw + mx, y + bh + my
     keep_ids = [main + 1]
-    for j in range(n - 1):
-        if j == main or areas[j] < keep_frac * areas[main]:
-            continue
-        xj, yj, wj, hj = (int(v) for v in stats[1 + j, :4])
-        if xj >= gx0 and yj >= gy0 and xj + wj <= gx1 and yj + hj <= gy1:
-            keep_ids.append(j + 1)
+    big = [j for j in range(n - 1) if j != main and areas[j] >= keep_frac * areas[main]]
+    if big:
+        my0 = stats[1 + main, cv2.CC_STAT_TOP]
+        my1 = my0 + stats[1 + main, cv2.CC_STAT_HEIGHT]
+        gap = keep_gap * float(np.hypot(h, w))
+        far = cv2.distanceTransform((labels != main + 1).astype(np.uint8), cv2.DIST_L2, 3)
+        for j in big:
+            yj0 = stats[1 + j, cv2.CC_STAT_TOP]
+            yj1 = yj0 + stats[1 + j, cv2.CC_STAT_HEIGHT]
+            shared = max(0, min(my1, yj1) - max(my0, yj0))
+            if shared < 0.5 * (yj1 - yj0):
+                continue
+            if float(far[labels == j + 1].min()) <= gap:
+                keep_ids.append(j + 1)
     lut = np.zeros(n, dtype=bool)
     lut[keep_ids] = True
     keep = lut[labels]
@@ -240,6 +248,7 @@ def paste_pass(
     image_size: tuple[int, int],
     mode: str = "max",
     feather: float = 0.05,
+    limit: Tensor | None = None,
 ) -> Tensor:
     """Merge a second-pass probability on a crop into the first-pass map.
 
@@ -249,7 +258,10 @@ def paste_pass(
     detail and thin parts, the first pass keeps what the crop missed), "mean", or
     "crop" (the crop pass replaces the first one inside the crop). The crop's border
     band of width `feather` (share of the crop side) blends linearly into `base`, so no
-    seam shows where the crop does not reach the image border. Returns (1, h, w).
+    seam shows where the crop does not reach the image border. limit: optional (1, h, w)
+    bool; the crop pass is used only there (e.g. near the first pass's vehicle), so it
+    refines the vehicle without adding objects that only stand out on the crop (a sign
+    or lettering behind the car). Returns (1, h, w).
     """
     h, w = base.shape[-2:]
     big_h, big_w = image_size
@@ -284,12 +296,22 @@ def paste_pass(
     if cx1 < w:
         wx[-band_x:] = torch.minimum(wx[-band_x:], ramp_x.flip(0))
     weight = (wy[:, None] * wx[None, :])[None]
+    if limit is not None:
+        weight = weight * limit[:, cy0:cy1, cx0:cx1].to(weight.dtype)
     out = base.clone()
     out[:, cy0:cy1, cx0:cx1] = weight * merged + (1 - weight) * region
     return out
 
 
 # -- matte refinement --------------------------------------------------------------------
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(h, w) bool dilated by a disc of `radius` pixels (numpy / OpenCV)."""
+    if radius <= 0:
+        return mask.astype(bool)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), k).astype(bool)
 
 
 def soft_threshold(prob: Tensor, low: float = 0.35, high: float = 0.65) -> Tensor:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import NoData
 from ..frame import Frame
 from ..functional import matte as M
-from .base import Stage, timed
+from .base import Stage
 
 __all__ = ["VehicleMatte"]
 
@@ -31,6 +31,7 @@ class _Job:
     index: int
     canvas: Tensor  # (1, h, w) probability on the working canvas
     crop: tuple[int, int, int, int] | None = None
+    near: Tensor | None = None  # (1, h, w) bool, where the crop pass may change the matte
 
 
 class VehicleMatte(Stage):
@@ -44,7 +45,9 @@ class VehicleMatte(Stage):
     - crop_pass: run the net a second time on a square crop around the vehicle, with
       `crop_margin` (share of the box's larger side) on each side, when that crop is at
       most `crop_max_area` of the image (otherwise it would see the same pixels again);
-      the passes are merged with `merge` ("max", "mean" or "crop").
+      the passes are merged with `merge` ("max", "mean" or "crop"), only within
+      `crop_band` (share of the vehicle box diagonal) of the first pass's vehicle, so the
+      crop pass refines the vehicle but cannot add objects (0 = everywhere in the crop).
     - work_size: long side of the working canvas where passes are merged and
       components found (never larger than the image).
     - threshold: level of the matte that counts as vehicle for selection and the box.
@@ -52,6 +55,8 @@ class VehicleMatte(Stage):
       frame gets `NoData`.
     - fill_holes: close holes in the silhouette (windows that came out transparent).
     - contrast: (low, high) soft threshold applied to the probability, or None.
+    - flip: average the net's output on the image and on its mirror image (test-time
+      augmentation; twice the net's cost).
     - refine: "guided" (edge-aware upsampling with the image as guide, `radius` in
       full-resolution pixels at most ``radius_frac`` of the image diagonal, `eps`) or
       "bilinear".
@@ -68,6 +73,7 @@ class VehicleMatte(Stage):
         crop_pass: bool = True,
         crop_margin: float = 0.15,
         crop_max_area: float = 0.6,
+        crop_band: float = 0.03,
         merge: str = "max",
         work_size: int = 640,
         threshold: float = 0.5,
@@ -78,6 +84,7 @@ class VehicleMatte(Stage):
         radius: int = 8,
         eps: float = 1e-3,
         antialias: bool = True,
+        flip: bool = False,
     ) -> None:
         if refine not in ("guided", "bilinear"):
             raise ValueError(f"refine must be 'guided' or 'bilinear', got {refine!r}")
@@ -89,6 +96,7 @@ class VehicleMatte(Stage):
         self.crop_pass = bool(crop_pass)
         self.crop_margin = float(crop_margin)
         self.crop_max_area = float(crop_max_area)
+        self.crop_band = float(crop_band)
         self.merge = merge
         self.work_size = int(work_size)
         self.threshold = float(threshold)
@@ -99,6 +107,7 @@ class VehicleMatte(Stage):
         self.radius = int(radius)
         self.eps = float(eps)
         self.antialias = bool(antialias)
+        self.flip = bool(flip)
 
     def __repr__(self) -> str:
         return (
@@ -129,7 +138,12 @@ class VehicleMatte(Stage):
         for i, x in enumerate(inputs):
             by_dev.setdefault(x.device, []).append(i)
         for idx in by_dev.values():
-            probs = self._run(torch.cat([inputs[i] for i in idx], dim=0))
+            x = torch.cat([inputs[i] for i in idx], dim=0)
+            if self.flip:
+                both = self._run(torch.cat([x, x.flip(-1)], dim=0))
+                probs = 0.5 * (both[: len(idx)] + both[len(idx) :].flip(-1))
+            else:
+                probs = self._run(x)
             for k, i in enumerate(idx):
                 result[i] = probs[k]
         return result  # type: ignore[return-value]
@@ -141,7 +155,7 @@ class VehicleMatte(Stage):
         todo = [i for i, f in enumerate(frames) if f.error is None]
         if not todo:
             return out
-        with torch.inference_mode(), timed([out[i] for i in todo], self.name):
+        with torch.inference_mode():
             self._segment(frames, out, todo)
         return out
 
@@ -166,6 +180,12 @@ class VehicleMatte(Stage):
                 area = (box[2] - box[0]) * (box[3] - box[1])
                 if area <= self.crop_max_area * h * w:
                     job.crop = box
+                    if self.crop_band > 0:
+                        prob_np = canvas[0].cpu().numpy()
+                        region = M.keep_region(prob_np, sel.keep)
+                        bx0, by0, bx1, by1 = sel.box
+                        band = int(np.ceil(self.crop_band * np.hypot(bx1 - bx0, by1 - by0)))
+                        job.near = torch.from_numpy(M.dilate(region, band)).to(canvas.device)[None]
             jobs.append(job)
 
         # Pass 2: a square crop around each vehicle that is small enough to gain from it.
@@ -174,7 +194,7 @@ class VehicleMatte(Stage):
             crops = [M.crop_input(frames[j.index].image, j.crop, self.net_size, self.antialias) for j in cropped]
             for j, prob in zip(cropped, self._run_grouped(crops)):
                 h, w = frames[j.index].size
-                j.canvas = M.paste_pass(j.canvas, prob, j.crop, (h, w), self.merge)
+                j.canvas = M.paste_pass(j.canvas, prob, j.crop, (h, w), self.merge, limit=j.near)
 
         for j in jobs:
             frame = frames[j.index]

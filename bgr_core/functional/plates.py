@@ -1,0 +1,601 @@
+"""Licence-plate geometry and overlay: homographies, anti-aliased quad warps, appearance
+matching and a blank-plate generator.
+
+Conventions: images are float tensors in [0, 1], channels first; a plate is a
+quadrilateral ``quad`` (4, 2) of (x, y) pixel points, clockwise from the top-left corner,
+with the origin at the top-left corner of the top-left pixel (pixel centres at +0.5, as
+in `bgr_core.functional.geometry`). Per-plate functions take one image (C, H, W) and one
+quad; dense work is torch and follows the input's device, the result has the input's
+dtype (computation is in float32, float64 stays float64). `quad_iou` and `order_quad`
+also accept numpy arrays (they are used by benchmarks and the classical detector).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "order_quad",
+    "quad_iou",
+    "quad_aspect",
+    "quad_box",
+    "get_perspective_transform",
+    "apply_homography",
+    "warp_into_quad",
+    "letterbox",
+    "luminance",
+    "estimate_plate_colour",
+    "estimate_edge_sigma",
+    "plate_shading",
+    "gaussian_blur",
+    "blank_plate",
+    "overlay_plate",
+]
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _work_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+# -- quadrilaterals ---------------------------------------------------------------------
+
+
+def order_quad(points):
+    """The 4 points (4, 2) reordered clockwise (on screen, y down) from the top-left one.
+
+    "Top-left" is the point with the smallest ``x + y`` among the two upper points, so a
+    plate seen level or tilted by less than 45 degrees keeps its natural corner names.
+    Accepts a numpy array or a tensor and returns the same kind.
+    """
+    is_tensor = isinstance(points, torch.Tensor)
+    p = points.detach().cpu().double().numpy() if is_tensor else np.asarray(points, np.float64)
+    c = p.mean(0)
+    ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0])  # y down: increasing angle is clockwise
+    p = p[np.argsort(ang)]
+    # start at the upper-left: the smallest x + y among the two points with the smallest y
+    upper = np.argsort(p[:, 1])[:2]
+    start = upper[np.argmin(p[upper, 0] + p[upper, 1])]
+    p = np.roll(p, -start, axis=0)
+    if is_tensor:
+        return torch.as_tensor(p, dtype=points.dtype, device=points.device)
+    return p.astype(np.asarray(points).dtype if np.asarray(points).dtype.kind == "f" else np.float64)
+
+
+def quad_iou(a, b) -> float:
+    """Intersection over union of two convex quadrilaterals (4, 2) (tensors or arrays)."""
+    import cv2
+
+    pa = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, np.float32).reshape(-1, 2)
+    pb = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, np.float32).reshape(-1, 2)
+    pa = cv2.convexHull(pa)
+    pb = cv2.convexHull(pb)
+    area_a, area_b = abs(cv2.contourArea(pa)), abs(cv2.contourArea(pb))
+    if area_a <= 0 or area_b <= 0:
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(pa, pb)
+    inter = max(0.0, float(inter))
+    return inter / max(area_a + area_b - inter, 1e-9)
+
+
+def quad_aspect(quad) -> float:
+    """Apparent width / height of a quad: mean of top and bottom over mean of left and right."""
+    q = quad.detach().cpu().double().numpy() if isinstance(quad, torch.Tensor) else np.asarray(quad, np.float64)
+    width = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    height = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    return float(width / max(height, 1e-9))
+
+
+def quad_box(quad: torch.Tensor, size: tuple[int, int], margin: float = 0.0) -> tuple[int, int, int, int] | None:
+    """Integer pixel box (x0, y0, x1, y1) covering `quad` plus `margin` pixels, clipped to
+    the canvas (H, W); None when it lies outside."""
+    h, w = size
+    q = quad.detach().cpu().double()
+    x0 = max(0, math.floor(float(q[:, 0].min()) - margin))
+    y0 = max(0, math.floor(float(q[:, 1].min()) - margin))
+    x1 = min(w, math.ceil(float(q[:, 0].max()) + margin))
+    y1 = min(h, math.ceil(float(q[:, 1].max()) + margin))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def get_perspective_transform(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """The homography (..., 3, 3) that maps the 4 points `src` (..., 4, 2) onto `dst`.
+
+    Direct linear transform with ``h33 = 1``, solved in float64 on the inputs' device;
+    returned in float64 (cast it where you use it).
+    """
+    src = src.to(torch.float64)
+    dst = dst.to(torch.float64, device=src.device) if dst.device != src.device else dst.to(torch.float64)
+    x, y = src[..., 0], src[..., 1]
+    u, v = dst[..., 0], dst[..., 1]
+    zeros, ones = torch.zeros_like(x), torch.ones_like(x)
+    rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], dim=-1)
+    rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], dim=-1)
+    a = torch.cat([rows_u, rows_v], dim=-2)  # (..., 8, 8)
+    b = torch.cat([u, v], dim=-1)[..., None]  # (..., 8, 1)
+    h = torch.linalg.solve(a, b)[..., 0]
+    h = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
+    return h.reshape(*h.shape[:-1], 3, 3)
+
+
+def apply_homography(hom: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Map points (..., N, 2) with a homography (3, 3); returns (..., N, 2) in the points' dtype."""
+    p = points.to(hom.dtype)
+    ph = torch.cat([p, torch.ones_like(p[..., :1])], dim=-1) @ hom.transpose(-1, -2)
+    return (ph[..., :2] / ph[..., 2:3]).to(points.dtype)
+
+
+# -- dense helpers --------------------------------------------------------------------
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma (..., 1, H, W) of an RGB image (..., 3, H, W)."""
+    w = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
+    return (image[..., :3, :, :] * w).sum(-3, keepdim=True)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (C, H, W) or (B, C, H, W) with reflected borders."""
+    if sigma <= 0.05:
+        return x
+    squeeze = x.ndim == 3
+    if squeeze:
+        x = x[None]
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    pad_h = min(radius, x.shape[-2] - 1)
+    pad_w = min(radius, x.shape[-1] - 1)
+    if pad_h < radius or pad_w < radius:  # tiny inputs: zero-pad the rest
+        x = F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect") if min(pad_h, pad_w) > 0 else x
+        x = F.pad(x, (radius - pad_w, radius - pad_w, radius - pad_h, radius - pad_h), mode="replicate")
+    else:
+        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return x[0] if squeeze else x
+
+
+def _quad_mask(quad: torch.Tensor, box: tuple[int, int, int, int], shrink: float = 0.0) -> torch.Tensor:
+    """Boolean (h, w) mask of pixel centres inside `quad` (shrunk towards its centre by
+    `shrink` of its size) on the pixel box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    q = quad.to(torch.float64)
+    if shrink > 0:
+        c = q.mean(0, keepdim=True)
+        q = c + (q - c) * (1.0 - shrink)
+    ys = torch.arange(y0, y1, dtype=torch.float64, device=quad.device) + 0.5
+    xs = torch.arange(x0, x1, dtype=torch.float64, device=quad.device) + 0.5
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    inside = torch.ones_like(xx, dtype=torch.bool)
+    # signed area > 0 for clockwise-on-screen order; test every edge with the same sign
+    area = 0.0
+    for i in range(4):
+        a, b = q[i], q[(i + 1) % 4]
+        area += float(a[0] * b[1] - b[0] * a[1])
+    sign = 1.0 if area > 0 else -1.0
+    for i in range(4):
+        a, b = q[i], q[(i + 1) % 4]
+        cross = (b[0] - a[0]) * (yy - a[1]) - (b[1] - a[1]) * (xx - a[0])
+        inside &= cross * sign >= 0
+    return inside
+
+
+# -- warping ----------------------------------------------------------------------------
+
+
+def warp_into_quad(
+    texture: torch.Tensor,
+    quad: torch.Tensor,
+    size: tuple[int, int],
+    supersample: int = 4,
+    max_samples: int = 6_000_000,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int, int] | None]:
+    """Warp `texture` (C, h, w) (RGB or RGBA) so that its rectangle lands on `quad`.
+
+    Each output pixel is the average of ``supersample²`` samples taken through the inverse
+    homography (bilinear in a texture pre-shrunk with antialiasing when it is larger than
+    its footprint), so the plate's edges are anti-aliased and its inside is not aliased.
+
+    Returns ``(colour, coverage, box)``: `colour` (3, bh, bw) premultiplied by `coverage`
+    (1, bh, bw) in [0, 1] (the share of the pixel covered by the plate, times the
+    texture's alpha when it has one), both on the pixel box ``box = (x0, y0, x1, y1)`` of
+    the canvas (H, W) `size`; ``box`` is None (and the tensors empty) when the quad is
+    outside the canvas.
+    """
+    if texture.ndim != 3 or texture.shape[0] not in (1, 3, 4):
+        raise ValueError(f"texture must be (3|4, h, w) but is {tuple(texture.shape)}")
+    dtype = _work_dtype(texture)
+    dev = texture.device
+    quad = quad.to(device=dev, dtype=torch.float64)
+    box = quad_box(quad, size, margin=1.0)
+    if box is None:
+        empty = texture.new_zeros((3, 0, 0))
+        return empty, texture.new_zeros((1, 0, 0)), None
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    s = max(1, int(supersample))
+    while s > 1 and bw * bh * s * s > max_samples:
+        s -= 1
+    tex = texture.to(dtype)
+    c, th, tw = tex.shape
+    # footprint of the quad in supersampled pixels: pre-shrink a much larger texture
+    top = float(torch.linalg.norm(quad[1] - quad[0]))
+    bottom = float(torch.linalg.norm(quad[2] - quad[3]))
+    left = float(torch.linalg.norm(quad[3] - quad[0]))
+    right = float(torch.linalg.norm(quad[2] - quad[1]))
+    foot_w = max(top, bottom) * s
+    foot_h = max(left, right) * s
+    if tw > 1.5 * foot_w or th > 1.5 * foot_h:
+        new_w = max(2, min(tw, int(math.ceil(foot_w * 1.25))))
+        new_h = max(2, min(th, int(math.ceil(foot_h * 1.25))))
+        tex = F.interpolate(tex[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)[0]
+        c, th, tw = tex.shape
+    rect = torch.tensor([[0.0, 0.0], [tw, 0.0], [tw, th], [0.0, th]], dtype=torch.float64, device=dev)
+    hom_inv = get_perspective_transform(quad, rect)  # canvas -> texture pixels
+    # supersample positions (pixel-edge coordinates of the canvas)
+    offs = (torch.arange(s, dtype=torch.float64, device=dev) + 0.5) / s
+    xs = (torch.arange(x0, x1, dtype=torch.float64, device=dev)[:, None] + offs[None]).reshape(-1)
+    ys = (torch.arange(y0, y1, dtype=torch.float64, device=dev)[:, None] + offs[None]).reshape(-1)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    den = hom_inv[2, 0] * xx + hom_inv[2, 1] * yy + hom_inv[2, 2]
+    u = (hom_inv[0, 0] * xx + hom_inv[0, 1] * yy + hom_inv[0, 2]) / den
+    v = (hom_inv[1, 0] * xx + hom_inv[1, 1] * yy + hom_inv[1, 2]) / den
+    # the sign of the homogeneous coordinate inside the quad (its centre) rejects points
+    # beyond the horizon line that would otherwise map into the rectangle
+    centre = quad.mean(0)
+    den_c = hom_inv[2, 0] * centre[0] + hom_inv[2, 1] * centre[1] + hom_inv[2, 2]
+    inside = (u >= 0) & (u <= tw) & (v >= 0) & (v <= th) & (den * den_c > 0)
+    grid = torch.stack([u / tw * 2 - 1, v / th * 2 - 1], dim=-1).to(dtype)[None]
+    # border padding: samples on the rectangle's edge take the edge texel, not black
+    sampled = F.grid_sample(tex[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    inside_f = inside.to(dtype)[None]
+    if c == 4:
+        weight = inside_f * sampled[3:4].clamp(0, 1)
+        rgb = sampled[:3]
+    elif c == 1:
+        weight, rgb = inside_f, sampled.expand(3, -1, -1)
+    else:
+        weight, rgb = inside_f, sampled
+    pre = rgb * weight
+    if s > 1:
+        pre = F.avg_pool2d(pre[None], s)[0]
+        weight = F.avg_pool2d(weight[None], s)[0]
+    return pre.clamp_min(0), weight.clamp(0, 1), box
+
+
+# -- plate textures -----------------------------------------------------------------------
+
+
+def letterbox(texture: torch.Tensor, aspect: float, fill: Sequence[float] | torch.Tensor = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """Pad `texture` (3|4, h, w) to the width/height ratio `aspect`, centred, keeping its
+    own aspect. An alpha channel is composited over `fill`, which also fills the bars:
+    the result is opaque RGB (3, H', W')."""
+    if texture.ndim != 3 or texture.shape[0] not in (3, 4):
+        raise ValueError(f"plate image must be (3|4, h, w) but is {tuple(texture.shape)}")
+    dtype = _work_dtype(texture)
+    tex = texture.to(dtype)
+    fill_t = torch.as_tensor(fill, dtype=dtype, device=tex.device).reshape(3, 1, 1)
+    if tex.shape[0] == 4:
+        a = tex[3:4].clamp(0, 1)
+        tex = tex[:3] * a + fill_t * (1 - a)
+    _, h, w = tex.shape
+    if aspect <= 0 or not math.isfinite(aspect):
+        raise ValueError(f"aspect must be positive, got {aspect}")
+    if w / h < aspect:  # too narrow: bars left and right
+        new_w, new_h = max(w, int(round(h * aspect))), h
+    else:
+        new_w, new_h = w, max(h, int(round(w / aspect)))
+    out = fill_t.expand(3, new_h, new_w).clone()
+    top, left = (new_h - h) // 2, (new_w - w) // 2
+    out[:, top : top + h, left : left + w] = tex
+    return out
+
+
+def _rounded_rect_alpha(h: int, w: int, radius: float, dtype, device, supersample: int = 4) -> torch.Tensor:
+    """(1, h, w) anti-aliased coverage of a rectangle with corner `radius` (pixels)."""
+    s = supersample
+    ys = (torch.arange(h * s, dtype=dtype, device=device) + 0.5) / s
+    xs = (torch.arange(w * s, dtype=dtype, device=device) + 0.5) / s
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    r = max(0.0, min(radius, h / 2, w / 2))
+    cx = xx.clamp(r, w - r)
+    cy = yy.clamp(r, h - r)
+    inside = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r + 1e-9).to(dtype)
+    return F.avg_pool2d(inside[None, None], s)[0]
+
+
+def blank_plate(
+    aspect: float,
+    height: int = 96,
+    colour: Sequence[float] = (0.93, 0.93, 0.91),
+    border: Sequence[float] | None = (0.12, 0.12, 0.12),
+    border_width: float = 0.035,
+    corner_radius: float = 0.08,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """A clean plate without text, RGBA (4, height, round(height * aspect)).
+
+    `colour` fills it; a thin `border` line (None for none) of `border_width` × height
+    runs inside its edge, a small inset away; corners are rounded with `corner_radius` ×
+    height (0 for square corners), transparent outside the rounding (anti-aliased).
+    """
+    h = max(8, int(height))
+    w = max(8, int(round(h * aspect)))
+    col = torch.as_tensor(colour, dtype=dtype, device=device).reshape(3, 1, 1)
+    rgb = col.expand(3, h, w).clone()
+    radius = corner_radius * h
+    alpha = _rounded_rect_alpha(h, w, radius, dtype, device)
+    if border is not None and border_width > 0:
+        bw = max(1.0, border_width * h)
+        inset = max(1.0, 0.6 * bw)
+        outer = F.pad(_rounded_rect_alpha(h - int(2 * inset), w - int(2 * inset), max(0.0, radius - inset), dtype, device),
+                      (int(inset), int(inset), int(inset), int(inset)))
+        core_h, core_w = h - int(2 * (inset + bw)), w - int(2 * (inset + bw))
+        inner = _rounded_rect_alpha(core_h, core_w, max(0.0, radius - inset - bw), dtype, device) if min(core_h, core_w) > 0 else torch.zeros(1, 0, 0, dtype=dtype, device=device)
+        pad = int(inset + bw)
+        inner = F.pad(inner, (pad, w - core_w - pad, pad, h - core_h - pad))
+        ring = (outer - inner).clamp(0, 1)
+        bcol = torch.as_tensor(border, dtype=dtype, device=device).reshape(3, 1, 1)
+        rgb = rgb * (1 - ring) + bcol * ring
+    return torch.cat([rgb, alpha], dim=0)
+
+
+# -- appearance of the original plate ----------------------------------------------------
+
+
+def _region(image: torch.Tensor, quad: torch.Tensor, shrink: float) -> torch.Tensor | None:
+    """Pixels (N, C) of `image` (C, H, W) inside `quad` shrunk by `shrink`."""
+    box = quad_box(quad, image.shape[-2:])
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    mask = _quad_mask(quad.to(image.device), box, shrink)
+    if int(mask.sum()) < 4:
+        mask = _quad_mask(quad.to(image.device), box, 0.0)
+        if int(mask.sum()) < 1:
+            return None
+    return image[:, y0:y1, x0:x1][:, mask].T
+
+
+def _two_class_split(lum: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the larger of two luminance classes (Otsu split) among `lum` (N,)."""
+    v = lum.float().clamp(0, 1)
+    hist = torch.histc(v, bins=64, min=0.0, max=1.0)
+    p = hist / hist.sum().clamp_min(1)
+    centres = (torch.arange(64, dtype=torch.float32, device=v.device) + 0.5) / 64
+    w0 = torch.cumsum(p, 0)
+    mu = torch.cumsum(p * centres, 0)
+    mu_t = mu[-1]
+    between = (mu_t * w0 - mu) ** 2 / (w0 * (1 - w0)).clamp_min(1e-9)
+    t = float(centres[int(torch.argmax(between))]) + 0.5 / 64
+    low = v < t
+    return low if int(low.sum()) * 2 > v.numel() else ~low
+
+
+def estimate_plate_colour(image: torch.Tensor, quad: torch.Tensor, shrink: float = 0.15) -> torch.Tensor:
+    """The plate's background colour (3,): inside the quad (shrunk by `shrink` to skip its
+    border), the median colour of the larger of two luminance classes (the plate's paint,
+    not its characters). Falls back to white when the quad is off the canvas."""
+    pix = _region(image, quad, shrink)
+    if pix is None:
+        return torch.ones(3, dtype=image.dtype, device=image.device)
+    lum = (pix[:, :3] * torch.tensor(_LUMA, dtype=pix.dtype, device=pix.device)).sum(1)
+    spread = float(lum.max() - lum.min()) if lum.numel() else 0.0
+    if spread > 0.15 and lum.numel() >= 8:
+        pix = pix[_two_class_split(lum)]
+    return pix[:, :3].median(dim=0).values
+
+
+def estimate_edge_sigma(image: torch.Tensor, quad: torch.Tensor, default: float = 0.8) -> float:
+    """Blur (Gaussian sigma, pixels) of the plate's outline in `image` (3, H, W).
+
+    Across each side, a blurred step of height ``h`` has a largest slope ``h / (sigma
+    sqrt(2 pi))``: sigma is the median of that ratio over profiles with a clear step,
+    clamped to [0.4, 4]; `default` when no side has one.
+    """
+    q = quad.detach().to(torch.float64).cpu()
+    lum = luminance(image.detach().to(_work_dtype(image)))[0].cpu()
+    h, w = lum.shape
+    sides = []
+    span = 4.0
+    steps = torch.arange(-span, span + 0.01, 0.5, dtype=torch.float64)
+    for i in range(4):
+        a, b = q[i], q[(i + 1) % 4]
+        d = b - a
+        length = float(torch.linalg.norm(d))
+        if length < 6:
+            continue
+        n = torch.tensor([d[1], -d[0]], dtype=torch.float64) / length  # outward for clockwise order
+        ts = torch.linspace(0.2, 0.8, 9, dtype=torch.float64)
+        pts = a[None] + ts[:, None] * d[None]  # (9, 2)
+        prof_pts = pts[:, None, :] + steps[None, :, None] * n[None, None, :]  # (9, S, 2)
+        gx = prof_pts[..., 0] / w * 2 - 1
+        gy = prof_pts[..., 1] / h * 2 - 1
+        grid = torch.stack([gx, gy], -1).to(lum.dtype)[None]
+        prof = F.grid_sample(lum[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
+        sides.append(prof.double())
+    if not sides:
+        return default
+    prof = torch.cat(sides, 0)  # (P, S)
+    step_h = (prof[:, -3:].mean(1) - prof[:, :3].mean(1)).abs()
+    slope = (prof[:, 1:] - prof[:, :-1]).abs().max(1).values / 0.5
+    ok = step_h > 0.08
+    if int(ok.sum()) < 3:
+        return default
+    sigma = step_h[ok] / (slope[ok] * math.sqrt(2 * math.pi)).clamp_min(1e-6)
+    return float(sigma.median().clamp(0.4, 4.0))
+
+
+def plate_shading(image: torch.Tensor, quad: torch.Tensor, box: tuple[int, int, int, int], shrink: float = 0.12,
+                  limits: tuple[float, float] = (0.75, 1.25)) -> torch.Tensor:
+    """Smooth lighting across the plate: a plane ``a + b x + c y`` fitted to the
+    luminance of the plate's background pixels (the larger luminance class), divided by
+    its mean, clamped to `limits`; returned on the pixel box (1, bh, bw)."""
+    x0, y0, x1, y1 = box
+    dtype = _work_dtype(image)
+    ones = torch.ones((1, y1 - y0, x1 - x0), dtype=dtype, device=image.device)
+    qbox = quad_box(quad, image.shape[-2:])
+    if qbox is None:
+        return ones
+    qx0, qy0, qx1, qy1 = qbox
+    mask = _quad_mask(quad.to(image.device), qbox, shrink)
+    if int(mask.sum()) < 12:
+        return ones
+    lum = luminance(image[:, qy0:qy1, qx0:qx1].to(dtype))[0]
+    yy, xx = torch.meshgrid(torch.arange(qy0, qy1, dtype=dtype, device=image.device) + 0.5,
+                            torch.arange(qx0, qx1, dtype=dtype, device=image.device) + 0.5, indexing="ij")
+    v, px, py = lum[mask], xx[mask], yy[mask]
+    if float(v.max() - v.min()) > 0.15:
+        keep = _two_class_split(v)
+        v, px, py = v[keep], px[keep], py[keep]
+    if v.numel() < 12 or float(v.mean()) < 1e-3:
+        return ones
+    cx, cy = px.mean(), py.mean()
+    a = torch.stack([torch.ones_like(px), px - cx, py - cy], 1).double()
+    coef = torch.linalg.lstsq(a, v.double()[:, None]).solution[:, 0].to(dtype)
+    yy2, xx2 = torch.meshgrid(torch.arange(y0, y1, dtype=dtype, device=image.device) + 0.5,
+                              torch.arange(x0, x1, dtype=dtype, device=image.device) + 0.5, indexing="ij")
+    plane = coef[0] + coef[1] * (xx2 - cx) + coef[2] * (yy2 - cy)
+    return (plane / coef[0].clamp_min(1e-3)).clamp(*limits)[None]
+
+
+# -- overlay --------------------------------------------------------------------------------
+
+
+def overlay_plate(
+    image: torch.Tensor,
+    quad: torch.Tensor,
+    plate: torch.Tensor | None = None,
+    *,
+    fill: str | Sequence[float] = "plate",
+    match: bool = True,
+    blank_colour: Sequence[float] | None = None,
+    supersample: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`image` (3, H, W) with `plate` (3|4, h, w) warped into `quad`, or a blank plate.
+
+    - The plate keeps its aspect ratio: it is letterboxed to the quad's apparent aspect,
+      the bars (and any transparency) filled with `fill`: ``"plate"`` (the original
+      plate's estimated background colour), ``"white"`` or an RGB triple.
+    - ``plate=None`` draws a blank plate (`blank_plate`) in `blank_colour`, by default the
+      original plate's colour when it is light, else a light grey matched to its lighting.
+    - With `match`, the replacement is lit like the original: its background is scaled
+      to the original's background luminance, a plane fitted to the original's lighting
+      shades it, and it is blurred to the sharpness measured on the original's outline.
+    - Edges are anti-aliased (supersampled coverage); pixels farther than about three
+      blur sigmas (plus one pixel) outside the quad are unchanged.
+
+    Returns ``(new_image, footprint)``: the footprint (1, H, W) in [0, 1] is how much of
+    each pixel now comes from the new plate.
+    """
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be (3, H, W) but is {tuple(image.shape)}")
+    dtype = _work_dtype(image)
+    dev = image.device
+    img = image.to(dtype)
+    quad = quad.to(device=dev, dtype=torch.float64)
+    h, w = img.shape[-2:]
+    aspect = quad_aspect(quad)
+    if not math.isfinite(aspect) or aspect <= 0.05:
+        return image.clone(), image.new_zeros((1, h, w))
+    bg = estimate_plate_colour(img, quad).to(dtype)
+    bg_lum = float((bg * torch.tensor(_LUMA, dtype=dtype, device=dev)).sum())
+    gain = 1.0
+    if plate is None:
+        if blank_colour is not None:
+            colour = torch.as_tensor(blank_colour, dtype=dtype, device=dev)
+        elif bg_lum >= 0.45:
+            colour = bg
+        else:  # a dark or unlit plate: a light plate, dimmed to the scene's level
+            colour = torch.tensor([0.93, 0.93, 0.91], dtype=dtype, device=dev) * max(0.55, min(1.0, bg_lum + 0.45))
+        # the blank's colour is already as lit on the canvas: no gain
+        texture = blank_plate(aspect, height=max(32, int(math.ceil(_quad_height(quad) * 2))), colour=colour.tolist(),
+                              border=(colour * 0.15).tolist(), dtype=dtype, device=dev)
+    else:
+        if plate.ndim != 3 or plate.shape[0] not in (3, 4):
+            raise ValueError(f"plate image must be (3|4, h, w) but is {tuple(plate.shape)}")
+        rep = plate.to(device=dev, dtype=dtype)
+        rep_bg = _dominant_colour(rep)
+        rep_lum = float((rep_bg * torch.tensor(_LUMA, dtype=dtype, device=dev)).sum())
+        if match:
+            gain = min(1.3, max(0.35, bg_lum / max(rep_lum, 1e-3)))
+        if isinstance(fill, str):
+            if fill == "plate":
+                fill_c = bg / gain  # after the gain the bars have the original plate's colour
+            elif fill == "white":
+                fill_c = torch.ones(3, dtype=dtype, device=dev)
+            else:
+                raise ValueError(f"fill must be 'plate', 'white' or an RGB triple, got {fill!r}")
+        else:
+            fill_c = torch.as_tensor(fill, dtype=dtype, device=dev)
+        texture = letterbox(rep, aspect, fill_c)
+    pre, cov, box = warp_into_quad(texture, quad, (h, w), supersample=supersample)
+    if box is None:
+        return image.clone(), image.new_zeros((1, h, w))
+    sigma = estimate_edge_sigma(img, quad) if match else 0.0
+    extra = math.sqrt(max(sigma * sigma - 0.35 * 0.35, 0.0))
+    pad = int(math.ceil(3 * extra)) + 1 if extra > 0.05 else 0
+    x0, y0, x1, y1 = box
+    # grow the box so the blurred plate has room; the layer is zero outside the quad
+    gx0, gy0, gx1, gy1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+    full_pre = img.new_zeros((3, gy1 - gy0, gx1 - gx0))
+    full_cov = img.new_zeros((1, gy1 - gy0, gx1 - gx0))
+    full_pre[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0] = pre
+    full_cov[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0] = cov
+    gbox = (gx0, gy0, gx1, gy1)
+    if match:
+        full_pre = full_pre * (gain * plate_shading(img, quad, gbox))
+    if extra > 0.05:
+        full_pre = _blur_zero_padded(full_pre, extra)
+        full_cov = _blur_zero_padded(full_cov, extra)
+    full_cov = full_cov.clamp(0, 1)
+    out = img.clone()
+    under = out[:, gy0:gy1, gx0:gx1]
+    out[:, gy0:gy1, gx0:gx1] = (full_pre + under * (1 - full_cov)).clamp(0, 1)
+    footprint = img.new_zeros((1, h, w))
+    footprint[:, gy0:gy1, gx0:gx1] = full_cov
+    return out.to(image.dtype), footprint.to(image.dtype)
+
+
+def _quad_height(quad: torch.Tensor) -> float:
+    return float((torch.linalg.norm(quad[3] - quad[0]) + torch.linalg.norm(quad[2] - quad[1])) / 2)
+
+
+def _dominant_colour(texture: torch.Tensor) -> torch.Tensor:
+    """The background colour of a plate image (3|4, h, w): the median colour of its
+    larger luminance class (RGBA composited over white), e.g. the white of a dealer plate."""
+    tex = texture
+    if tex.shape[0] == 4:
+        a = tex[3:4].clamp(0, 1)
+        tex = tex[:3] * a + (1 - a)
+    step = max(1, int(math.sqrt(tex.shape[1] * tex.shape[2] / 20000)))
+    pix = tex[:, ::step, ::step].reshape(3, -1).T
+    lum = (pix * torch.tensor(_LUMA, dtype=pix.dtype, device=pix.device)).sum(1)
+    if float(lum.max() - lum.min()) > 0.15:
+        pix = pix[_two_class_split(lum)]
+    return pix.median(dim=0).values
+
+
+def _blur_zero_padded(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of a layer that is zero beyond its box (zero, not reflected, borders)."""
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[0]
+    y = F.conv2d(x[None], k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    y = F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    return y[0]

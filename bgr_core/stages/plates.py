@@ -1,0 +1,828 @@
+"""Licence plates: find each plate as a quadrilateral and cover it with a custom or blank plate.
+
+- `PlateDetector` is the swappable detector protocol: ``detect(image, alpha, box) ->
+  list[PlateDetection]``. `ContourPlateDetector` is the default, classical (OpenCV and
+  numpy only); `TorchScriptPlateDetector` runs a learned detector from a weights file.
+- `PlateReplacement` (stage "plates") sets ``Frame.plates`` (N, 4, 2) and draws the
+  replacement into each quad with `bgr_core.functional.plates.overlay_plate`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..frame import Frame
+from ..functional.plates import order_quad, overlay_plate, quad_iou
+from .base import Stage, timed
+
+__all__ = [
+    "PlateDetection",
+    "PlateDetector",
+    "ContourPlateDetector",
+    "TorchScriptPlateDetector",
+    "PlateReplacement",
+    "NO_PLATE_WARNING",
+]
+
+NO_PLATE_WARNING = "no licence plate found"
+
+
+@dataclass
+class PlateDetection:
+    """One plate: `quad` (4, 2) float32 (x, y) pixels clockwise from the top-left corner,
+    on the canvas of the image it was found in, and a confidence `score` in [0, 1]."""
+
+    quad: Tensor
+    score: float
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.quad = torch.as_tensor(self.quad, dtype=torch.float32).reshape(4, 2)
+        self.score = float(self.score)
+
+
+@runtime_checkable
+class PlateDetector(Protocol):
+    """Anything that finds plates: ``detect(image (3, H, W) float [0, 1] RGB, alpha (1, H, W)
+    or None, box (4,) XYXY or None) -> list[PlateDetection]`` (best first)."""
+
+    def detect(self, image: Tensor, alpha: Tensor | None = None, box: Tensor | None = None) -> list[PlateDetection]:
+        ...
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _soft(x: float, lo: float, hi: float) -> float:
+    """0 at or below `lo`, 1 at or above `hi`, linear between (decreasing when lo > hi)."""
+    if hi == lo:
+        return float(x >= hi)
+    return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
+
+
+def _to_uint8_rgb(image: Tensor) -> np.ndarray:
+    arr = image.detach()[:3].float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).cpu().numpy()
+
+
+def _line_intersection(p1, d1, p2, d2):
+    """Intersection of lines p1 + t d1 and p2 + s d2 (None if parallel)."""
+    den = d1[0] * d2[1] - d1[1] * d2[0]
+    if abs(den) < 1e-9:
+        return None
+    t = ((p2[0] - p1[0]) * d2[1] - (p2[1] - p1[1]) * d2[0]) / den
+    return np.array([p1[0] + t * d1[0], p1[1] + t * d1[1]])
+
+
+def _is_convex(q: np.ndarray) -> bool:
+    signs = []
+    for i in range(4):
+        a, b, c = q[i], q[(i + 1) % 4], q[(i + 2) % 4]
+        signs.append((b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]))
+    return all(s > 0 for s in signs) or all(s < 0 for s in signs)
+
+
+def _side_lengths(q: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.roll(q, -1, axis=0) - q, axis=1)  # top, right, bottom, left
+
+
+def _quad_from_points(points: np.ndarray) -> np.ndarray | None:
+    """A quad (4, 2) ordered clockwise from top-left around a point set (N, 2): the
+    4-vertex simplification of its convex hull, or its minimum-area rectangle."""
+    hull = cv2.convexHull(points.astype(np.float32).reshape(-1, 1, 2))
+    if len(hull) < 3:
+        return None
+    peri = cv2.arcLength(hull, True)
+    quad = None
+    for eps in (0.02, 0.035, 0.05, 0.07, 0.09):
+        approx = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(approx) == 4:
+            quad = approx.reshape(4, 2).astype(np.float64)
+            break
+        if len(approx) < 4:
+            break
+    if quad is None or not _is_convex(order_quad(quad)):
+        quad = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
+    return order_quad(quad)
+
+
+@dataclass
+class _Work:
+    """The detector's working canvas: a crop of the image around the vehicle, scaled."""
+
+    gray: np.ndarray  # (h, w) uint8
+    chroma: np.ndarray  # (h, w) uint8, the a* (green-red) channel of CIELAB: coloured plates
+    smooth: np.ndarray  # (h, w) float32, lightly blurred gray
+    gx: np.ndarray  # (h, w) float32 Sobel x of `smooth` (grey levels per pixel)
+    gy: np.ndarray
+    alpha: np.ndarray | None  # (h, w) float32 in [0, 1]
+    x0: float  # crop origin in image pixels
+    y0: float
+    scale: float  # work pixels per image pixel
+    vehicle: tuple[float, float, float, float]  # vehicle box in work pixels (or the whole canvas)
+    has_box: bool
+
+    def to_image(self, q: np.ndarray) -> np.ndarray:
+        return q / self.scale + np.array([self.x0, self.y0])
+
+
+# -- the classical detector ------------------------------------------------------------------
+
+
+class ContourPlateDetector:
+    """A classical plate finder (OpenCV and numpy only).
+
+    1. The search region is the vehicle box (from `box`, else from `alpha`, else the whole
+       image) without its top fifth and with a small margin, scaled so its long side is
+       about `work_size` pixels.
+    2. Candidate regions: maximally stable extremal regions (MSER) of the grey image and of
+       the CIELAB a* channel, bright and dark, which find plate backgrounds (characters are
+       holes in them) and the uniform patches of blurred plates; closed outlines in a Canny
+       edge map; axis-aligned rectangles whose four sides all carry a consistent step or
+       line (a search over sizes with cumulative sums, for faint outlines); and, for plates
+       with legible characters, blobs of dark-on-light / light-on-dark strokes (black-hat /
+       top-hat, closed horizontally) grown to a plate around them.
+    3. Each candidate becomes a quad (the 4-vertex simplification of its convex hull). The
+       most promising ones are refitted to the plate border: profiles across each side find
+       the strongest step (or line) of the side's polarity, a robust line fit through those
+       points gives the side, and neighbouring sides intersect in the corners, so the quad
+       follows perspective and rounded corners do not pull it inwards.
+    4. A score in [0, 1] is the geometric mean of soft terms: outline evidence on all four
+       sides (contrast and continuity), a dominant plate colour inside, apparent aspect
+       ratio (1.4-5.5 best; down to ~0.65 allowed for oblique views), regular shape
+       (opposite sides near parallel, sides near horizontal / vertical), size relative to
+       the vehicle and position on it (frontal views: a large plate near the middle;
+       oblique views: a smaller one, towards the visible end) and cover by the matte.
+    5. Overlapping candidates are suppressed (best kept); detections with
+       ``score >= min_score`` are returned, at most `max_plates`, best first; a second plate
+       must score at least `second_ratio` of the first.
+    """
+
+    def __init__(
+        self,
+        *,
+        work_size: int = 640,
+        min_score: float = 0.3,
+        max_plates: int = 2,
+        second_ratio: float = 0.8,
+        aspect_range: tuple[float, float] = (0.65, 7.0),
+        refine: bool = True,
+        refine_top: int = 30,
+    ):
+        self.work_size = int(work_size)
+        self.min_score = float(min_score)
+        self.max_plates = int(max_plates)
+        self.second_ratio = float(second_ratio)
+        self.aspect_range = aspect_range
+        self.refine = refine
+        self.refine_top = int(refine_top)
+        self.box_width = 320.0
+
+    def __repr__(self) -> str:
+        return f"ContourPlateDetector(work_size={self.work_size}, min_score={self.min_score}, max_plates={self.max_plates})"
+
+    # -- public -------------------------------------------------------------------------------
+
+    def detect(self, image: Tensor, alpha: Tensor | None = None, box: Tensor | None = None) -> list[PlateDetection]:
+        work = self._prepare(image, alpha, box)
+        if work is None:
+            return []
+        scored = self._scored(work)
+        kept: list[tuple[float, np.ndarray, dict]] = []
+        for score, quad, feats in scored:
+            if score <= 0:
+                break
+            if any(quad_iou(quad, k[1]) > 0.2 or _contains(k[1], quad) or _contains(quad, k[1]) for k in kept):
+                continue
+            kept.append((score, quad, feats))
+        out: list[PlateDetection] = []
+        for score, quad, feats in kept:
+            if score < self.min_score or len(out) >= self.max_plates:
+                break
+            # front and rear plates are rarely both in view: a second plate must be nearly as
+            # convincing as the first
+            if out and score < self.second_ratio * out[0].score:
+                break
+            out.append(PlateDetection(torch.from_numpy(work.to_image(quad).astype(np.float32)), score, feats))
+        return out
+
+    def candidates(self, image: Tensor, alpha: Tensor | None = None, box: Tensor | None = None) -> list[PlateDetection]:
+        """Every scored candidate, best first, before suppression and thresholds (to inspect)."""
+        work = self._prepare(image, alpha, box)
+        if work is None:
+            return []
+        return [PlateDetection(torch.from_numpy(work.to_image(q).astype(np.float32)), s, f) for s, q, f in self._scored(work)]
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _scored(self, work: "_Work") -> list[tuple[float, np.ndarray, dict]]:
+        first = []
+        for quad, source in self._candidates(work):
+            # leniently on shape: a crooked hull of a plate's region is what the refit repairs
+            score, feats = self._score(work, quad, lenient=self.refine)
+            if score > 0:
+                feats["source"] = source
+                first.append((score, quad, feats))
+        first.sort(key=lambda t: -t[0])
+        if not self.refine:
+            return first
+        out = []
+        done: list[np.ndarray] = []
+        for score, quad, feats in first[: self.refine_top]:
+            new = self._refine(work, quad)
+            if any(np.abs(new - d).max() < 1.0 for d in done):
+                continue
+            done.append(new)
+            s2, f2 = self._score(work, new)
+            f2["source"] = feats["source"]
+            s1, f1 = self._score(work, quad)
+            f1["source"] = feats["source"]
+            # keep the refit only when it explains the outline at least as well
+            out.append((s2, new, f2) if s2 >= s1 else (s1, quad, f1))
+        for score, quad, feats in first[self.refine_top :]:
+            s1, f1 = self._score(work, quad)
+            f1["source"] = feats["source"]
+            out.append((s1, quad, f1))
+        out.sort(key=lambda t: -t[0])
+        return out
+
+    def _prepare(self, image: Tensor, alpha: Tensor | None, box: Tensor | None) -> "_Work | None":
+        if image.ndim != 3 or image.shape[0] < 3:
+            raise ValueError(f"image must be (3, H, W) but is {tuple(image.shape)}")
+        h, w = image.shape[-2:]
+        rgb = _to_uint8_rgb(image)
+        a = None
+        if alpha is not None:
+            a = alpha.detach().float().reshape(h, w).cpu().numpy()
+        vb = None
+        if box is not None:
+            vb = [float(v) for v in torch.as_tensor(box).reshape(4)]
+        elif a is not None and (a > 0.5).any():
+            ys, xs = np.nonzero(a > 0.5)
+            vb = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+        has_box = vb is not None and (vb[2] - vb[0]) >= 8 and (vb[3] - vb[1]) >= 8
+        if not has_box:
+            vb = [0.0, 0.0, float(w), float(h)]
+        bw, bh = vb[2] - vb[0], vb[3] - vb[1]
+        cx0 = max(0, int(math.floor(vb[0] - 0.04 * bw)))
+        cy0 = max(0, int(math.floor(vb[1] + (0.2 * bh if has_box else 0.0))))
+        cx1 = min(w, int(math.ceil(vb[2] + 0.04 * bw)))
+        cy1 = min(h, int(math.ceil(vb[3] + 0.04 * bh)))
+        if cx1 - cx0 < 16 or cy1 - cy0 < 8:
+            return None
+        scale = self.work_size / max(cx1 - cx0, (cy1 - cy0) * 1.25)
+        scale = min(1.25, max(0.1, scale))
+        crop = rgb[cy0:cy1, cx0:cx1]
+        size = (max(1, int(round((cx1 - cx0) * scale))), max(1, int(round((cy1 - cy0) * scale))))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        crop = cv2.resize(crop, size, interpolation=interp)
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        chroma = cv2.cvtColor(crop, cv2.COLOR_RGB2LAB)[..., 1]
+        smooth = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 0.8)
+        gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        wa = None
+        if a is not None:
+            wa = cv2.resize(a[cy0:cy1, cx0:cx1], size, interpolation=interp)
+        s = (size[0] / (cx1 - cx0) + size[1] / (cy1 - cy0)) / 2
+        vehicle = ((vb[0] - cx0) * s, (vb[1] - cy0) * s, (vb[2] - cx0) * s, (vb[3] - cy0) * s)
+        return _Work(gray, chroma, smooth, gx, gy, wa, float(cx0), float(cy0), s, vehicle, has_box)
+
+    def _size_ok(self, work: "_Work", bw: float, bh: float) -> bool:
+        vw = work.vehicle[2] - work.vehicle[0]
+        lo = 0.04 if work.has_box else 0.012
+        if bw < max(14, lo * vw) or bh < 7:
+            return False
+        if bw > 0.7 * vw or bh > 0.45 * (work.vehicle[3] - work.vehicle[1]):
+            return False
+        return 0.45 <= bw / bh <= 9.0
+
+    def _candidates(self, work: "_Work") -> list[tuple[np.ndarray, str]]:
+        h, w = work.gray.shape
+        out: list[tuple[np.ndarray, str]] = []
+        seen: set[tuple[int, int, int, int]] = set()
+
+        def add(points: np.ndarray, source: str, quad: np.ndarray | None = None) -> None:
+            x, y = points[:, 0], points[:, 1]
+            bx0, by0, bx1, by1 = float(x.min()), float(y.min()), float(x.max() + 1), float(y.max() + 1)
+            if not self._size_ok(work, bx1 - bx0, by1 - by0):
+                return
+            key = (int(bx0 // 3), int(by0 // 3), int(bx1 // 3), int(by1 // 3))
+            if key in seen:
+                return
+            seen.add(key)
+            if quad is None:
+                quad = _quad_from_points(points)
+            if quad is not None:
+                out.append((quad, source))
+
+        area = h * w
+        mser = cv2.MSER_create(delta=3, min_area=max(60, int(area * 0.0004)), max_area=int(area * 0.08),
+                               max_variation=0.5, min_diversity=0.05)
+        sources = [(work.gray, "mser-"), (255 - work.gray, "mser+")]
+        if float(work.chroma.std()) >= 3:  # some colour in the scene: red, yellow, blue plates
+            sources += [(work.chroma, "mser-a"), (255 - work.chroma, "mser+a")]
+        for src, name in sources:
+            regions, bboxes = mser.detectRegions(src)
+            for reg, (bx, by, bw, bh) in zip(regions, bboxes):
+                if self._size_ok(work, bw, bh) and len(reg) >= 0.2 * bw * bh:
+                    add(reg, name)
+        # closed outlines in the edge map
+        mag = np.hypot(work.gx, work.gy)
+        hi = max(float(np.percentile(mag, 90)), 4.0)
+        edges = cv2.Canny(work.gray, 0.5 * hi * 8, hi * 8, L2gradient=True)  # Canny's Sobel is 8x ours
+        edges = cv2.morphologyEx(edges, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        for c in contours:
+            pts = c.reshape(-1, 2)
+            if len(pts) >= 4:
+                add(pts, "edge")
+        # rectangles whose four sides all carry a consistent step or line (faint outlines)
+        for quad in self._box_search(work):
+            add(quad, "box", quad)
+        # strokes of characters: dark on light and light on dark
+        kh = max(3, int(round(h * 0.035)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (kh * 2 + 1, kh + 1))
+        for op, name in ((cv2.MORPH_BLACKHAT, "text-"), (cv2.MORPH_TOPHAT, "text+")):
+            strokes = cv2.morphologyEx(work.gray, op, kernel)
+            sx = np.abs(cv2.Sobel(strokes, cv2.CV_32F, 1, 0, ksize=3))
+            sx = cv2.GaussianBlur(sx, (0, 0), 1.5)
+            if sx.max() <= 0:
+                continue
+            thr = max(float(np.percentile(sx, 97)), 30.0)
+            mask = (sx > thr).astype(np.uint8)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (kh * 3 + 1, 3)))
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
+            cs, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            for c in cs:
+                pts = c.reshape(-1, 2).astype(np.float64)
+                if len(pts) < 4:
+                    continue
+                # the characters fill the middle of the plate: grow the blob to its likely outline
+                (cx, cy), (rw, rh), ang = cv2.minAreaRect(pts.astype(np.float32))
+                if rw < rh:
+                    rw, rh, ang = rh, rw, ang + 90
+                grown = cv2.boxPoints(((cx, cy), (rw * 1.12 + 4, rh * 1.5 + 4), ang)).astype(np.float64)
+                add(grown, name, order_quad(grown))
+        return out
+
+    def _box_search(self, work: "_Work", keep: int = 60) -> list[np.ndarray]:
+        """Axis-aligned rectangles whose four sides each carry a consistent step or line.
+
+        On a copy scaled so the vehicle is at most 320 px wide, the signed vertical (for top
+        and bottom) and horizontal (for left and right) derivatives are averaged along each
+        side, with cumulative sums so that every rectangle costs O(1); texture averages
+        out, an outline does not. A thin line has two opposite flanks a pixel or two apart,
+        so the best of three neighbouring rows (columns) is taken, never their sum. The
+        weakest side, times a mild bonus for length, ranks the rectangles; the best, overlaps
+        suppressed, are returned as quads in work pixels."""
+        vw = work.vehicle[2] - work.vehicle[0]
+        f = min(1.0, self.box_width / max(vw, 1.0))
+        img = work.smooth if f == 1.0 else cv2.resize(work.smooth, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        img = cv2.GaussianBlur(img, (0, 0), 0.7)
+        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        hh, ww = img.shape
+        cy = np.concatenate([np.zeros((hh, 1), np.float32), np.cumsum(gy, axis=1, dtype=np.float32)], axis=1)
+        cx = np.concatenate([np.zeros((1, ww), np.float32), np.cumsum(gx, axis=0, dtype=np.float32)], axis=0)
+        lo_w = max(10.0, 0.065 * vw * f)
+        hi_w = min(ww - 2.0, 0.6 * vw * f)
+        heights = []
+        hgt = 5.0
+        while hgt <= min(0.35 * (work.vehicle[3] - work.vehicle[1]) * f, hh - 2):
+            heights.append(int(round(hgt)))
+            hgt *= 1.12
+        found = []  # (rank, x0, y0, w, h)
+        dil_r, dil_c = np.ones((3, 1), np.uint8), np.ones((1, 3), np.uint8)
+        for bh in sorted(set(heights)):
+            j0, j1 = int(round(0.2 * bh)), int(round(0.8 * bh))
+            col_all = np.abs(cx[j1 : hh - bh + j1 + 1, :] - cx[j0 : hh - bh + j0 + 1, :]) / max(1, j1 - j0)
+            col_all = cv2.dilate(col_all, dil_c)
+            for aspect in (1.15, 1.4, 1.7, 2.0, 2.4, 2.9, 3.5, 4.3, 5.2):
+                bw = int(round(bh * aspect))
+                if bw < lo_w or bw > hi_w or bw >= ww - 1 or bh >= hh - 1:
+                    continue
+                i0, i1 = int(round(0.15 * bw)), int(round(0.85 * bw))
+                row = np.abs(cy[:, i1 : ww - bw + i1 + 1] - cy[:, i0 : ww - bw + i0 + 1]) / max(1, i1 - i0)
+                row = cv2.dilate(row, dil_r)
+                ny, nx = hh - bh, ww - bw
+                score = np.minimum(np.minimum(row[0:ny, :nx], row[bh : bh + ny, :nx]),
+                                   np.minimum(col_all[:ny, 0:nx], col_all[:ny, bw : bw + nx]))
+                if score.size == 0:
+                    continue
+                peak = cv2.dilate(score, np.ones((5, 5), np.uint8))
+                ys, xs = np.nonzero((score >= peak) & (score > 1.2))
+                if len(ys) > 40:
+                    order = np.argsort(-score[ys, xs])[:40]
+                    ys, xs = ys[order], xs[order]
+                weight = math.sqrt(bw / lo_w)  # long consistent sides are stronger evidence
+                found.extend((float(score[y, x]) * weight, int(x), int(y), bw, bh) for y, x in zip(ys, xs))
+        found.sort(key=lambda t: -t[0])
+        quads: list[np.ndarray] = []
+        rects: list[tuple[float, float, float, float]] = []
+        for _, x0, y0, bw, bh in found:
+            r = (x0, y0, x0 + bw, y0 + bh)
+            if any(_rect_iou(r, o) > 0.5 for o in rects):
+                continue
+            rects.append(r)
+            quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
+            if len(quads) >= keep:
+                break
+        return quads
+
+    # -- sampling -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _sample(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Bilinear samples of `img` at points (..., 2) in pixel-edge coordinates."""
+        flat = pts.reshape(1, -1, 2).astype(np.float32) - 0.5
+        vals = cv2.remap(img, flat[..., 0], flat[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return vals.reshape(pts.shape[:-1])
+
+    @staticmethod
+    def _sides(q: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points along the four sides (4, K, 2) at fractions `ts`, and outward normals (4, 2)."""
+        a = q
+        d = np.roll(q, -1, axis=0) - q
+        length = np.linalg.norm(d, axis=1, keepdims=True)
+        n = np.stack([d[:, 1], -d[:, 0]], 1) / np.maximum(length, 1e-9)  # outward for clockwise quads
+        base = a[:, None, :] + ts[None, :, None] * d[:, None, :]
+        return base, n
+
+    # -- refinement ---------------------------------------------------------------------------------
+
+    def _refine(self, work: "_Work", q: np.ndarray, rounds: int = 2) -> np.ndarray:
+        """Refit each side of `q` to the plate border (see the class docs)."""
+        q = q.astype(np.float64)
+        ts = np.linspace(0.1, 0.9, 25)
+        for it in range(rounds):
+            sides = _side_lengths(q)
+            height = (sides[1] + sides[3]) / 2
+            r = float(np.clip((0.25 if it == 0 else 0.12) * height, 2.0, 12.0))
+            offsets = np.arange(-r, r + 1e-6, 0.5)
+            zero = int(np.argmin(np.abs(offsets)))
+            base, n = self._sides(q, ts)
+            pts = base[:, :, None, :] + offsets[None, None, :, None] * n[:, None, None, :]  # (4, K, O, 2)
+            dn = self._sample(work.gx, pts) * n[:, None, None, 0] + self._sample(work.gy, pts) * n[:, None, None, 1]
+            io = base[:, :, None, :] + np.array([-(r + 1), r + 1])[None, None, :, None] * n[:, None, None, :]
+            vals = self._sample(work.smooth, io)
+            step = np.median(vals[..., 1] - vals[..., 0], axis=1)  # (4,)
+            lines = []
+            for side in range(4):
+                resp = dn[side] * np.sign(step[side]) if abs(step[side]) >= 5 else np.abs(dn[side])
+                k = resp.argmax(1)
+                strength = resp[np.arange(len(k)), k]
+                old = float(np.maximum(resp[:, max(0, zero - 2) : zero + 3].max(1), 0).mean())
+                found = base[side] + offsets[k][:, None] * n[side][None]
+                ok = strength > 0.8
+                line = _fit_side(found[ok], strength[ok], tol=1.0, min_inliers=max(6, int(0.35 * len(k))))
+                lines.append(line[:2] if line is not None and line[2] >= old else None)
+            new = q.copy()
+            for corner in range(4):
+                l1, l2 = lines[(corner - 1) % 4], lines[corner]  # the sides meeting at this corner
+                if l1 is None and l2 is None:
+                    continue
+                if l1 is None:  # a side that was not refitted keeps its line
+                    a, b = q[(corner - 1) % 4], q[corner]
+                    l1 = (a, (b - a) / max(np.linalg.norm(b - a), 1e-9))
+                if l2 is None:
+                    a, b = q[corner], q[(corner + 1) % 4]
+                    l2 = (a, (b - a) / max(np.linalg.norm(b - a), 1e-9))
+                p = _line_intersection(l1[0], l1[1], l2[0], l2[1])
+                if p is not None and np.linalg.norm(p - q[corner]) <= 2.5 * r:
+                    new[corner] = p
+            if not _is_convex(new):
+                break
+            q = new
+        return q
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    # features of a candidate quad, in the order of FEATURES
+    FEATURES = (
+        "edge_min", "edge_2nd", "edge_mean", "cont_min", "cont_mean", "mode1", "two_tone", "texture",
+        "inout", "log_aspect", "log_aspect2", "log_width", "log_width2", "cy", "cy2", "off_centre",
+        "oblique_off", "matte", "tilt", "lean", "para",
+    )
+    # logistic weights over FEATURES (+ bias), fitted with `benchmarks/plates.py --fit` on the
+    # development images (see that script); a hand-set prior is used when WEIGHTS is None
+    WEIGHTS: dict[str, float] | None = None
+
+    def _features(self, work: "_Work", q: np.ndarray) -> dict | None:
+        """Measurements of candidate `q` (None when it cannot be a plate at all)."""
+        if not _is_convex(q):
+            return None
+        sides = _side_lengths(q)
+        width = (sides[0] + sides[2]) / 2
+        height = (sides[1] + sides[3]) / 2
+        if height < 5 or width < 10:
+            return None
+        aspect = width / height
+        lo, hi = self.aspect_range
+        if not (lo <= aspect <= hi):
+            return None
+        d = np.roll(q, -1, axis=0) - q
+        ang = np.degrees(np.arctan2(d[:, 1], d[:, 0]))  # top ~0, right ~90, bottom ~+-180, left ~-90
+        top, right = ang[0], ang[1]
+        bottom = ang[2] - 180 if ang[2] > 0 else ang[2] + 180
+        left = ang[3] + 180
+        tilt = max(abs(top), abs(bottom))
+        lean = max(abs(90 - left), abs(90 - right))
+        para = max(abs(top - bottom), abs(left - right))
+        if tilt > 40 or lean > 45 or para > 35:
+            return None
+        vx0, vy0, vx1, vy1 = work.vehicle
+        vw, vh = vx1 - vx0, vy1 - vy0
+        wf = width / vw
+        cx = (float(q[:, 0].mean()) - vx0) / vw
+        cy = (float(q[:, 1].mean()) - vy0) / vh
+        oblique = _soft(vw / max(vh, 1e-6), 1.15, 1.6) if work.has_box else 0.5
+        off = abs(cx - 0.5)
+        if not work.has_box:
+            cy, off = 0.7, 0.0  # nothing known about the vehicle: neutral values
+        matte = 1.0
+        if work.alpha is not None:
+            m = _quad_values(work.alpha, q)
+            matte = float(m.mean()) if m.size else 0.0
+        # outline evidence on each side: a step (or a thin line) along it
+        r = float(np.clip(0.15 * height, 2.0, 8.0))
+        base, n = self._sides(q, np.linspace(0.15, 0.85, 17))
+        offs = np.array([-r, -1.0, 0.0, 1.0, r])
+        v = self._sample(work.smooth, base[:, :, None, :] + offs[None, None, :, None] * n[:, None, None, :])
+        inside, outside = v[..., 0], v[..., 4]
+        on_max, on_min = v[..., 1:4].max(-1), v[..., 1:4].min(-1)
+        step = outside - inside
+        mid = (outside + inside) / 2
+        line = np.where(np.abs(on_max - mid) > np.abs(on_min - mid), on_max - mid, on_min - mid)
+        # a side may change polarity along its length (a grey plate half on a white bumper,
+        # half on a black grille): the unsigned step counts too, a little less than a signed one
+        st = np.maximum(np.abs(np.median(step, axis=1)), 0.7 * np.median(np.abs(step), axis=1))
+        ln = np.abs(np.median(line, axis=1))
+        use_step = st >= ln
+        prof = np.where(use_step[:, None], step, line)
+        strength = np.where(use_step, st, ln)
+        conts = (np.abs(prof) > np.maximum(0.4 * strength[:, None], 3.0)).mean(1)
+        ev = np.sort(strength)
+        # inside: one tone (a blurred or blank plate) or two (paint and characters)
+        vals = _quad_values(work.smooth, q, shrink=0.18)
+        if vals.size < 10:
+            return None
+        hist, _ = np.histogram(vals, bins=32, range=(0, 256))
+        win = np.convolve(hist, np.ones(3), mode="same") / vals.size
+        k1 = int(np.argmax(win))
+        mode1 = float(win[k1])
+        rest = win.copy()
+        rest[max(0, k1 - 3) : k1 + 4] = 0
+        two_tone = mode1 + float(rest.max())
+        gin = _quad_values(np.abs(work.gx) + np.abs(work.gy), q, shrink=0.18)
+        texture = float(gin.mean()) / (float(ev.mean()) / max(r, 1.0) + 1.0)
+        ring = self._sample(work.smooth, base + n[:, None, :] * (r + 2)).ravel()
+        inout = abs(float(np.median(vals)) - float(np.median(ring))) / 64.0
+        return dict(
+            edge_min=math.log1p(float(ev[0])), edge_2nd=math.log1p(float(ev[1])), edge_mean=math.log1p(float(ev.mean())),
+            cont_min=float(conts.min()), cont_mean=float(conts.mean()), mode1=mode1, two_tone=two_tone,
+            texture=texture, inout=inout, log_aspect=math.log(aspect), log_aspect2=math.log(aspect / 2.2) ** 2,
+            log_width=math.log(wf), log_width2=math.log(wf / (0.25 - 0.13 * oblique)) ** 2, cy=cy, cy2=(cy - 0.75) ** 2,
+            off_centre=off * (1 - oblique), oblique_off=off * oblique, matte=matte, tilt=tilt / 30, lean=lean / 30,
+            para=para / 30,
+        )
+
+    def _score(self, work: "_Work", q: np.ndarray, lenient: bool = False) -> tuple[float, dict]:
+        feats = self._features(work, q)
+        if feats is None:
+            return 0.0, {}
+        if lenient:  # a crooked hull of a plate's region is what the refit repairs
+            feats = dict(feats, tilt=0.0, lean=0.0, para=0.0)
+        weights = self.WEIGHTS if self.WEIGHTS is not None else _PRIOR_WEIGHTS
+        z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in feats.items())
+        score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return score, dict(features=feats, aspect=math.exp(feats["log_aspect"]))
+
+
+# a hand-set starting point for the logistic score (before any fit)
+_PRIOR_WEIGHTS = dict(
+    bias=-9.0, edge_min=1.0, edge_2nd=0.8, edge_mean=0.8, cont_min=2.0, cont_mean=1.0, mode1=1.5, two_tone=1.5,
+    texture=-0.5, inout=0.5, log_aspect2=-1.5, log_width2=-1.2, cy2=-4.0, off_centre=-4.0, oblique_off=1.0,
+    matte=2.0, tilt=-1.5, lean=-1.0, para=-2.0,
+)
+
+
+def _quad_values(img: np.ndarray, q: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """The values of `img` at pixels inside quad `q` (shrunk towards its centre by `shrink`)."""
+    h, w = img.shape[:2]
+    c = q.mean(0)
+    qq = c + (q - c) * (1 - shrink)
+    x0 = max(0, int(math.floor(qq[:, 0].min())))
+    y0 = max(0, int(math.floor(qq[:, 1].min())))
+    x1 = min(w, int(math.ceil(qq[:, 0].max())))
+    y1 = min(h, int(math.ceil(qq[:, 1].max())))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(0, np.float32)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, np.round((qq - [x0, y0] - 0.5) * 4).astype(np.int32), 1, lineType=cv2.LINE_8, shift=2)
+    return img[y0:y1, x0:x1][mask.astype(bool)]
+
+
+def _fit_side(points: np.ndarray, weights: np.ndarray, tol: float = 1.0, min_inliers: int = 6):
+    """A line through most of `points` (M, 2): a Huber fit when most points agree with it,
+    else the best of a few two-point hypotheses (RANSAC). Returns (point, unit direction,
+    mean inlier weight) or None."""
+    m = len(points)
+    if m < max(2, min_inliers):
+        return None
+    vx, vy, x0, y0 = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).reshape(4)
+    normal = np.array([-vy, vx], np.float64)
+    dist = np.abs((points - [x0, y0]) @ normal)
+    mask = dist < tol
+    if mask.sum() < 0.7 * m:
+        fit = _ransac_line(points, weights, tol, min_inliers)
+        if fit is None:
+            return None
+        mask = fit
+    if int(mask.sum()) < min_inliers:
+        return None
+    vx, vy, x0, y0 = cv2.fitLine(points[mask].astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).reshape(4)
+    return np.array([x0, y0], np.float64), np.array([vx, vy], np.float64), float(weights[mask].mean())
+
+
+def _ransac_line(points: np.ndarray, weights: np.ndarray, tol: float = 1.0, min_inliers: int = 6,
+                 hypotheses: int = 60) -> np.ndarray | None:
+    """Inlier mask (M,) of the best line among two-point hypotheses spread along the side."""
+    m = len(points)
+    i, j = np.triu_indices(m, 1)
+    far = (j - i) >= max(2, m // 4)  # well separated pairs give stable lines
+    i, j = i[far], j[far]
+    if len(i) == 0:
+        return None
+    if len(i) > hypotheses:
+        pick = np.linspace(0, len(i) - 1, hypotheses).astype(int)
+        i, j = i[pick], j[pick]
+    d = points[j] - points[i]
+    norm = np.linalg.norm(d, axis=1)
+    keep = norm > 1e-6
+    i, d, norm = i[keep], d[keep], norm[keep]
+    if len(i) == 0:
+        return None
+    nrm = np.stack([-d[:, 1], d[:, 0]], 1) / norm[:, None]
+    rel = points[None, :, :] - points[i][:, None, :]
+    inl = np.abs(rel[..., 0] * nrm[:, None, 0] + rel[..., 1] * nrm[:, None, 1]) < tol
+    best = int(np.argmax((inl * weights[None]).sum(1)))
+    mask = inl[best]
+    return mask if int(mask.sum()) >= min_inliers else None
+
+
+def _rect_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _contains(outer: np.ndarray, inner: np.ndarray, frac: float = 0.85) -> bool:
+    """Whether most of `inner` lies inside `outer`."""
+    a_in = abs(cv2.contourArea(inner.astype(np.float32)))
+    if a_in <= 0:
+        return False
+    inter, _ = cv2.intersectConvexConvex(outer.astype(np.float32), inner.astype(np.float32))
+    return inter / a_in >= frac
+
+
+# -- a learned detector from a weights file ---------------------------------------------------------
+
+
+class TorchScriptPlateDetector:
+    """A learned plate detector loaded from a TorchScript file (``torch.jit.save``).
+
+    The module takes a (1, 3, S, S) float batch in [0, 1] RGB (the image letterboxed to a
+    square of side `input_size`, padded with zeros at the right and bottom) and returns
+    (N, 9): four corners ``x1, y1, ..., x4, y4`` as fractions of S, clockwise from the
+    top-left, then a score in [0, 1]. Detections are mapped back to image pixels, ordered,
+    filtered by `min_score` and by the vehicle matte (mean alpha inside >= `min_matte`
+    when `alpha` is given). Weights load on CPU and then move to `device`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, input_size: int = 512, min_score: float = 0.5,
+                 min_matte: float = 0.3, device: str | torch.device = "cpu"):
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"plate detector weights not found: {path}")
+        self.module = torch.jit.load(path, map_location="cpu").eval().to(device)
+        self.input_size = int(input_size)
+        self.min_score = float(min_score)
+        self.min_matte = float(min_matte)
+        self.device = torch.device(device)
+
+    def detect(self, image: Tensor, alpha: Tensor | None = None, box: Tensor | None = None) -> list[PlateDetection]:
+        h, w = image.shape[-2:]
+        s = self.input_size
+        k = s / max(h, w)
+        nh, nw = max(1, round(h * k)), max(1, round(w * k))
+        x = torch.nn.functional.interpolate(image[None, :3].float().to(self.device), size=(nh, nw), mode="bilinear",
+                                            align_corners=False, antialias=k < 1)
+        x = torch.nn.functional.pad(x, (0, s - nw, 0, s - nh))
+        with torch.no_grad():
+            raw = self.module(x)
+        raw = torch.as_tensor(raw).detach().float().cpu().reshape(-1, 9)
+        out = []
+        for row in raw:
+            score = float(row[8])
+            if score < self.min_score:
+                continue
+            quad = order_quad(row[:8].reshape(4, 2) * s / k)
+            if alpha is not None and self.min_matte > 0:
+                a = alpha.detach().float().reshape(h, w).cpu().numpy()
+                vals = _quad_values(a, quad.numpy().astype(np.float64))
+                if vals.size and float(vals.mean()) < self.min_matte:
+                    continue
+            out.append(PlateDetection(quad, score))
+        out.sort(key=lambda d: -d.score)
+        return out
+
+
+# -- the stage ----------------------------------------------------------------------------------------
+
+
+class PlateReplacement(Stage):
+    """Find licence plates and cover them (``plate_replacement=image|blank``).
+
+    Args:
+        mode: ``"image"`` (cover each plate with `plate`, a (3|4, h, w) float image in
+            [0, 1]) or ``"blank"`` (a clean plate of the plate's colour, no text).
+        plate: the replacement image for ``mode="image"``.
+        detector: a `PlateDetector`; default `ContourPlateDetector()`.
+        min_score: detections below this score are ignored.
+        fill: colour of the letterbox bars around a replacement of another aspect ratio:
+            ``"plate"`` (the original plate's colour), ``"white"`` or an RGB triple.
+        match: light and blur the replacement like the original plate.
+
+    Sets ``Frame.plates`` (N, 4, 2) float32 on the frame's device ((0, 4, 2) when none is
+    found) and ``frame.meta["plate_scores"]``; draws into ``Frame.image``. When no plate
+    is found the image is unchanged and ``"no licence plate found"`` is added to the
+    frame's warnings. Frames with an error pass through untouched.
+    """
+
+    name = "plates"
+
+    def __init__(
+        self,
+        mode: str = "image",
+        plate: Tensor | None = None,
+        detector: PlateDetector | None = None,
+        min_score: float = 0.3,
+        *,
+        fill: str | Sequence[float] = "plate",
+        match: bool = True,
+    ):
+        if mode not in ("image", "blank"):
+            raise ValueError(f"`mode` must be 'image' or 'blank' but is {mode!r}")
+        if mode == "image":
+            if plate is None:
+                raise ValueError("`plate` (a (3|4, h, w) image) is required with mode='image'")
+            if not isinstance(plate, Tensor) or plate.ndim != 3 or plate.shape[0] not in (3, 4):
+                raise ValueError(f"`plate` must be a (3|4, h, w) tensor but is {getattr(plate, 'shape', type(plate))}")
+            if min(plate.shape[-2:]) < 1:
+                raise ValueError("`plate` is empty")
+        self.mode = mode
+        self.plate = plate.float() if (plate is not None and not plate.is_floating_point()) else plate
+        self.detector = detector if detector is not None else ContourPlateDetector()
+        if not isinstance(self.detector, PlateDetector):
+            raise TypeError("`detector` must have a detect(image, alpha, box) method")
+        self.min_score = float(min_score)
+        self.fill = fill
+        self.match = bool(match)
+
+    def __repr__(self) -> str:
+        return f"PlateReplacement(mode={self.mode!r}, detector={self.detector!r}, min_score={self.min_score})"
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
+        out = list(frames)
+        with timed(out, self.name):
+            out = [f if f.error is not None else self._one(f) for f in out]
+        return out
+
+    def _one(self, frame: Frame) -> Frame:
+        detections = [d for d in self.detector.detect(frame.image, frame.alpha, frame.box) if d.score >= self.min_score]
+        detections.sort(key=lambda d: -d.score)
+        dev = frame.device
+        if not detections:
+            new = frame.replace(plates=torch.zeros((0, 4, 2), dtype=torch.float32, device=dev))
+            new.warnings.append(NO_PLATE_WARNING)
+            new.meta["plate_scores"] = []
+            return new
+        quads = torch.stack([order_quad(d.quad.float()) for d in detections]).to(dev)
+        image = frame.image
+        plate = self.plate.to(dev) if self.plate is not None else None
+        for quad in quads:
+            image, _ = overlay_plate(image, quad, plate if self.mode == "image" else None, fill=self.fill, match=self.match)
+        new = frame.replace(image=image, plates=quads)
+        new.meta["plate_scores"] = [d.score for d in detections]
+        return new

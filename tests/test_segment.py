@@ -1,0 +1,363 @@
+"""Vehicle matte: guided filter, matte pieces, and the `VehicleMatte` stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bgr_core.errors import NoData
+from bgr_core.frame import Frame
+from bgr_core.functional import matte as M
+from bgr_core.functional.guided_filter import (
+    box_filter,
+    box_sum,
+    fast_guided_filter,
+    guided_filter,
+    guided_upsample,
+)
+from bgr_core.stages.segment import VehicleMatte
+
+DATA = Path(__file__).parents[1].parent / "shared" / "data"
+WEIGHTS = Path(__file__).parents[1] / "weights" / "u2netp.safetensors"
+
+
+# -- box filter ------------------------------------------------------------------------
+
+
+def _naive_box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    out = torch.zeros_like(x)
+    for i in range(h):
+        for j in range(w):
+            out[:, :, i, j] = x[:, :, max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1].sum(dim=(-2, -1))
+    return out
+
+
+@pytest.mark.parametrize("r", [0, 1, 2, 5, 40])
+def test_box_sum_and_mean_match_naive(r):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 13, 19, dtype=torch.float64)
+    ref = _naive_box_sum(x, r)
+    torch.testing.assert_close(box_sum(x, r), ref, atol=1e-10, rtol=0)
+    count = _naive_box_sum(torch.ones_like(x), r)
+    torch.testing.assert_close(box_filter(x, r), ref / count, atol=1e-12, rtol=0)
+
+
+def test_box_filter_keeps_dtype_and_constants():
+    x = torch.full((1, 2, 30, 20), 0.25, dtype=torch.float16)
+    y = box_filter(x, 4)
+    assert y.dtype == torch.float16 and y.shape == x.shape
+    assert torch.allclose(y.float(), torch.full_like(y.float(), 0.25), atol=1e-3)
+    with pytest.raises(ValueError):
+        box_filter(torch.rand(3, 10, 10), 2)
+
+
+# -- guided filter ---------------------------------------------------------------------
+
+
+def test_guided_filter_preserves_constant_src():
+    torch.manual_seed(0)
+    guide = torch.rand(2, 3, 40, 50)
+    src = torch.full((2, 1, 40, 50), 0.7)
+    for out in (guided_filter(guide, src, 5, 1e-3), fast_guided_filter(guide, src, 8, 1e-3, scale=4)):
+        assert out.shape == src.shape and out.dtype == src.dtype
+        assert torch.allclose(out, src, atol=1e-4)
+
+
+def _step_scene():
+    """Guide with a sharp vertical edge at x = 32; src a blurred, shifted version."""
+    guide = torch.zeros(1, 3, 64, 64)
+    guide[..., 32:] = 1.0
+    guide[:, 1] *= 0.5
+    src = torch.zeros(1, 1, 64, 64)
+    src[..., 29:] = 1.0
+    src = F.avg_pool2d(F.pad(src, (4, 4, 4, 4), mode="replicate"), 9, stride=1)
+    return guide, src
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_guided_filter_follows_strong_edge(gray):
+    guide, src = _step_scene()
+    if gray:
+        guide = guide[:, :1]
+    out = guided_filter(guide, src, 6, 1e-4)[0, 0, 32]
+    # Flat on each side of the guide's edge, with the jump where the guide jumps.
+    jumps = (out[1:] - out[:-1]).abs()
+    assert int(jumps.argmax()) == 31
+    assert float(jumps.max()) > 0.5
+    assert float(src[0, 0, 32, 32] - src[0, 0, 32, 31]) < 0.2  # the input was smooth there
+
+
+def test_fast_guided_and_upsample_close_to_full():
+    guide, src = _step_scene()
+    full = guided_filter(guide, src, 8, 1e-4)
+    fast = fast_guided_filter(guide, src, 8, 1e-4, scale=2)
+    assert (full - fast).abs().mean() < 0.02
+    low = F.interpolate(src, size=(16, 16), mode="bilinear", align_corners=False)
+    up = guided_upsample(guide, low, 8, 1e-4)
+    assert up.shape == (1, 1, 64, 64)
+    row = up[0, 0, 32]
+    assert float(row[:20].max()) < 0.2 and float(row[44:].min()) > 0.8
+    assert int((row[1:] - row[:-1]).abs().argmax()) == 31
+
+
+def test_guided_filter_float64_and_many_channels():
+    g = torch.rand(1, 5, 20, 24, dtype=torch.float64)
+    p = torch.rand(1, 2, 20, 24, dtype=torch.float64)
+    out = guided_filter(g, p, 3, 1e-2)
+    assert out.shape == p.shape and out.dtype == torch.float64
+
+
+# -- matte pieces ----------------------------------------------------------------------
+
+
+def test_select_vehicle_prefers_big_central_and_drops_strays():
+    prob = np.zeros((100, 160), np.float32)
+    prob[30:80, 40:120] = 0.9  # the car, central
+    prob[5:15, 5:25] = 0.95  # a sign in a corner
+    prob[85:99, 140:159] = 0.9  # a blob at the edge
+    sel = M.select_vehicle(prob)
+    assert sel is not None
+    assert sel.keep[50, 80] and not sel.keep[10, 10] and not sel.keep[90, 150]
+    assert sel.box == (40, 30, 120, 80)
+    assert sel.n_components == 3
+
+
+def test_select_vehicle_centre_beats_slightly_bigger_edge_object():
+    prob = np.zeros((100, 200), np.float32)
+    prob[35:65, 80:125] = 0.9  # central, 1350 px
+    prob[0:40, 0:40] = 0.9  # corner, 1600 px
+    sel = M.select_vehicle(prob)
+    assert sel.keep[50, 100] and not sel.keep[10, 10]
+
+
+def test_select_vehicle_keeps_piece_split_by_a_pole():
+    prob = np.zeros((100, 160), np.float32)
+    prob[30:80, 30:130] = 0.9
+    prob[:, 75:79] = 0.0  # a pole in front of the car
+    sel = M.select_vehicle(prob)
+    assert sel.keep[50, 40] and sel.keep[50, 120]
+    assert sel.box == (30, 30, 130, 80)
+
+
+def test_select_vehicle_none_when_empty_or_tiny():
+    assert M.select_vehicle(np.zeros((50, 50), np.float32)) is None
+    prob = np.zeros((100, 100), np.float32)
+    prob[50, 50] = 1.0
+    assert M.select_vehicle(prob, min_area=0.002) is None
+
+
+def test_fill_holes_closes_windows_not_open_bays():
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    mask[20:30, 20:30] = False  # a window: enclosed
+    mask[40:60, 25:35] = False  # a bay open to the border
+    filled = M.fill_holes(mask)
+    assert filled[25, 25] and not filled[55, 30] and not filled[45, 30]
+    assert not M.fill_holes(mask, max_frac=0.01)[25, 25]
+
+
+def test_keep_region_keeps_fringe_drops_stray_halo():
+    prob = np.zeros((40, 40), np.float32)
+    prob[10:30, 10:30] = 0.9
+    prob[9, 10:30] = 0.3  # soft fringe of the car
+    prob[2:5, 35:38] = 0.3  # halo of nothing
+    keep = prob >= 0.5
+    region = M.keep_region(prob, keep, low=0.1)
+    assert region[9, 15] and region[20, 20] and not region[3, 36]
+
+
+def test_crop_box_square_inside_image():
+    box = M.crop_box((100, 50, 200, 100), (300, 400), margin=0.1)
+    x0, y0, x1, y1 = box
+    assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 300
+    assert x1 - x0 == y1 - y0 == 120
+    assert x0 <= 100 and x1 >= 200 and y0 <= 50 and y1 >= 100
+    # near a border it is shifted, not cut
+    x0, y0, x1, y1 = M.crop_box((0, 0, 50, 40), (300, 400), margin=0.1)
+    assert (x0, y0) == (0, 0) and x1 - x0 == y1 - y0 == 60
+    # larger than the image on one axis: clipped to it
+    x0, y0, x1, y1 = M.crop_box((0, 100, 400, 200), (300, 400), margin=0.1)
+    assert (x0, x1, y0, y1) == (0, 400, 0, 300)
+
+
+def test_paste_pass_modes_and_limit():
+    base = torch.full((1, 50, 100), 0.2)
+    crop = torch.full((1, 32, 32), 0.8)
+    box = (20, 10, 60, 50)  # in a (100, 200) image: canvas is half size
+    out = M.paste_pass(base, crop, box, (100, 200), "crop", feather=0.0)
+    assert torch.allclose(out[0, 15, 20], torch.tensor(0.8)) and torch.allclose(out[0, 2, 2], torch.tensor(0.2))
+    assert torch.allclose(M.paste_pass(base, crop, box, (100, 200), "mean", feather=0.0)[0, 15, 20], torch.tensor(0.5))
+    limit = torch.zeros(1, 50, 100, dtype=torch.bool)
+    out = M.paste_pass(base, crop, box, (100, 200), "max", limit=limit)
+    assert torch.equal(out, base)
+
+
+def test_soft_threshold_and_mask_box():
+    p = torch.tensor([[[0.0, 0.3, 0.5, 0.7, 1.0]]])
+    assert torch.allclose(M.soft_threshold(p, 0.3, 0.7), torch.tensor([[[0.0, 0.0, 0.5, 1.0, 1.0]]]))
+    m = torch.zeros(1, 10, 20, dtype=torch.bool)
+    m[0, 2:5, 3:9] = True
+    assert M.mask_box(m).tolist() == [3.0, 2.0, 9.0, 5.0]
+    assert M.mask_box(torch.zeros(4, 4, dtype=torch.bool)) is None
+
+
+def test_net_input_shapes_and_normalisation():
+    imgs = [torch.rand(3, 100, 80), torch.full((3, 400, 600), 0.5)]
+    x = M.net_input(imgs, 64)
+    assert x.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    expect = (0.5 - torch.tensor(M.IMAGENET_MEAN)) / torch.tensor(M.IMAGENET_STD)
+    assert torch.allclose(x[1, :, 10, 10], expect, atol=1e-5)
+
+
+# -- the stage with a stub net (fast, no weights) -----------------------------------------
+
+
+class StubNet(torch.nn.Module):
+    """Saliency = distance of each pixel's colour from the image's border colour."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+        ref = border.median(dim=-1).values[..., None, None]
+        d = (x - ref).abs().sum(dim=1, keepdim=True)
+        return torch.sigmoid(4.0 * (d - 1.0))
+
+
+def _scene_frame(h=180, w=260, seed=0, fg=(0.8, 0.1, 0.1)) -> Frame:
+    img = torch.full((3, h, w), 0.5)
+    img[:, h // 3 : 2 * h // 3, w // 4 : 3 * w // 4] = torch.tensor(fg).view(3, 1, 1)
+    g = torch.Generator().manual_seed(seed)
+    img = (img + 0.02 * torch.rand(3, h, w, generator=g)).clamp(0, 1)
+    return Frame(image=img)
+
+
+def test_stage_stub_sets_alpha_box_and_nodata():
+    stage = VehicleMatte(StubNet(), net_size=64)
+    flat = Frame(image=torch.full((3, 120, 90), 0.4))
+    failed = Frame(image=torch.rand(3, 50, 50), error=NoData("earlier"))
+    frames = [_scene_frame(), flat, failed, _scene_frame(240, 160, 1)]
+    out = stage(frames)
+    assert len(out) == 4
+    for f in (out[0], out[3]):
+        f.check()
+        assert f.error is None and f.alpha.shape == (1, *f.size) and f.box.shape == (4,)
+    x0, y0, x1, y1 = out[0].box.tolist()
+    assert abs(x0 - 65) <= 3 and abs(x1 - 195) <= 3 and abs(y0 - 60) <= 3 and abs(y1 - 120) <= 3
+    assert isinstance(out[1].error, NoData) and out[1].alpha is None and out[1].box is None
+    assert "no vehicle" in str(out[1].error)
+    assert out[2] is not failed and out[2].error is failed.error and out[2].alpha is None
+    assert frames[0].alpha is None  # inputs untouched
+
+
+# -- the stage with U2NetP ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def net():
+    if not WEIGHTS.is_file():
+        pytest.skip("weights/u2netp.safetensors is not present")
+    from bgr_core.loaders import load_u2netp
+
+    return load_u2netp("cpu")
+
+
+def _photo(path: Path) -> Frame:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.array(im.convert("RGB"))
+    return Frame(image=torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0)
+
+
+def test_stage_nodata_on_flat_image(net):
+    stage = VehicleMatte(net)
+    out = stage([Frame(image=torch.full((3, 200, 300), 0.6)), Frame(image=torch.zeros(3, 64, 64))])
+    for f in out:
+        assert isinstance(f.error, NoData) and f.alpha is None and f.box is None
+        assert f.error.code == "no_data"
+
+
+def test_stage_batched_equals_one_by_one(net):
+    from bgr_core.testing import synthetic_car_scene
+
+    frames = []
+    for seed, (h, w) in enumerate([(240, 320), (300, 200), (200, 420)]):
+        scene = synthetic_car_scene(h, w, seed=seed)
+        frames.append(Frame(image=torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255.0))
+    frames.append(Frame(image=torch.full((3, 100, 100), 0.5)))  # NoData in the middle of a batch
+    stage = VehicleMatte(net, batch_size=4)
+    batched = stage(frames)
+    single = [VehicleMatte(net, batch_size=1)([f])[0] for f in frames]
+    for b, s in zip(batched, single):
+        assert type(b.error) is type(s.error)
+        if b.error is None:
+            b.check()
+            assert (b.alpha - s.alpha).abs().max() <= 1e-4
+            assert torch.allclose(b.box, s.box)
+
+
+def _carparts(n: int):
+    folder = DATA / "carparts"
+    if not (folder / "annotations.json").is_file():
+        pytest.skip("../shared/data/carparts is not present")
+    ann = json.loads((folder / "annotations.json").read_text())
+    cats = {c["id"]: c["name"] for c in ann["categories"]}
+    polys: dict[int, list[np.ndarray]] = {}
+    for a in ann["annotations"]:
+        if cats[a["category_id"]] == "_background_":
+            continue
+        for p in a["segmentation"]:
+            arr = np.asarray(p, np.float64).reshape(-1, 2)
+            if len(arr) >= 3:
+                polys.setdefault(a["image_id"], []).append(arr)
+    images = [im for im in sorted(ann["images"], key=lambda i: i["id"]) if im["id"] in polys][:n]
+    return folder, images, polys
+
+
+def test_stage_on_real_carparts_photos(net):
+    folder, images, polys = _carparts(6)
+    frames = [_photo(folder / im["path"]) for im in images]
+    out = VehicleMatte(net)(frames)
+    recalls, precisions = [], []
+    for im, f in zip(images, out):
+        f.check()
+        assert f.error is None and f.alpha.dtype == f.image.dtype
+        h, w = f.size
+        parts = np.zeros((h, w), np.uint8)
+        for p in polys[im["id"]]:
+            cv2.fillPoly(parts, [np.round(p).astype(np.int32)], 1)
+        hull = cv2.convexHull(np.round(np.concatenate(polys[im["id"]])).astype(np.int32))
+        region = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(region, [hull], 1)
+        near = cv2.distanceTransform(1 - region, cv2.DIST_L2, 5) <= 0.03 * np.hypot(h, w)
+        m = (f.alpha[0] >= 0.5).numpy()
+        recalls.append((m & parts.astype(bool)).sum() / parts.sum())
+        precisions.append((m & near).sum() / m.sum())
+        x0, y0, x1, y1 = f.box.tolist()
+        ys, xs = np.nonzero(m)
+        assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert np.mean(recalls) > 0.95 and min(recalls) > 0.85, recalls
+    assert np.mean(precisions) > 0.95 and min(precisions) > 0.85, precisions
+
+
+def test_stage_on_large_photo_with_small_car(net):
+    path = DATA / "photos" / "car-1.jpg"
+    if not path.is_file():
+        pytest.skip("../shared/data/photos is not present")
+    frame = _photo(path)
+    out = VehicleMatte(net)([frame])[0]
+    out.check()
+    assert out.error is None
+    x0, y0, x1, y1 = out.box.tolist()
+    h, w = out.size
+    assert (x1 - x0) * (y1 - y0) > 0.02 * h * w
