@@ -106,7 +106,7 @@ def ground_contact(alpha: torch.Tensor, threshold: float = 0.5) -> GroundContact
             slope, a, b = 0.0, k, k
         # follow the hull outwards while it stays near the ground's direction (tyres seen
         # in perspective); steeper edges are the body curving up at the ends
-        bend = math.tan(math.radians(20))
+        bend = math.tan(math.radians(35))
 
         def edge_slope(i: int, j: int) -> float:
             return (ys[hull[j]] - ys[hull[i]]) / max(xs[hull[j]] - xs[hull[i]], 1e-6)
@@ -178,13 +178,14 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     rows = torch.arange(h, device=device, dtype=torch.float32).view(h, 1) + 0.5
     t = rows - ground_t  # > 0 below the ground
     below, above = t.clamp_min(0), (-t).clamp_min(0)
-    on_ground = (rows >= start_t).float()
 
-    # contact: darkest at the tyres, lighter where the body floats above the ground
+    # contact: darkest at the tyres, lighter where the body floats above the ground;
+    # in the gap under the car it fades upwards from the ground
     tight = max(1.0, 0.015 * car_h * softness)
     reach = 0.85 * torch.exp(-(gap_t / (0.05 * car_h)) ** 2) + 0.3 * torch.exp(-(gap_t / (0.2 * car_h)) ** 2)
     reach = torch.where(torch.isfinite(gap_t), reach.clamp(max=1.0), torch.zeros_like(reach))
-    contact_layer = reach * torch.exp(-(below / tight) ** 2) * on_ground
+    lift = max(1.0, 0.04 * car_h * softness)
+    contact_layer = reach * torch.exp(-(below / tight) ** 2) * torch.exp(-(above / lift) ** 2)
 
     # ambient: along the ground across the footprint, fading past the ends
     pad = (0.03 + 0.03 * frontal) * car_w * softness
@@ -192,12 +193,12 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     fade = max(1.0, 0.03 * car_w * softness)
     across = torch.sigmoid((xs_t - (x0 - pad)) / fade) * torch.sigmoid(((x1 + pad) - xs_t) / fade)
     depth = max(1.5, (0.04 + 0.08 * frontal) * car_h * softness)
-    lift = max(1.0, 0.08 * car_h * softness)
-    ambient = 0.5 * across * torch.exp(-(below / depth) ** 2) * torch.exp(-(above / lift) ** 2) * on_ground
+    ambient = 0.5 * across * torch.exp(-(below / depth) ** 2) * torch.exp(-(above / (2 * lift)) ** 2)
 
-    layer = 1.0 - (1.0 - contact_layer) * (1.0 - ambient)
-    layer = _gaussian_blur(layer[None, None], max(0.6, 0.003 * math.hypot(car_w, car_h) * softness))[0]
-    # nothing above the car's lower outline or the ground beside it, softly
+    # nothing above the car's lower outline or the ground beside it; blurred after the
+    # cut so the car's ends leave no hard edge
     ramp = max(1.0, 0.01 * car_h)
     allowed = ((rows - start_t) / ramp + 1.0).clamp(0.0, 1.0)
-    return (strength * layer * allowed).clamp(0.0, 1.0).to(alpha.dtype)
+    layer = (1.0 - (1.0 - contact_layer) * (1.0 - ambient)) * allowed
+    layer = _gaussian_blur(layer[None, None], max(0.6, 0.004 * math.hypot(car_w, car_h) * softness))[0]
+    return (strength * layer).clamp(0.0, 1.0).to(alpha.dtype)

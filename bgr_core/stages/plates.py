@@ -509,12 +509,16 @@ class ContourPlateDetector:
     # features of a candidate quad, in the order of FEATURES
     FEATURES = (
         "edge_min", "edge_2nd", "edge_mean", "cont_min", "cont_mean", "mode1", "two_tone", "texture",
-        "inout", "log_aspect", "log_aspect2", "log_width", "log_width2", "cy", "cy2", "off_centre",
-        "oblique_off", "matte", "tilt", "lean", "para",
+        "inout", "log_width", "log_width2", "cy", "cy2", "off_centre",
+        "oblique_off", "matte", "tilt", "lean", "para", "lr_out_tex", "tb_out_tex",
     )
-    # logistic weights over FEATURES (+ bias), fitted with `benchmarks/plates.py --fit` on the
-    # development images (see that script); a hand-set prior is used when WEIGHTS is None
-    WEIGHTS: dict[str, float] | None = None
+    # The score is a gated logistic model: two sets of weights over FEATURES (+ bias), one
+    # for plates with a smooth inside (blurred or blank) and one for plates with legible
+    # characters, blended by the inside's texture (`GATE`: the texture feature's ramp).
+    # Fitted with `benchmarks/plates.py --fit` (see that script for the data); None falls
+    # back to a hand-set prior.
+    GATE = (0.45, 0.75)
+    WEIGHTS: dict[str, dict[str, float]] | None = None
 
     def _features(self, work: "_Work", q: np.ndarray) -> dict | None:
         """Measurements of candidate `q` (None when it cannot be a plate at all)."""
@@ -586,14 +590,31 @@ class ContourPlateDetector:
         texture = float(gin.mean()) / (float(ev.mean()) / max(r, 1.0) + 1.0)
         ring = self._sample(work.smooth, base + n[:, None, :] * (r + 2)).ravel()
         inout = abs(float(np.median(vals)) - float(np.median(ring))) / 64.0
+        # just outside a plate is paint, not more characters: a side drawn through a row of
+        # characters (part of a plate) has texture beyond it
+        band = self._sample(work.smooth, base[:, :, None, :] + (np.array([1.2, 1.8, 2.4]) * r)[None, None, :, None]
+                            * n[:, None, None, :])
+        out_std = band.reshape(4, -1).std(1) / (strength + 8.0)
+        lr_out_tex = float(max(out_std[1], out_std[3]))
+        tb_out_tex = float(max(out_std[0], out_std[2]))
         return dict(
             edge_min=math.log1p(float(ev[0])), edge_2nd=math.log1p(float(ev[1])), edge_mean=math.log1p(float(ev.mean())),
             cont_min=float(conts.min()), cont_mean=float(conts.mean()), mode1=mode1, two_tone=two_tone,
-            texture=texture, inout=inout, log_aspect=math.log(aspect), log_aspect2=math.log(aspect / 2.2) ** 2,
+            texture=texture, inout=inout, aspect=aspect,
             log_width=math.log(wf), log_width2=math.log(wf / (0.25 - 0.13 * oblique)) ** 2, cy=cy, cy2=(cy - 0.75) ** 2,
             off_centre=off * (1 - oblique), oblique_off=off * oblique, matte=matte, tilt=tilt / 30, lean=lean / 30,
-            para=para / 30,
+            para=para / 30, lr_out_tex=lr_out_tex, tb_out_tex=tb_out_tex,
         )
+
+    def _logit(self, feats: dict) -> float:
+        weights = self.WEIGHTS if self.WEIGHTS is not None else {"smooth": _PRIOR_WEIGHTS, "text": _PRIOR_WEIGHTS}
+        g = _soft(feats["texture"], *self.GATE)
+        z = 0.0
+        for part, share in (("smooth", 1.0 - g), ("text", g)):
+            if share > 0:
+                w = weights[part]
+                z += share * (w.get("bias", 0.0) + sum(w.get(k, 0.0) * feats[k] for k in self.FEATURES))
+        return z
 
     def _score(self, work: "_Work", q: np.ndarray, lenient: bool = False) -> tuple[float, dict]:
         feats = self._features(work, q)
@@ -601,16 +622,28 @@ class ContourPlateDetector:
             return 0.0, {}
         if lenient:  # a crooked hull of a plate's region is what the refit repairs
             feats = dict(feats, tilt=0.0, lean=0.0, para=0.0)
-        weights = self.WEIGHTS if self.WEIGHTS is not None else _PRIOR_WEIGHTS
-        z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in feats.items())
+        z = self._logit(feats) + _aspect_logit(feats["aspect"], self.aspect_range)
         score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return score, dict(features=feats, aspect=math.exp(feats["log_aspect"]))
+        return score, dict(features=feats, aspect=feats["aspect"])
+
+
+def _aspect_logit(aspect: float, limits: tuple[float, float]) -> float:
+    """A fixed prior on the apparent aspect ratio (added to the logit, not fitted: the
+    labelled plates are mostly 1.4-2:1 and would teach the fit to reject 4.7:1 EU plates):
+    flat from 1.4 to 5.5, falling to -3 at the lower limit (oblique or square plates) and
+    to -4 at the upper one."""
+    lo, hi = limits
+    if aspect < 1.4:
+        return -3.0 * math.log(1.4 / aspect) / math.log(1.4 / lo)
+    if aspect > 5.5:
+        return -4.0 * math.log(aspect / 5.5) / math.log(hi / 5.5)
+    return 0.0
 
 
 # a hand-set starting point for the logistic score (before any fit)
 _PRIOR_WEIGHTS = dict(
     bias=-9.0, edge_min=1.0, edge_2nd=0.8, edge_mean=0.8, cont_min=2.0, cont_mean=1.0, mode1=1.5, two_tone=1.5,
-    texture=-0.5, inout=0.5, log_aspect2=-1.5, log_width2=-1.2, cy2=-4.0, off_centre=-4.0, oblique_off=1.0,
+    texture=-0.5, inout=0.5, log_width2=-1.2, cy2=-4.0, off_centre=-4.0, oblique_off=1.0,
     matte=2.0, tilt=-1.5, lean=-1.0, para=-2.0,
 )
 

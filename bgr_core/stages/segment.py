@@ -57,9 +57,10 @@ class VehicleMatte(Stage):
     - contrast: (low, high) soft threshold applied to the probability, or None.
     - flip: average the net's output on the image and on its mirror image (test-time
       augmentation; twice the net's cost).
-    - refine: "guided" (edge-aware upsampling with the image as guide, `radius` in
-      full-resolution pixels at most ``radius_frac`` of the image diagonal, `eps`) or
-      "bilinear".
+    - refine: "guided" (edge-aware upsampling with the image as guide: a guided filter
+      of `radius` working-canvas pixels and regularisation `eps`, its coefficients
+      computed on the canvas and applied at full resolution) or "bilinear".
+    - antialias: antialiased resizing of the images to the net's input.
     """
 
     name = "segment"
@@ -74,17 +75,17 @@ class VehicleMatte(Stage):
         crop_margin: float = 0.15,
         crop_max_area: float = 0.6,
         crop_band: float = 0.03,
-        merge: str = "max",
+        merge: str = "mean",
         work_size: int = 640,
         threshold: float = 0.5,
         min_area: float = 0.002,
         fill_holes: bool = True,
         contrast: tuple[float, float] | None = (0.3, 0.7),
         refine: str = "guided",
-        radius: int = 8,
-        eps: float = 1e-3,
+        radius: int = 2,
+        eps: float = 1e-2,
         antialias: bool = True,
-        flip: bool = False,
+        flip: bool = True,
     ) -> None:
         if refine not in ("guided", "bilinear"):
             raise ValueError(f"refine must be 'guided' or 'bilinear', got {refine!r}")
@@ -223,7 +224,8 @@ class VehicleMatte(Stage):
         if self.contrast is not None:
             prob = M.soft_threshold(prob, *self.contrast)
         image = frame.image.to(torch.promote_types(frame.image.dtype, torch.float32))
-        radius = self.radius
+        # The radius is given on the canvas; guided_upsample wants full-resolution pixels.
+        radius = max(1, round(self.radius * frame.size[0] / canvas.shape[-2]))
         alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
         return alpha
 
