@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 
 from ..frame import Frame
 from ..functional.compose import composite, cover_resize, estimate_foreground
-from .base import Stage, timed
+from .base import FrameStage
 
 __all__ = ["ComposeBackground", "BACKGROUND_MODES"]
 
 BACKGROUND_MODES = ("white", "transparent", "custom")
 
 
-class ComposeBackground(Stage):
+class ComposeBackground(FrameStage):
     """Compose each frame's vehicle over a new background into ``Frame.output``.
 
     Args:
@@ -43,13 +41,7 @@ class ComposeBackground(Stage):
     def __repr__(self) -> str:
         return f"ComposeBackground(mode={self.mode!r}, decontaminate={self.decontaminate})"
 
-    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        out = list(frames)
-        with timed(out, self.name):
-            out = [f if f.error is not None else self._compose(f) for f in out]
-        return out
-
-    def _compose(self, frame: Frame) -> Frame:
+    def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
             raise ValueError("ComposeBackground needs `alpha` on the frame: run the segment stage first")
         image, alpha = frame.image[None], frame.alpha[None].to(frame.image.dtype)

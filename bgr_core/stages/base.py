@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from ..frame import Frame
 
-__all__ = ["Stage", "timed"]
+__all__ = ["Stage", "FrameStage", "timed"]
 
 
 class Stage:
@@ -25,6 +25,19 @@ class Stage:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class FrameStage(Stage):
+    """A stage that treats each frame on its own: subclasses implement `process`.
+
+    Frames that carry an `error` pass through untouched.
+    """
+
+    def process(self, frame: Frame) -> Frame:  # pragma: no cover
+        raise NotImplementedError
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
+        return [f if f.error is not None else self.process(f) for f in frames]
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import torch
 
 from ..frame import Frame
 from ..functional.geometry import Placement, place_box, place_layer, place_points, union_box
-from .base import Stage, timed
+from .base import Stage
 
 __all__ = ["Layout", "LAYOUT_MODES", "parse_aspect"]
 
@@ -86,9 +86,7 @@ class Layout(Stage):
         out = list(frames)
         if self.mode == "none" and self.size is None and self.aspect is None:
             return out
-        with timed(out, self.name):
-            out = [f if f.error is not None else self.apply(f, self.placement(f)) for f in out]
-        return out
+        return [f if f.error is not None else self.apply(f, self.placement(f)) for f in out]
 
     def placement(self, frame: Frame) -> Placement:
         """Where the frame's canvas goes for this layout."""

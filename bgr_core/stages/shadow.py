@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from ..frame import Frame
 from ..functional.shadow import ground_contact, synthesize_shadow
-from .base import Stage, timed
+from .base import FrameStage
 
 __all__ = ["Shadow"]
 
 
-class Shadow(Stage):
+class Shadow(FrameStage):
     """Set ``Frame.shadow`` (1, H, W), the opacity of a black shadow, from ``Frame.alpha``.
 
     Args:
@@ -34,13 +32,7 @@ class Shadow(Stage):
     def __repr__(self) -> str:
         return f"Shadow(strength={self.strength}, softness={self.softness})"
 
-    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        out = list(frames)
-        with timed(out, self.name):
-            out = [f if f.error is not None else self._one(f) for f in out]
-        return out
-
-    def _one(self, frame: Frame) -> Frame:
+    def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
             raise ValueError("Shadow needs `alpha` on the frame: run the segment stage first")
         contact = ground_contact(frame.alpha)
