@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional.plates import overlay_plate, quad_iou  # noqa: E402
-from bgr_core.stages.plates import ContourPlateDetector  # noqa: E402
+from bgr_core.stages.plates import ContourPlateDetector, _prior_logit  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "carparts_plates.json"
 IOU = 0.5
@@ -253,6 +253,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
     labels: list[int] = []
     groups: list[int] = []
     sources: list[int] = []
+    offsets: list[float] = []
     for gi, (rgb, s, src) in enumerate(jobs):
         alpha, box = mattes(s.path, rgb)
         work = det._prepare(_tensor(rgb), alpha, box)
@@ -269,55 +270,66 @@ def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
                 iou = max([quad_iou(qq, g) for g in gts] or [0.0])
                 if 0.3 <= iou < 0.6 or (iou < 0.3 and _in_ignore(qq, ign)):
                     continue
-                feats.append([f[k] for k in det.FEATURES])
+                feats.append([f[k] for k in det.FEATURES])  # the table holds FEATURES only
                 labels.append(int(iou >= 0.6))
                 groups.append(gi)
                 sources.append(src)
-    return dict(x=np.array(feats), y=np.array(labels, np.float64), group=np.array(groups), source=np.array(sources))
+                offsets.append(_prior_logit(f, det.aspect_range))
+    return dict(x=np.array(feats), y=np.array(labels, np.float64), group=np.array(groups), source=np.array(sources),
+                offset=np.array(offsets))
 
 
-def fit(table: dict[str, np.ndarray], lam: float = 1.0, source_weights=(2.0, 1.0, 1.0), neg_ratio: float = 3.0
-        ) -> dict[str, dict[str, float]]:
+def fit(table: dict[str, np.ndarray], lam: float = 0.05, source_weights=(2.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
     """Weights of the detector's gated logistic score from `collect`'s table.
 
-    Within an image every positive weighs the same and so does every negative; images
-    weigh `source_weights` by source; positives : negatives = 1 : `neg_ratio` overall; L2
-    penalty `lam` on standardised features; the "smooth" and "text" halves are fitted
-    jointly through the fixed gate (`ContourPlateDetector.GATE` on the texture feature);
-    Newton's method."""
+    A conditional-logit (ranking) fit: in every image the candidates compete with a
+    "no plate" option of logit 0, and the loss is minus the log share of the labelled
+    plate's candidates (or of "no plate" in an image without one). That is what the
+    detector does with the score: take the best candidate when its logit is above 0.
+    Images weigh `source_weights` by source; L2 penalty `lam` on standardised features;
+    the "smooth" and "text" halves share the fixed gate (`ContourPlateDetector.GATE` on
+    the texture feature) and are fitted jointly with L-BFGS (torch)."""
     names = list(ContourPlateDetector.FEATURES)
-    x, y, g, src = table["x"], table["y"], table["group"], table["source"]
-    w = np.zeros(len(y))
-    for k in np.unique(g):
-        for cls in (0, 1):
-            m = (g == k) & (y == cls)
-            if m.any():
-                w[m] = source_weights[int(src[m][0])] / m.sum()
-    w[y == 1] *= 1.0 / w[y == 1].sum()
-    w[y == 0] *= neg_ratio / w[y == 0].sum()
-    w *= len(y) / w.sum()
+    x, y, g, src, off = table["x"], table["y"], table["group"], table["source"], table["offset"]
     lo, hi = ContourPlateDetector.GATE
     gate = np.clip((x[:, names.index("texture")] - lo) / (hi - lo), 0, 1)[:, None]
     mu, sd = x.mean(0), x.std(0) + 1e-9
     xs = (x - mu) / sd
-    z = np.hstack([xs * (1 - gate), 1 - gate, xs * gate, gate])
+    z_in = torch.tensor(np.hstack([xs * (1 - gate), 1 - gate, xs * gate, gate]), dtype=torch.float64)
+    offset = torch.tensor(off, dtype=torch.float64)
+    groups = [np.nonzero(g == k)[0] for k in np.unique(g)]
+    index = torch.tensor(np.concatenate(groups))
+    seg = torch.tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(groups)]))
+    pos = torch.tensor(y[np.concatenate(groups)] > 0.5)
+    has_pos = torch.zeros(len(groups), dtype=torch.bool).index_put_((seg[pos],), torch.tensor(True))
+    wimg = torch.tensor([source_weights[int(src[m[0]])] for m in groups], dtype=torch.float64)
+    wimg = wimg / wimg.sum()
     nf = len(names)
-    beta = np.zeros(z.shape[1])
-    reg = np.full(len(beta), lam)
-    reg[nf] = reg[-1] = 0.0
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-np.clip(z @ beta, -40, 40)))
-        grad = z.T @ (w * (p - y)) + reg * beta
-        hess = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(reg)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-9:
-            break
+    beta = torch.zeros(z_in.shape[1], dtype=torch.float64, requires_grad=True)
+    mask = torch.ones_like(beta)
+    mask[nf] = mask[-1] = 0.0  # biases are not penalised
+    opt = torch.optim.LBFGS([beta], max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
+    ngroups = len(groups)
+
+    def closure():
+        opt.zero_grad()
+        z = (z_in @ beta + offset)[index]
+        zmax = torch.zeros(ngroups, dtype=torch.float64).scatter_reduce(0, seg, z, "amax", include_self=True)
+        ez = torch.exp(z - zmax[seg])
+        total = torch.exp(-zmax) + torch.zeros(ngroups, dtype=torch.float64).index_add(0, seg, ez)
+        good = torch.zeros(ngroups, dtype=torch.float64).index_add(0, seg, ez * pos)
+        good = torch.where(has_pos, good, torch.exp(-zmax))
+        loss = -(wimg * (torch.log(good) - torch.log(total))).sum() + lam * (mask * beta ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    b = beta.detach().numpy()
     out = {}
-    for part, off in (("smooth", 0), ("text", nf + 1)):
-        coef = beta[off : off + nf] / sd
+    for part, start in (("smooth", 0), ("text", nf + 1)):
+        coef = b[start : start + nf] / sd
         weights = {k: round(float(v), 4) for k, v in zip(names, coef)}
-        weights["bias"] = round(float(beta[off + nf] - (mu * beta[off : off + nf] / sd).sum()), 4)
+        weights["bias"] = round(float(b[start + nf] - (mu * b[start : start + nf] / sd).sum()), 4)
         out[part] = weights
     return out
 
@@ -328,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--matte", choices=("segment", "none"), default="segment")
     ap.add_argument("--sets", default="carparts,openalpr,alpr")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bgr_plates_mattes")
+    ap.add_argument("--split", choices=("all", "dev", "held"), default="all",
+                    help="carparts: train1-99 (dev), train100+ (held out), or both")
     ap.add_argument("--show", type=int, default=0, help="list this many misses and false detections per set")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings on a shared machine)")
     ap.add_argument("--fit", action="store_true", help="refit the detector's score weights and print them")
@@ -345,18 +359,20 @@ def main(argv: list[str] | None = None) -> int:
     detector = ContourPlateDetector()
     sets = load_sets(args.data, args.sets.split(","))
     if "carparts-dev" in sets:
-        sets["carparts-all"] = sets["carparts-dev"] + sets["carparts-held"]
+        if args.split == "dev":
+            del sets["carparts-held"]
+        elif args.split == "held":
+            del sets["carparts-dev"]
     print(f"detector: {detector!r}, matte: {args.matte}, IoU >= {IOU}")
     print(f"{'set':<20}{'images':>7}{'plates':>7}{'recall':>8}{'false/img':>10}{'corner px':>10}{'cpu s/img':>10}")
+    results = {}
     for name, samples in sets.items():
-        if name == "carparts-all":
-            continue
         r = evaluate(samples, detector, mattes, args.show)
-        sets[name + "#"] = r  # type: ignore[assignment]
+        results[name] = r
         print(f"{name:<20}{r['images']:>7}{r['plates']:>7}{r['recall']:>8.3f}{r['false_per_image']:>10.3f}"
               f"{r['corner_px']:>10.2f}{r['cpu_s']:>10.3f}")
-    if "carparts-dev#" in sets:
-        a, b = sets["carparts-dev#"], sets["carparts-held#"]  # type: ignore[index]
+    if "carparts-dev" in results and "carparts-held" in results:
+        a, b = results["carparts-dev"], results["carparts-held"]
         n = a["plates"] + b["plates"]
         m = a["images"] + b["images"]
         rec = (a["recall"] * a["plates"] + b["recall"] * b["plates"]) / max(n, 1)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .guided_filter import guided_filter
+from .guided_filter import guided_upsample
 
 __all__ = [
     "WORK_SIZE",
@@ -203,106 +203,106 @@ def glass_features(rgb: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np
 # A 16-unit tanh layer and a logistic output over the standardised cues above.
 # _MODEL_NOTE explains where the numbers come from; `glass_probability` applies them.
 _MODEL_NOTE = (
-    "provisional: fitted on raw U2NetP mattes, even carparts ids"
+    "provisional: fitted on VehicleMatte mattes, even carparts ids"
 )
 # fmt: off
 _W1: np.ndarray = np.array([
-    0.5572, -0.1134, 0.07375, -0.7255, 0.3894, -3.051, 2.567, -0.09713,
-    0.4705, -0.2031, 0.05943, 0.6968, -0.7617, -0.5347, -0.619, 0.5143,
-    0.3627, -0.3103, -0.1759, -0.6327, 0.4307, -1.935, 0.2906, 0.1506,
-    0.8014, 0.06968, -0.09439, 0.9447, -0.5847, -0.3661, -0.8536, 0.3345,
-    0.04056, 0.01734, 0.1779, 0.1059, 0.5169, 0.2484, 1.478, -0.1438,
-    -0.535, -0.2084, 0.1219, 0.1868, -0.4304, -0.1303, -0.02419, 0.2662,
-    0.09737, -0.1208, -0.05438, -0.06515, 0.3714, -0.1964, 0.1259, 0.0444,
-    0.08153, 0.01047, -0.02818, 0.3168, -0.3222, -0.1606, -0.2539, 0.1995,
-    0.1563, -0.6106, -0.3068, 0.1615, 0.9895, -0.6351, -0.3708, 0.4211,
-    -0.2373, 0.149, -0.08342, 0.3682, -0.3119, -0.234, -0.1615, 0.5071,
-    0.3258, -0.2312, 0.2776, 0.6552, -0.2709, -0.4978, 2.207, -0.05298,
-    -0.2528, -0.3215, 0.3142, 0.1925, 0.2851, -0.05219, 0.2345, 0.5788,
-    0.1333, 0.1636, -0.2686, 0.2671, 0.01283, -0.01892, 0.2266, 0.05167,
-    -0.2323, 0.2747, -0.06003, 0.3722, 0.1503, 0.002255, -0.232, -0.4686,
-    0.2388, 0.06331, -0.04676, -0.3761, -0.04175, -0.009408, -0.04432, 0.104,
-    -0.2968, 0.09079, 0.01829, 0.09224, -0.1207, -0.08834, -0.1201, 0.5966,
-    0.06937, -0.07708, -0.5767, 0.2288, -0.2896, 0.1692, 0.1143, 0.1839,
-    0.8137, 0.4435, 0.1479, -0.05465, 0.8324, -0.6891, -0.5205, 0.53,
-    0.008517, 0.2902, -0.2692, -0.1824, 0.2565, -0.7074, 0.3078, -0.007645,
-    0.143, 0.07546, 0.08784, 0.4219, 0.3102, -0.111, 0.4287, -0.137,
-    -0.2168, -0.02993, -0.1875, 0.7191, -0.3558, 0.416, -0.1965, 0.1668,
-    0.4862, 0.01412, 0.06631, -0.6068, -0.004371, 0.07219, 0.7119, 0.1834,
-    -0.09107, 0.1094, 0.09128, -0.01899, 0.1595, 0.2854, -0.1404, -0.06622,
-    -0.04664, 0.04059, -0.07869, -0.04375, -0.09461, -0.1236, 0.1204, -0.2411,
-    0.1529, -0.2593, -0.2237, 0.1197, -0.2838, 0.2228, 0.1041, 0.1706,
-    0.1027, -0.01777, -0.09865, 0.02946, -0.4647, -0.06265, -0.1666, 0.05954,
-    0.0455, -0.2572, -0.2804, 0.2624, 0.03982, 0.07068, -0.3088, 0.1991,
-    -0.0722, 0.1367, -0.1364, 0.03624, -0.2057, -0.01226, 0.5965, 0.01229,
-    -0.2663, -0.01253, -0.4027, -0.2684, -0.3751, -0.00892, -0.02109, 0.1746,
-    -0.2529, 0.2547, 0.1063, -0.1053, 0.2845, 0.4699, -0.9471, -0.4858,
-    -0.08829, -0.4275, 0.05229, 0.1396, -0.2537, -0.1718, -0.1487, 0.06119,
-    0.8874, 0.01016, -0.07701, -0.1667, -0.07252, 0.1937, 0.01929, -0.3544,
-    0.06178, -0.07478, -0.1698, 0.2756, 0.003635, -0.319, 0.1759, 0.1212,
-    0.2666, 0.1148, -0.09038, 0.6912, 0.1107, -0.01667, -0.945, -1.135,
-    0.05021, 0.1673, -0.06482, -0.3725, -0.2338, -0.06899, -0.4876, 0.02873,
-    -0.5468, 0.1021, -0.05279, 0.2523, 0.1074, 0.01353, 0.3585, 0.3747,
-    -0.318, -0.06086, -0.2548, 1.038, -0.1106, -0.06759, -0.1987, 0.1853,
-    0.5399, 0.08782, -0.04792, -0.8086, -0.0003173, 0.1266, 0.2364, 0.07092,
-    -0.1311, 0.09719, 0.09793, -0.06667, 0.1389, 0.2718, -0.1081, -0.0537,
-    0.03104, 0.0412, -0.07426, -0.1185, -0.03405, -0.05471, 0.1115, -0.2317,
-    0.1849, -0.1636, 0.007521, -0.06474, -0.4161, 0.4759, 0.4576, 0.03376,
-    0.3517, -0.09745, -0.002222, 0.3309, -0.6489, -0.1924, -0.3735, 0.5589,
-    -0.09931, -0.2843, -0.00673, 0.5239, -0.3224, -0.05131, -0.00724, -0.02544,
-    0.9894, 0.01762, -0.01393, -0.1337, -0.09049, 0.1452, 0.2349, -0.0479,
-    0.2697, 0.2105, -0.003053, 0.5885, 0.1091, -0.04974, 0.4636, -0.08289,
-    -0.2241, 0.07891, -0.05096, 0.4331, 0.04293, -0.2599, 0.1962, -0.5784,
-    0.05038, 0.2425, 0.03194, -0.2194, -0.4572, -0.01447, 0.2172, -0.1321,
-    -0.09109, -0.05762, -0.08916, 0.407, 0.2479, 0.09271, -0.1194, 0.1734,
-    -0.3097, -0.236, -0.1091, 0.7904, 0.1969, 0.1253, -0.03909, 0.1931,
-    0.4196, -0.02738, -0.02697, -0.7325, -0.1815, 0.1955, -0.3148, 0.04043,
-    -0.1531, 0.1143, 0.0808, -0.196, 0.05049, 0.3221, -0.07793, -0.04294,
-    0.0805, 0.05557, -0.06555, -0.2066, 0.01652, -0.0252, 0.1611, -0.2496,
-    0.08335, -0.2363, -0.3625, 0.3718, -0.4188, 0.267, -0.2502, 0.3057,
-    0.5795, 0.2605, 0.01161, 0.5512, -0.6748, -0.2546, 0.6722, 0.822,
-    -0.05342, -0.1183, 0.1599, 1.372, -0.2803, 0.155, 0.09843, -0.1736,
-    0.696, -0.1231, 0.08954, 0.03326, -0.3172, 0.08126, -0.2116, 0.05642,
-    0.26, 0.1918, -0.006908, -0.4207, -0.1242, -0.09546, 0.3008, -0.0898,
-    0.2629, 0.009021, 0.1555, -0.5253, 0.1034, 0.1343, -0.9588, 0.1892,
-    0.1781, 0.0123, -0.2793, 0.6904, 0.009833, 0.3337, 0.6024, 0.2042,
-    0.005623, 0.315, -0.2618, 0.4201, 0.8917, 0.367, 0.2192, 1.009,
-    -0.2992, -0.3651, 0.1434, -0.03959, -0.4295, 0.04621, 0.08668, 0.2233,
-    -0.4952, 0.05233, 0.3622, 0.4364, 0.2922, 0.6161, -0.1856, 0.3429,
-    -0.7198, -0.1841, 0.2495, 0.5008, -0.2882, -0.1316, -0.1384, 0.03222,
-    0.2758, -0.1516, 0.01945, 0.1763, 0.007455, 0.6587, -0.08624, -0.1505,
-    -0.1921, -0.02943, 0.05204, -0.01301, 0.06883, 0.1103, -0.1522, 0.004554,
-    -0.7728, 0.1258, -0.1243, -0.243, -0.8045, -0.1309, -0.397, -0.306,
-    0.09127, 0.3432, 0.005525, -0.01283, 0.38, 1.344, -0.5454, -0.08519,
-    0.1646, 0.1648, -0.03609, -0.2778, 0.3103, -0.3376, 0.3419, -0.3399,
-    -0.02281, -0.2898, 0.05553, 0.5278, -0.2539, 0.1011, -0.1167, 0.06272,
-    0.3349, -0.1192, -0.04439, -0.5779, -0.4165, 0.2342, -0.4215, 0.4777,
-    -0.3095, 0.3105, 0.2348, 0.02861, 0.1396, -0.3173, 0.09294, -0.1582,
-    0.03282, 0.03805, -0.156, 0.3713, 0.2117, 0.3266, -0.2387, -0.3505,
-    0.2025, -0.09096, -0.03989, -0.05912, -0.06353, 0.1572, 0.06127, 0.08684,
-    -0.1464, 0.1387, -0.2022, 0.1599, -0.3258, 0.02659, 0.09119, 0.05456,
-    -0.01945, 0.0488, 0.1818, 1.295, 0.1198, -0.1662, -0.3303, -0.05031,
-    0.3545, -0.003909, -0.002851, -0.2873, -0.3421, -0.1746, -0.2999, -0.02168,
-    -0.269, -0.1331, -0.2634, -0.2435, 0.3826, -0.276, 0.3051, 0.1341,
-    -0.1986, 0.1375, -0.05781, 0.2706, 0.04073, 0.3719, -0.2264, -0.6649,
-    0.04771, -0.1594, 0.07748, -0.153, 0.431, 0.1447, 0.05511, 0.04775,
-    0.1161, 0.149, -0.1333, 0.09487, 0.07221, -0.1269, 0.31, -0.163,
-    0.0865, -0.2955, -0.2769, -0.001313, 0.1348, 0.1848, 0.1755, 0.3697,
-    0.2414, 0.3971, -0.4336, 0.3199, -0.3408, 0.1739, -0.2344, -0.1299,
-    0.2384, -0.1617, -0.1728, -0.2573, -0.5912, -2.369, -0.05917, 0.1499,
-    0.1442, 0.09866, -0.07817, -1.577, -0.3901, -0.1071, 0.7174, -0.5307,
-    -0.5849, -0.1038, -0.003476, -0.01548, 0.05632, -0.01545, -0.02988, 0.02283,
-    -0.01353, -0.02994, 0.1025, 0.001704, -0.03847, -0.3281, 0.01952, -0.02074,
+    -0.352, -0.2414, 0.415, -0.05582, -0.2355, -3.241, -0.0962, -0.1097,
+    0.327, -0.1236, -2.281, -0.259, 0.3593, -0.754, -1.62, 0.3192,
+    -0.3547, -0.3691, -0.2763, -0.3045, 0.06569, -2.128, -0.4224, 0.1043,
+    0.2409, 0.08715, -0.222, 0.07772, 0.5442, -0.5474, -1.081, 0.2452,
+    0.06128, -0.1165, 0.2482, 0.5182, -0.201, 0.002916, -0.1346, -0.1516,
+    0.07025, -0.1368, -1.546, -0.2047, -0.0651, -0.347, -0.1715, 0.08826,
+    -0.1555, -0.2153, -0.2645, 0.07361, 0.06396, -0.5497, -0.2687, 0.06912,
+    0.1096, 0.05478, -0.1347, 0.07311, 0.2533, -0.297, -0.2998, 0.114,
+    -0.4531, -0.358, -0.06576, 0.2149, 0.05585, -0.7112, -1.159, 0.07573,
+    0.02239, 0.122, 0.2432, 0.1165, 0.2087, -0.8077, -0.08138, -0.0565,
+    0.07477, 0.1784, 0.1701, 0.461, 0.02896, -0.44, -0.1771, -0.03215,
+    -0.04824, -0.05764, -2.388, 0.06983, -0.1901, -0.07282, 0.3877, 0.16,
+    0.07469, 0.1477, -0.1794, -0.5618, 0.0558, -0.06543, -0.3519, 0.02758,
+    0.04303, 0.04438, -0.4148, 0.05355, -0.0491, 0.1126, 0.2345, -0.1631,
+    0.964, -0.06785, -0.3177, 0.7754, 0.1437, -0.1377, -0.06754, 0.07948,
+    0.1193, 0.06473, 0.1259, 0.1553, -0.09801, -0.06826, -0.5336, 0.1749,
+    -0.369, 1.081, -0.3013, 0.3494, 0.5387, 0.02614, 0.967, 0.4637,
+    0.02719, 0.3343, -0.1976, 0.4467, 1.044, -0.7229, -0.1894, 0.07367,
+    -0.1156, 0.6155, -0.4968, -0.02431, -0.2413, -0.6065, -0.4203, -0.2614,
+    0.03907, -0.0517, 0.2012, -0.2022, -0.2465, 0.14, -0.06575, 0.07855,
+    0.03022, 0.3149, -0.6695, 0.5977, -0.1069, 0.175, 0.2936, -0.07711,
+    -0.1034, -0.01401, -0.03097, -0.1238, -0.4703, -0.08735, 1.035, -0.03332,
+    0.03182, -0.1217, 0.2892, 0.03874, 0.1499, 0.1694, -0.03567, 0.112,
+    0.0561, 0.07817, 0.126, 0.1261, 0.2774, 0.03302, 0.241, -0.06777,
+    -0.1903, -0.2521, -0.2417, -0.05307, -0.03228, 0.2378, 0.1903, 0.2496,
+    0.07683, 0.00407, -0.147, -0.1094, 0.05012, -0.468, 0.04346, 0.09457,
+    -0.0005861, -0.08988, -0.1685, 0.3384, 0.1293, 0.02676, 0.02673, 0.3128,
+    0.04025, 0.09011, 0.2614, 0.05654, -0.08099, -0.325, 0.4941, 0.04561,
+    0.464, 0.1481, 0.03361, -0.5873, -0.03748, 0.01639, -0.1452, 0.05158,
+    -0.2103, 0.01425, 0.3035, -0.07094, -0.3492, -0.1344, -0.2682, -0.3911,
+    -0.07074, -0.2403, -0.3082, -0.3204, 0.2003, -0.096, 0.5523, 0.1657,
+    -0.1803, 0.09919, 0.2581, 0.1611, -0.0208, 0.1043, 0.1602, -0.251,
+    0.07385, 0.138, -0.2291, -1.098, 0.0221, -0.179, -0.3421, 0.03672,
+    0.0324, 0.03403, -0.02088, 0.032, 0.1153, 0.01894, 0.1721, -0.24,
+    0.8122, 0.01359, 0.06242, 0.7904, 0.2299, -0.1353, -0.08679, 0.1316,
+    0.01075, 0.1193, 0.3854, 0.2385, 0.04736, 0.1062, -0.406, 0.04039,
+    0.05493, 0.2563, -0.6398, 0.5724, -0.03805, -0.1168, -0.003979, 0.003481,
+    -0.109, 0.007541, -0.07256, -0.0532, -0.4598, -0.06479, 0.9564, -0.06439,
+    0.06892, -0.1223, 0.2859, 0.1276, 0.1255, 0.2611, 0.06589, 0.09735,
+    0.01189, 0.06736, 0.1299, 0.09676, 0.2316, 0.1114, 0.2167, -0.09049,
+    -0.6725, -0.344, -0.3503, 0.1818, -0.01195, 0.4072, 0.3759, 0.09908,
+    0.1597, -0.00937, -0.3926, -0.0808, 0.07304, -0.5424, -0.3746, 0.1875,
+    -0.137, -0.1917, -0.4684, -0.1049, 0.1005, -0.03665, 0.4662, 0.07843,
+    -0.07839, 0.02932, 0.07371, 0.05669, -0.03485, -0.05998, 0.1204, -0.1879,
+    -0.05887, 0.1631, 0.04679, -0.4979, 0.001222, 0.03997, -0.1931, -0.04241,
+    0.1637, -0.01326, -0.7236, 0.009145, 0.096, 0.1514, 0.5672, -0.00199,
+    0.3065, 0.2233, -0.2592, -0.002319, 0.2819, -0.01244, 0.1834, 0.1745,
+    -0.1565, 0.1439, -0.3133, 0.2598, 0.1935, 0.037, -0.2081, -0.05472,
+    -0.009609, -0.158, -0.5559, 0.3995, -0.09494, 0.2681, -0.4299, -0.02016,
+    -0.0592, -0.03418, -0.1335, -0.09194, -0.3591, -0.2978, 0.4455, -0.008415,
+    0.13, -0.086, 0.2697, 0.1913, 0.07665, 0.373, 0.217, 0.07003,
+    -0.002804, 0.03944, 0.07945, 0.03723, 0.1324, 0.1077, 0.01964, -0.09576,
+    0.01329, -0.09181, -1.547, 0.7012, -0.02374, 0.1437, 0.1007, 0.03719,
+    0.08022, 0.05883, 0.269, -0.1076, -0.2959, -0.8654, 0.0206, 0.1707,
+    0.1778, -0.07874, -0.5456, -0.001602, -0.07307, 0.1026, 0.4582, -0.06519,
+    -0.03671, -0.08469, -0.2441, -0.1473, 0.1287, -0.1984, 0.4015, -0.0984,
+    0.3403, 0.2127, 0.3762, -0.5674, -0.152, -0.1948, 0.4151, -0.1009,
+    -0.1423, -0.04533, -0.1006, -0.2157, -0.3238, 0.06532, -1.108, 0.05247,
+    -1.001, 0.08646, -0.1443, 0.6307, 0.2833, 0.2672, -0.497, 0.183,
+    -0.1566, 0.1926, -0.998, 0.2821, 0.3284, 0.8374, 0.1363, 0.2134,
+    0.1899, -0.03047, 0.1439, -0.001455, 0.1438, 0.028, -0.006301, 0.1324,
+    -0.4091, 0.1227, -0.05497, 0.1798, -0.04242, 0.1113, -0.1416, -0.1942,
+    0.3255, -0.6551, -0.5404, 0.3769, -0.1729, -0.2335, 0.03596, -0.102,
+    -0.4541, -0.09695, 0.1641, -0.1604, -0.07337, 0.4914, 0.7415, -0.5283,
+    0.1351, -0.4495, 0.4554, -0.1527, 0.1194, 0.0522, 0.2063, 0.02555,
+    -0.0214, 0.0909, 0.2898, 0.1412, -0.533, -0.5522, -0.04056, -0.2951,
+    -0.05368, 0.1027, 0.5212, 0.3135, 0.07498, 1.181, -0.1485, -0.02702,
+    0.1595, 0.07221, 0.6033, 0.0946, 0.4691, -0.009592, -0.2395, 0.1131,
+    -0.122, -0.5275, -0.6514, 0.167, -0.07583, 0.06827, 0.009995, 0.08506,
+    -0.1416, -0.02116, 0.08225, -0.07856, -0.787, -0.03137, 0.3611, 0.2227,
+    0.6542, -0.2362, 0.06665, -0.2697, 0.105, -0.3078, -0.1348, -0.1193,
+    0.06592, 0.07473, -0.1735, 0.1971, 0.3757, 0.6188, -0.01574, -0.2559,
+    0.1581, -0.3462, 0.1507, 0.1459, 0.1504, 0.1641, 0.03391, 0.3613,
+    0.1736, 0.08654, -0.1075, 0.05732, 0.3246, 0.1043, -0.1482, 0.3074,
+    -0.01838, -0.292, -0.4933, -0.112, 0.009416, -0.09956, -0.2256, -0.09144,
+    0.1622, -0.0106, 0.05517, 0.01863, -0.1756, -0.009248, 1.153, 0.06578,
+    0.9472, -0.2145, 0.01093, -0.3382, -0.07794, -0.3688, -0.2239, 0.138,
+    -0.2045, 0.01092, -0.07859, -0.1398, 0.3789, 0.01292, -0.0399, -0.2683,
+    0.03243, -0.01849, -0.009692, 0.02302, 0.1296, 0.1516, -0.1341, -0.08414,
+    -0.0004588, 0.1688, 0.03341, 0.212, 0.02003, -0.1782, 0.0316, 0.07774,
+    -0.3895, -0.713, -0.5561, -0.3391, 0.238, 0.1634, -0.367, 0.1349,
+    -0.001949, 0.1954, -0.2605, 0.2531, -0.1127, 0.215, -0.1194, 0.03263,
+    -0.4487, 0.4624, 0.9072, -0.3096, 0.1722, -1.919, 1.09, 0.1776,
+    0.02337, 0.1263, 0.16, 0.0974, -0.5968, -0.8465, 0.3379, -0.0463,
+    0.08491, -0.03377, 0.01192, -0.005811, 0.006667, -0.01246, -0.0449, -0.0002549,
+    0.347, 0.00185, 0.02414, 0.01596, -0.008086, -0.07406, 0.004497, -0.5371,
 ], np.float32).reshape(43, 16)
 _B1: np.ndarray = np.array([
-    0.2053, 0.07515, 0.1068, -0.1793, 0.2605, 1.435, 0.3004, -0.08507,
-    0.4417, -0.01387, -0.07109, -0.3051, -0.2319, -0.4483, 0.2643, -0.3036,
+    -0.1402, 0.008153, 0.1015, 0.4807, 0.04169, 1.593, -0.01999, -0.00647,
+    0.2281, 0.01673, -0.1589, 0.01547, 0.3202, -0.1132, -0.118, 0.1554,
 ], np.float32)
 _W2: np.ndarray = np.array([
-    -1.538, 1.38, 1.303, 2.295, -2.293, 4.257, 3.974, -1.227,
-    -2.797, -1.193, 0.9494, -2.607, 2.425, 1.873, 2.345, -2.214,
+    1.805, 2.138, 2.782, 2.682, -1.112, 4.652, 2.499, -1.061,
+    -1.117, -0.8817, -3.81, -1.112, -1.968, 2.48, 2.891, -1.073,
 ], np.float32)
-_B2: float = -1.054
+_B2: float = -0.8362
 # fmt: on
 
 
@@ -321,6 +321,7 @@ def refine_glass(
     high: float = 0.5,
     sure: float = 0.9,
     iterations: int = 3,
+    keep_min: float = 0.25,
 ) -> np.ndarray:
     """GrabCut seeded by the glass probability: (h, w) bool glass.
 
@@ -328,7 +329,9 @@ def refine_glass(
     certain), those with ``low <= prob < high`` as probable body, everything else is
     certainly not glass. Pixels outside `domain` are painted with the body colour so
     that the background does not enter the "not glass" colour model (glass often
-    looks like the background).
+    looks like the background). When GrabCut keeps less than `keep_min` of the
+    probable glass, the colours could not tell glass from body and the probable glass
+    itself is returned.
     """
     mask = np.full(prob.shape, cv2.GC_BGD, np.uint8)
     mask[domain & (prob >= low)] = cv2.GC_PR_BGD
@@ -347,7 +350,13 @@ def refine_glass(
         cv2.grabCut(work, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # degenerate colour models (e.g. a flat image): keep the seeds
         return prob >= high
-    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    glass = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    seeds = domain & (prob >= high)
+    if glass.sum() < keep_min * seeds.sum():
+        # glass and body too alike in colour (dark glass on a dark car): GrabCut lost
+        # the windows, trust the per-pixel probability
+        return seeds
+    return glass
 
 
 # -- detection ------------------------------------------------------------------------
@@ -364,31 +373,66 @@ def _crop(mask: np.ndarray, margin: float) -> tuple[int, int, int, int] | None:
     return max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
 
 
-def _prepare(image: Tensor, alpha: Tensor, work_size: int):
-    """The vehicle's crop (with an 8 % margin) on a small canvas.
+def _vehicles(inside: np.ndarray, min_share: float = 0.15) -> list[np.ndarray]:
+    """Split a silhouette into vehicles: (h, w) bool → one (h, w) bool mask per vehicle.
 
-    Returns None when there is no vehicle, else ``(rgb, a_small, (y0, y1, x0, x1))``:
-    (h, w, 3) uint8 RGB and (h, w) float32 matte with long side <= `work_size`, and the
-    crop in full-resolution pixels.
+    Cars side by side often touch in the matte through a thin bridge (a shadow, a gap
+    seen between them); an opening of ~4 % of the silhouette's height breaks it. Parts
+    with at least `min_share` of the largest one's area count as vehicles; each gets the
+    pixels of `inside` near it. One vehicle: the silhouette itself.
+    """
+    ys = np.nonzero(inside)[0]
+    k = max(1, round(0.04 * (ys.max() - ys.min() + 1)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+    opened = cv2.morphologyEx(inside.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if n <= 2:
+        return [inside]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    big = [i + 1 for i in np.flatnonzero(areas >= min_share * areas.max())]
+    if len(big) <= 1:
+        return [inside]
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (4 * k + 3, 4 * k + 3))
+    return [cv2.dilate((labels == i).astype(np.uint8), grow).astype(bool) & inside for i in big]
+
+
+def _prepare(image: Tensor, alpha: Tensor, work_size: int) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
+    """Each vehicle's crop (with an 8 % margin) on a small canvas.
+
+    Returns one ``(rgb, a_small, (y0, y1, x0, x1))`` per vehicle (none when the matte
+    is empty): (h, w, 3) uint8 RGB and (h, w) float32 matte of that vehicle only, long
+    side <= `work_size`, and the crop in full-resolution pixels.
     """
     H, W = image.shape[-2:]
     scale0 = min(1.0, 2 * work_size / max(H, W))
     small = (max(1, round(H * scale0)), max(1, round(W * scale0)))
     a_small = F.interpolate(alpha[None].float(), size=small, mode="area")[0, 0].cpu().numpy()
-    box = _crop(a_small > 0.5, 0.08)
-    if box is None:
-        return None
+    inside = a_small > 0.5
+    if inside.sum() < 16:
+        return []
     sy, sx = H / small[0], W / small[1]
-    cy0, cy1 = int(box[0] * sy), min(H, int(math.ceil(box[1] * sy)))
-    cx0, cx1 = int(box[2] * sx), min(W, int(math.ceil(box[3] * sx)))
-    ch, cw = cy1 - cy0, cx1 - cx0
-    s = min(1.0, work_size / max(ch, cw))
-    size = (max(8, round(ch * s)), max(8, round(cw * s)))
-    mode = {"mode": "area"} if s < 1 else {"mode": "bilinear", "align_corners": False}
-    rgb_t = F.interpolate(image[None, :, cy0:cy1, cx0:cx1].float(), size=size, **mode)
-    a_t = F.interpolate(alpha[None, :, cy0:cy1, cx0:cx1].float(), size=size, **mode)
-    rgb = (rgb_t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return rgb, a_t[0, 0].cpu().numpy(), (cy0, cy1, cx0, cx1)
+    result = []
+    regions = _vehicles(inside)
+    for region in regions:
+        box = _crop(region, 0.08)
+        if box is None:
+            continue
+        cy0, cy1 = int(box[0] * sy), min(H, int(math.ceil(box[1] * sy)))
+        cx0, cx1 = int(box[2] * sx), min(W, int(math.ceil(box[3] * sx)))
+        ch, cw = cy1 - cy0, cx1 - cx0
+        s = min(1.0, work_size / max(ch, cw))
+        size = (max(8, round(ch * s)), max(8, round(cw * s)))
+        mode = {"mode": "area"} if s < 1 else {"mode": "bilinear", "align_corners": False}
+        rgb_t = F.interpolate(image[None, :, cy0:cy1, cx0:cx1].float(), size=size, **mode)
+        a_t = F.interpolate(alpha[None, :, cy0:cy1, cx0:cx1].float(), size=size, **mode)
+        a_np = a_t[0, 0].cpu().numpy()
+        if len(regions) > 1:  # this vehicle only
+            own = region[box[0] : box[1], box[2] : box[3]].astype(np.float32)
+            own = cv2.resize(own, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) > 0.25
+            a_np = a_np * own
+        rgb = (rgb_t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        result.append((rgb, a_np.astype(np.float32), (cy0, cy1, cx0, cx1)))
+    return result
 
 
 def _detect_one(
@@ -397,34 +441,37 @@ def _detect_one(
     """(3, H, W), (1, H, W) → (1, H, W) soft glass, on image's device, float32."""
     H, W = image.shape[-2:]
     out = torch.zeros(1, H, W, device=image.device, dtype=torch.float32)
-    prepared = _prepare(image, alpha, work_size)
-    if prepared is None:
-        return out
-    rgb, aw, (cy0, cy1, cx0, cx1) = prepared
-    ch, cw = cy1 - cy0, cx1 - cx0
-    crop_img = image[None, :, cy0:cy1, cx0:cx1].float()
-    crop_a = alpha[None, :, cy0:cy1, cx0:cx1].float()
-    inside = aw > 0.5
-    if inside.sum() < 64:
-        return out
-    support = fill_holes(inside)
-    feats, r = glass_features(rgb, support)
-    domain = support & (r < _BAND)
-    prob = np.zeros(support.shape, np.float32)
-    prob[domain] = glass_probability(feats[domain])
-    glass = refine_glass(prob, rgb, domain) if refine else prob >= threshold
-    glass_small = glass.astype(np.float32)
-    holes = (support & ~inside).astype(np.float32)
-    # back to full resolution: bilinear, then edge-aware with the image as guide
-    g = torch.from_numpy(np.stack([glass_small, holes]))[None].to(image.device)
-    g = F.interpolate(g, size=(ch, cw), mode="bilinear", align_corners=False)
-    glass_full, holes_full = g[:, :1], g[:, 1:]
-    if edge_radius > 0 and glass_small.any():
-        guide = crop_img.mean(1, keepdim=True)
-        glass_full = guided_filter(guide, glass_full, edge_radius, 1e-3)
-    support_full = torch.maximum(crop_a, holes_full.clamp(0, 1))
-    glass_full = torch.minimum(glass_full.clamp(0, 1), support_full)
-    out[:, cy0:cy1, cx0:cx1] = glass_full[0]
+    for rgb, aw, (cy0, cy1, cx0, cx1) in _prepare(image, alpha, work_size):
+        inside = aw > 0.5
+        if inside.sum() < 64:
+            continue
+        support = fill_holes(inside)
+        feats, r = glass_features(rgb, support)
+        domain = support & (r < _BAND)
+        prob = np.zeros(support.shape, np.float32)
+        prob[domain] = glass_probability(feats[domain])
+        glass = refine_glass(prob, rgb, domain) if refine else prob >= threshold
+        if not glass.any():
+            continue
+        ch, cw = cy1 - cy0, cx1 - cx0
+        crop_img = image[None, :, cy0:cy1, cx0:cx1].float()
+        crop_a = alpha[None, :, cy0:cy1, cx0:cx1].float()
+        holes = (support & ~inside).astype(np.float32)
+        # back to full resolution: edge-aware (coefficients on the small canvas, applied
+        # to the full-resolution image as guide), or bilinear
+        g_small = torch.from_numpy(glass.astype(np.float32))[None, None].to(image.device)
+        if edge_radius > 0:
+            glass_full = guided_upsample(crop_img.mean(1, keepdim=True), g_small, edge_radius, 1e-3)
+        else:
+            glass_full = F.interpolate(g_small, size=(ch, cw), mode="bilinear", align_corners=False)
+        holes_full = F.interpolate(
+            torch.from_numpy(holes)[None, None].to(image.device), size=(ch, cw), mode="bilinear", align_corners=False
+        )
+        # never outside the silhouette (its enclosed holes count as inside)
+        support_full = torch.maximum(crop_a, holes_full.clamp(0, 1))
+        glass_full = torch.minimum(glass_full.clamp(0, 1), support_full)
+        region = out[:, cy0:cy1, cx0:cx1]
+        out[:, cy0:cy1, cx0:cx1] = torch.maximum(region, glass_full[0])
     return out
 
 
@@ -510,45 +557,49 @@ def glass_tone(
     return torch.lerp(top_t, bottom_t, t).to(dtype)
 
 
-def background_likeness(image: Tensor, alpha: Tensor, glass: Tensor, *, work_size: int = WORK_SIZE) -> Tensor:
-    """How much each glass pixel looks like the outside background rather than the
-    vehicle's interior, (B, 1, H, W) in [0, 1].
+def _likeness_small(rgb: np.ndarray, aw: np.ndarray, glass: Tensor) -> np.ndarray | None:
+    """`background_likeness` on one vehicle's small canvas; None when it has no glass."""
+    size = aw.shape
+    g = F.interpolate(glass.float(), size=size, mode="area" if glass.shape[-2] > size[0] else "bilinear")
+    gl = g[0, 0].cpu().numpy() >= 0.5
+    inside = aw > 0.5
+    if gl.sum() < 10:
+        return None
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    k = max(2, int(0.04 * max(size)))
+    grown = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    ring = grown.astype(bool) & ~inside
+    rows = np.nonzero(gl)[0]
+    ring[: max(0, rows.min() - 2 * k)] = False
+    ring[rows.max() + 2 * k :] = False
+    L = lab[..., 0]
+    dark = gl & (L <= np.percentile(L[gl], 25))
+    colour = _ring_likeness(lab, ring, dark)
+    light = np.clip((L - 18.0) / 25.0, 0, 1)
+    like = np.clip(0.5 * colour + 0.5 * light, 0, 1).astype(np.float32)
+    return cv2.GaussianBlur(like, (0, 0), max(1.0, 0.01 * max(size)))
 
-    Colours are compared (Lab histograms, on a small copy) with the background ring just
-    outside the matte and with the glass's own darkest quarter (interiors are dark);
-    bright, textured glass (sky, buildings, trees, reflections) scores high, dark even
-    interior low. Smooth, so it can weight a blend.
+
+def background_likeness(image: Tensor, alpha: Tensor, glass: Tensor, *, work_size: int = WORK_SIZE) -> Tensor:
+    """How much each glass pixel looks like the outside world rather than the vehicle's
+    interior, (B, 1, H, W) in [0, 1] (0 outside the vehicle's crop).
+
+    On a small copy of the vehicle's crop, the colours of the glass are compared (Lab
+    histograms) with the background ring just outside the matte, level with the glass,
+    and with the darkest quarter of the glass (interiors are dark); the result is mixed
+    with lightness (the outside seen or mirrored in glass is rarely as dark as an
+    interior) and blurred, so it can weight a blend.
     """
     b, _, h, w = image.shape
-    s = min(1.0, work_size / max(h, w))
-    size = (max(8, round(h * s)), max(8, round(w * s)))
-    small = F.interpolate(image.float(), size=size, mode="area") if s < 1 else image.float()
-    a_small = F.interpolate(alpha.float(), size=size, mode="area") if s < 1 else alpha.float()
-    g_small = F.interpolate(glass.float(), size=size, mode="area") if s < 1 else glass.float()
-    outs = []
+    out = torch.zeros(b, 1, h, w, device=image.device, dtype=torch.float32)
     for i in range(b):
-        rgb = small[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy().astype(np.float32)
-        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-        inside = a_small[i, 0].cpu().numpy() > 0.5
-        gl = g_small[i, 0].cpu().numpy() >= 0.5
-        like = np.zeros(size, np.float32)
-        if gl.sum() >= 10 and inside.any():
-            k = max(2, int(0.04 * max(size)))
-            grown = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-            ys = np.nonzero(gl)[0]
-            ring = grown.astype(bool) & ~inside
-            ring[: max(0, ys.min() - 2 * k)] = False
-            ring[ys.max() + 2 * k :] = False
-            L = lab[..., 0]
-            dark = gl & (L <= np.percentile(L[gl], 25))
-            colour = _ring_likeness(lab, ring, dark)
-            # lightness: interiors are dark (L < ~25), the outside seen through glass is not
-            light = np.clip((L - 18.0) / 25.0, 0, 1)
-            like = np.clip(0.5 * colour + 0.5 * light, 0, 1)
-            like = cv2.GaussianBlur(like, (0, 0), max(1.0, 0.01 * max(size)))
-        outs.append(torch.from_numpy(like))
-    like = torch.stack(outs)[:, None].to(image.device)
-    return F.interpolate(like, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1).to(image.dtype)
+        for rgb, aw, (y0, y1, x0, x1) in _prepare(image[i], alpha[i], work_size):
+            like = _likeness_small(rgb, aw, glass[i : i + 1, :, y0:y1, x0:x1])
+            if like is None:
+                continue
+            up = F.interpolate(torch.from_numpy(like)[None, None].to(image.device), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
+            out[i, :, y0:y1, x0:x1] = torch.maximum(out[i, :, y0:y1, x0:x1], up[0].clamp(0, 1))
+    return out.to(image.dtype)
 
 
 def tint_glass(

@@ -170,9 +170,9 @@ class ContourPlateDetector:
         self,
         *,
         work_size: int = 640,
-        min_score: float = 0.3,
+        min_score: float = 0.5,
         max_plates: int = 2,
-        second_ratio: float = 0.8,
+        second_margin: float = 1.5,
         aspect_range: tuple[float, float] = (0.65, 7.0),
         refine: bool = True,
         refine_top: int = 30,
@@ -180,7 +180,7 @@ class ContourPlateDetector:
         self.work_size = int(work_size)
         self.min_score = float(min_score)
         self.max_plates = int(max_plates)
-        self.second_ratio = float(second_ratio)
+        self.second_margin = float(second_margin)
         self.aspect_range = aspect_range
         self.refine = refine
         self.refine_top = int(refine_top)
@@ -196,6 +196,7 @@ class ContourPlateDetector:
         if work is None:
             return []
         scored = self._scored(work)
+        scored = self._prefer_outlines(scored)
         kept: list[tuple[float, np.ndarray, dict]] = []
         for score, quad, feats in scored:
             if score <= 0:
@@ -204,15 +205,35 @@ class ContourPlateDetector:
                 continue
             kept.append((score, quad, feats))
         out: list[PlateDetection] = []
+        first = None
         for score, quad, feats in kept:
             if score < self.min_score or len(out) >= self.max_plates:
                 break
-            # front and rear plates are rarely both in view: a second plate must be nearly as
-            # convincing as the first
-            if out and score < self.second_ratio * out[0].score:
-                break
+            if first is not None and not self._second_plate(work, first, (score, quad, feats)):
+                continue
+            if first is None:
+                first = (score, quad, feats)
             out.append(PlateDetection(torch.from_numpy(work.to_image(quad).astype(np.float32)), score, feats))
         return out
+
+    def _second_plate(self, work: "_Work", first, other) -> bool:
+        """Whether `other` may be a further plate beside the best one `first`: nearly as
+        convincing (logit at most `second_margin` lower), of a similar height, and apart
+        from it (centres at least a third of the vehicle's width apart) - a vehicle's
+        front and rear plates are never side by side, and a second vehicle's plate is not
+        inside this one's box unless the vehicles overlap."""
+        s1, q1, _ = first
+        s2, q2, _ = other
+        z1 = math.log(max(s1, 1e-12) / max(1 - s1, 1e-12))
+        z2 = math.log(max(s2, 1e-12) / max(1 - s2, 1e-12))
+        if z2 < z1 - self.second_margin:
+            return False
+        h1 = (_side_lengths(q1)[1] + _side_lengths(q1)[3]) / 2
+        h2 = (_side_lengths(q2)[1] + _side_lengths(q2)[3]) / 2
+        if not 0.6 <= h2 / max(h1, 1e-6) <= 1.6:
+            return False
+        vw = work.vehicle[2] - work.vehicle[0]
+        return abs(float(q1[:, 0].mean() - q2[:, 0].mean())) >= vw / 3
 
     def candidates(self, image: Tensor, alpha: Tensor | None = None, box: Tensor | None = None) -> list[PlateDetection]:
         """Every scored candidate, best first, before suppression and thresholds (to inspect)."""
@@ -225,7 +246,7 @@ class ContourPlateDetector:
 
     def _scored(self, work: "_Work") -> list[tuple[float, np.ndarray, dict]]:
         first = []
-        for quad, source in self._candidates(work):
+        for quad, source in _dedupe(self._candidates(work)):
             # leniently on shape: a crooked hull of a plate's region is what the refit repairs
             score, feats = self._score(work, quad, lenient=self.refine)
             if score > 0:
@@ -251,6 +272,40 @@ class ContourPlateDetector:
             s1, f1 = self._score(work, quad)
             f1["source"] = feats["source"]
             out.append((s1, quad, f1))
+        out.sort(key=lambda t: -t[0])
+        return out
+
+    def _prefer_outlines(self, scored: list[tuple[float, np.ndarray, dict]], margin: float = 1.0,
+                         max_growth: float = 3.0) -> list[tuple[float, np.ndarray, dict]]:
+        """A plate holds rectangles of its own (a row of characters, a coloured strip, the
+        patch of a blur) that can outscore it: a candidate is replaced by one that contains
+        it (85 % of its area), is at most `max_growth` times larger and scores nearly as well
+        (logit at most `margin` lower); the replacement takes the contained one's score."""
+        if not scored:
+            return scored
+        logits = [math.log(max(sc, 1e-12) / max(1 - sc, 1e-12)) for sc, _, _ in scored]
+        areas = [abs(cv2.contourArea(q.astype(np.float32))) for _, q, _ in scored]
+        out = []
+        for i, (sc, q, f) in enumerate(scored[:12]):
+            cur = i
+            for _ in range(3):
+                best = None
+                for j in range(len(scored)):
+                    if j == cur or areas[j] <= areas[cur] * 1.08 or areas[j] > areas[cur] * max_growth:
+                        continue
+                    if logits[j] < logits[cur] - margin or not _contains(scored[j][1], scored[cur][1]):
+                        continue
+                    if best is None or logits[j] > logits[best]:
+                        best = j
+                if best is None:
+                    break
+                cur = best
+            if cur != i:
+                f2 = dict(scored[cur][2], grown_from=i)
+                out.append((sc, scored[cur][1], f2))
+            else:
+                out.append((sc, q, f))
+        out += scored[12:]
         out.sort(key=lambda t: -t[0])
         return out
 
@@ -509,16 +564,15 @@ class ContourPlateDetector:
     # features of a candidate quad, in the order of FEATURES
     FEATURES = (
         "edge_min", "edge_2nd", "edge_mean", "cont_min", "cont_mean", "mode1", "two_tone", "texture",
-        "inout", "log_width", "log_width2", "cy", "cy2", "off_centre",
-        "oblique_off", "matte", "tilt", "lean", "para", "lr_out_tex", "tb_out_tex",
+        "inout", "log_width", "log_width2", "cy", "cy2", "matte", "tilt", "lean", "para", "lr_out_tex", "tb_out_tex",
     )
     # The score is a gated logistic model: two sets of weights over FEATURES (+ bias), one
     # for plates with a smooth inside (blurred or blank) and one for plates with legible
     # characters, blended by the inside's texture (`GATE`: the texture feature's ramp).
-    # Fitted with `benchmarks/plates.py --fit` (see that script for the data); None falls
-    # back to a hand-set prior.
+    # Fitted with `benchmarks/plates.py --fit` (see that script for the data); an empty
+    # WEIGHTS means `_FITTED_WEIGHTS`.
     GATE = (0.45, 0.75)
-    WEIGHTS: dict[str, dict[str, float]] | None = None
+    WEIGHTS: dict[str, dict[str, float]] = {}  # set below the class: _FITTED_WEIGHTS
 
     def _features(self, work: "_Work", q: np.ndarray) -> dict | None:
         """Measurements of candidate `q` (None when it cannot be a plate at all)."""
@@ -556,6 +610,7 @@ class ContourPlateDetector:
         if work.alpha is not None:
             m = _quad_values(work.alpha, q)
             matte = float(m.mean()) if m.size else 0.0
+        inner = _quad_mask(work.gray.shape, q, shrink=0.18)
         # outline evidence on each side: a step (or a thin line) along it
         r = float(np.clip(0.15 * height, 2.0, 8.0))
         base, n = self._sides(q, np.linspace(0.15, 0.85, 17))
@@ -576,17 +631,19 @@ class ContourPlateDetector:
         conts = (np.abs(prof) > np.maximum(0.4 * strength[:, None], 3.0)).mean(1)
         ev = np.sort(strength)
         # inside: one tone (a blurred or blank plate) or two (paint and characters)
-        vals = _quad_values(work.smooth, q, shrink=0.18)
-        if vals.size < 10:
+        if inner is None or int(inner[2].sum()) < 10:
             return None
-        hist, _ = np.histogram(vals, bins=32, range=(0, 256))
+        y0, x0, mask = inner
+        sl = (slice(y0, y0 + mask.shape[0]), slice(x0, x0 + mask.shape[1]))
+        vals = work.smooth[sl][mask]
+        hist = np.bincount(np.clip(vals, 0, 255).astype(np.int32) >> 3, minlength=32)
         win = np.convolve(hist, np.ones(3), mode="same") / vals.size
         k1 = int(np.argmax(win))
         mode1 = float(win[k1])
         rest = win.copy()
         rest[max(0, k1 - 3) : k1 + 4] = 0
         two_tone = mode1 + float(rest.max())
-        gin = _quad_values(np.abs(work.gx) + np.abs(work.gy), q, shrink=0.18)
+        gin = np.abs(work.gx[sl][mask]) + np.abs(work.gy[sl][mask])
         texture = float(gin.mean()) / (float(ev.mean()) / max(r, 1.0) + 1.0)
         ring = self._sample(work.smooth, base + n[:, None, :] * (r + 2)).ravel()
         inout = abs(float(np.median(vals)) - float(np.median(ring))) / 64.0
@@ -602,12 +659,12 @@ class ContourPlateDetector:
             cont_min=float(conts.min()), cont_mean=float(conts.mean()), mode1=mode1, two_tone=two_tone,
             texture=texture, inout=inout, aspect=aspect,
             log_width=math.log(wf), log_width2=math.log(wf / (0.25 - 0.13 * oblique)) ** 2, cy=cy, cy2=(cy - 0.75) ** 2,
-            off_centre=off * (1 - oblique), oblique_off=off * oblique, matte=matte, tilt=tilt / 30, lean=lean / 30,
+            off_centre=off, oblique=oblique, matte=matte, tilt=tilt / 30, lean=lean / 30,
             para=para / 30, lr_out_tex=lr_out_tex, tb_out_tex=tb_out_tex,
         )
 
     def _logit(self, feats: dict) -> float:
-        weights = self.WEIGHTS if self.WEIGHTS is not None else {"smooth": _PRIOR_WEIGHTS, "text": _PRIOR_WEIGHTS}
+        weights = self.WEIGHTS or _FITTED_WEIGHTS
         g = _soft(feats["texture"], *self.GATE)
         z = 0.0
         for part, share in (("smooth", 1.0 - g), ("text", g)):
@@ -622,9 +679,19 @@ class ContourPlateDetector:
             return 0.0, {}
         if lenient:  # a crooked hull of a plate's region is what the refit repairs
             feats = dict(feats, tilt=0.0, lean=0.0, para=0.0)
-        z = self._logit(feats) + _aspect_logit(feats["aspect"], self.aspect_range)
+        z = self._logit(feats) + _prior_logit(feats, self.aspect_range)
         score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
         return score, dict(features=feats, aspect=feats["aspect"])
+
+
+def _prior_logit(feats: dict, limits: tuple[float, float]) -> float:
+    """Fixed (not fitted) priors added to the logit: `_aspect_logit`, and in a frontal view
+    (vehicle box about as wide as tall) a plate near the middle: -2 per tenth of the box
+    width beyond 0.1 off centre. Oblique views get no position prior (the plate is towards
+    the visible end; the labelled development images are nearly all frontal, so a fit
+    would learn the wrong thing)."""
+    frontal = 1.0 - feats["oblique"]
+    return _aspect_logit(feats["aspect"], limits) - frontal * 20.0 * max(0.0, feats["off_centre"] - 0.1)
 
 
 def _aspect_logit(aspect: float, limits: tuple[float, float]) -> float:
@@ -640,12 +707,62 @@ def _aspect_logit(aspect: float, limits: tuple[float, float]) -> float:
     return 0.0
 
 
-# a hand-set starting point for the logistic score (before any fit)
-_PRIOR_WEIGHTS = dict(
-    bias=-9.0, edge_min=1.0, edge_2nd=0.8, edge_mean=0.8, cont_min=2.0, cont_mean=1.0, mode1=1.5, two_tone=1.5,
-    texture=-0.5, inout=0.5, log_width2=-1.2, cy2=-4.0, off_centre=-4.0, oblique_off=1.0,
-    matte=2.0, tilt=-1.5, lean=-1.0, para=-2.0,
-)
+# Weights of the gated logistic score, fitted by `benchmarks/plates.py --fit` (conditional
+# logit: in each image the candidates compete with "no plate" at logit 0) on carparts train1-99
+# (blurred plates, hand-labelled), the same images with synthetic legible plates warped onto
+# the labelled quads, and openalpr_us.
+_FITTED_WEIGHTS = {
+    "smooth": dict(
+        edge_min=1.6711, edge_2nd=0.7559, edge_mean=-2.1192, cont_min=5.9331, cont_mean=9.8123, mode1=-0.7081,
+        two_tone=0.5759, texture=-0.0775, inout=-1.4728, log_width=1.3374, log_width2=-1.8107, cy=4.4358,
+        cy2=-6.1008, off_centre=-8.2787, oblique_off=-13.908, matte=1.7924, tilt=-0.4706, lean=-1.7635,
+        para=-0.7903, lr_out_tex=0.3549, tb_out_tex=0.9903, bias=-15.7137,
+    ),
+    "text": dict(
+        edge_min=0.8707, edge_2nd=0.8481, edge_mean=0.2535, cont_min=3.9801, cont_mean=24.5842, mode1=2.4764,
+        two_tone=5.6852, texture=0.5709, inout=-0.7848, log_width=-0.6204, log_width2=-3.2246, cy=7.7653,
+        cy2=-5.6408, off_centre=-6.5844, oblique_off=-13.2734, matte=2.4333, tilt=-1.7363, lean=-1.7883,
+        para=-0.8491, lr_out_tex=-1.2413, tb_out_tex=-0.7018, bias=-44.6037,
+    ),
+}
+
+
+def _dedupe(cands: list[tuple[np.ndarray, str]], iou: float = 0.88) -> list[tuple[np.ndarray, str]]:
+    """Drop candidates whose corner box nearly repeats an earlier one's (MSER nests many)."""
+    if not cands:
+        return cands
+    boxes = np.array([[q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()] for q, _ in cands])
+    corners = np.array([q.reshape(-1) for q, _ in cands])
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep: list[int] = []
+    for i in range(len(cands)):
+        if keep:
+            k = np.array(keep)
+            ix = np.clip(np.minimum(boxes[k, 2], boxes[i, 2]) - np.maximum(boxes[k, 0], boxes[i, 0]), 0, None)
+            iy = np.clip(np.minimum(boxes[k, 3], boxes[i, 3]) - np.maximum(boxes[k, 1], boxes[i, 1]), 0, None)
+            inter = ix * iy
+            ov = inter / np.maximum(area[k] + area[i] - inter, 1e-9)
+            close = np.abs(corners[k] - corners[i]).max(1) <= 0.06 * max(boxes[i, 2] - boxes[i, 0], 1.0)
+            if np.any((ov >= iou) & close):
+                continue
+        keep.append(i)
+    return [cands[i] for i in keep]
+
+
+def _quad_mask(shape, q: np.ndarray, shrink: float = 0.0):
+    """(y0, x0, mask) of the pixels inside quad `q` shrunk by `shrink`, or None."""
+    h, w = shape[:2]
+    c = q.mean(0)
+    qq = c + (q - c) * (1 - shrink)
+    x0 = max(0, int(math.floor(qq[:, 0].min())))
+    y0 = max(0, int(math.floor(qq[:, 1].min())))
+    x1 = min(w, int(math.ceil(qq[:, 0].max())))
+    y1 = min(h, int(math.ceil(qq[:, 1].max())))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, np.round((qq - [x0, y0] - 0.5) * 4).astype(np.int32), 1, lineType=cv2.LINE_8, shift=2)
+    return y0, x0, mask.astype(bool)
 
 
 def _quad_values(img: np.ndarray, q: np.ndarray, shrink: float = 0.0) -> np.ndarray:

@@ -1,0 +1,132 @@
+"""Window correction stage: find the glass and remove what shows through it.
+
+The web API always removes what is seen through the windows (buildings, trees, other
+cars); here it is on by default (``"tint"``) and can be made see-through or turned off.
+The pure pieces live in `bgr_core.functional.glass`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..frame import Frame
+from ..functional import glass as G
+from .base import Stage, timed
+
+__all__ = ["WindowCorrection", "WINDOW_MODES"]
+
+WINDOW_MODES = ("tint", "see_through", "none")
+
+
+class WindowCorrection(Stage):
+    """Detect each vehicle's glass into ``Frame.glass`` and correct it.
+
+    Args:
+        mode:
+            ``"tint"`` (default): the glass shows a clean, dark, neutral glass tone with a
+            soft vertical gradient (lighter at the top of each window); nothing of the
+            old background stays visible. Where the glass shows the vehicle's own
+            interior (dark, unlike the background around the car) a share `interior`
+            of it is kept, under the tint. With `fill_alpha` the matte is raised to the
+            glass, so windows that the matte saw through become opaque glass.
+            ``"see_through"``: the same tint, and the matte inside the glass is lowered
+            to `opacity`, so a background composited later shows through the windows,
+            dimmed (transparent output: glass alpha < 1).
+            ``"none"``: frames are returned unchanged, no glass is computed.
+        strength: how much of the glass colour is replaced by the tone, in [0, 1].
+        interior: share of the interior seen through the glass that is kept, in [0, 1]
+            (0: one even tone on all the glass).
+        opacity: the matte inside the glass for ``"see_through"``, in [0, 1].
+        top, bottom: RGB in [0, 1] of the tone at the top and bottom of each window.
+        fill_alpha: for ``"tint"``, raise the matte to the glass mask inside the glass.
+        work_size, refine: see `bgr_core.functional.glass.detect_glass`.
+
+    Reads ``image``, ``alpha`` (and nothing else); sets ``glass`` (1, H, W) in [0, 1]
+    and updates ``image`` (and ``alpha``) only where ``glass > 0``: every other pixel
+    stays bit-identical. Frames with ``error`` pass through untouched; a frame without
+    ``alpha`` raises `ValueError` (run the segment stage first).
+    """
+
+    name = "windows"
+
+    def __init__(
+        self,
+        mode: str = "tint",
+        *,
+        strength: float = 1.0,
+        interior: float = 0.35,
+        opacity: float = 0.4,
+        top: tuple[float, float, float] = G.GLASS_TOP,
+        bottom: tuple[float, float, float] = G.GLASS_BOTTOM,
+        fill_alpha: bool = True,
+        work_size: int = G.WORK_SIZE,
+        refine: bool = True,
+    ) -> None:
+        if mode not in WINDOW_MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
+        for name, value in (("strength", strength), ("interior", interior), ("opacity", opacity)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1] but is {value}")
+        for name, colour in (("top", top), ("bottom", bottom)):
+            if len(colour) != 3 or not all(0.0 <= float(c) <= 1.0 for c in colour):
+                raise ValueError(f"`{name}` must be 3 RGB values in [0, 1] but is {colour}")
+        if int(work_size) < 32:
+            raise ValueError(f"`work_size` must be >= 32 but is {work_size}")
+        self.mode = mode
+        self.strength = float(strength)
+        self.interior = float(interior)
+        self.opacity = float(opacity)
+        self.top = tuple(float(c) for c in top)
+        self.bottom = tuple(float(c) for c in bottom)
+        self.fill_alpha = bool(fill_alpha)
+        self.work_size = int(work_size)
+        self.refine = bool(refine)
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowCorrection(mode={self.mode!r}, strength={self.strength}, "
+            f"interior={self.interior}, opacity={self.opacity})"
+        )
+
+    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
+        if self.mode == "none":
+            return list(frames)
+        for frame in frames:
+            if frame.error is None and frame.alpha is None:
+                raise ValueError("WindowCorrection needs `alpha` on the frame: run the segment stage first")
+        todo = [i for i, f in enumerate(frames) if f.error is None]
+        served: list[Frame] = []  # filled inside `timed`, so only the new frames get the time
+        with timed(served, self.name), torch.no_grad():
+            for i in todo:
+                served.append(self._correct(frames[i]))
+        out = list(frames)
+        for i, frame in zip(todo, served):
+            out[i] = frame
+        return out
+
+    def _correct(self, frame: Frame) -> Frame:
+        image = frame.image[None]
+        alpha = frame.alpha[None].to(image.dtype)
+        glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
+        warnings = list(frame.warnings)
+        if not bool((glass >= 0.5).any()):
+            warnings.append("window correction: no glass found")
+        tone = G.glass_tone(glass, self.top, self.bottom)
+        keep = None
+        if self.interior > 0:
+            keep = self.interior * (1 - G.background_likeness(image, alpha, glass, work_size=self.work_size))
+        new_image = G.tint_glass(image, glass, strength=self.strength, tone=tone, keep=keep)
+        if self.mode == "see_through":
+            new_alpha = G.see_through_alpha(alpha, glass, self.opacity)
+        elif self.fill_alpha:
+            new_alpha = torch.where(glass > 0, torch.maximum(alpha, glass), alpha)
+        else:
+            new_alpha = alpha
+        return frame.replace(
+            image=new_image[0].to(frame.image.dtype),
+            alpha=new_alpha[0].to(frame.alpha.dtype),
+            glass=glass[0].to(frame.image.dtype),
+            warnings=warnings,
+        )
