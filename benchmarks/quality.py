@@ -213,10 +213,6 @@ class MemoNet(torch.nn.Module):
         if cache is not None and cache.is_file():
             with np.load(cache) as z:
                 self.memo = {k: z[k] for k in z.files}
-        self._device = next((p.device for p in net.parameters()), torch.device("cpu"))
-
-    def parameters(self, recurse: bool = True):  # the stage asks the net for its device
-        return self.net.parameters(recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = []
