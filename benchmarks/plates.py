@@ -181,7 +181,8 @@ def evaluate(samples: list[Sample], detector, mattes: Mattes, show: int = 0) -> 
         for m in misses[:show]:
             print("   ", m)
     return dict(images=len(samples), plates=plates, recall=hits / max(plates, 1), false_per_image=false / max(len(samples), 1),
-                corner_px=float(np.mean(corner_err)) if corner_err else float("nan"), cpu_s=cpu / max(len(samples), 1))
+                corner_px=float(np.mean(corner_err)) if corner_err else float("nan"),
+                corner_median_px=float(np.median(corner_err)) if corner_err else float("nan"), cpu_s=cpu / max(len(samples), 1))
 
 
 # -- fitting the score -------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
                 offset=np.array(offsets))
 
 
-def fit(table: dict[str, np.ndarray], lam: float = 0.05, source_weights=(2.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
+def fit(table: dict[str, np.ndarray], lam: float = 0.001, source_weights=(2.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
     """Weights of the detector's gated logistic score from `collect`'s table.
 
     A conditional-logit (ranking) fit: in every image the candidates compete with a
@@ -364,13 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.split == "held":
             del sets["carparts-dev"]
     print(f"detector: {detector!r}, matte: {args.matte}, IoU >= {IOU}")
-    print(f"{'set':<20}{'images':>7}{'plates':>7}{'recall':>8}{'false/img':>10}{'corner px':>10}{'cpu s/img':>10}")
+    print(f"{'set':<20}{'images':>7}{'plates':>7}{'recall':>8}{'false/img':>10}{'corner px':>10}{'median':>8}"
+          f"{'cpu s/img':>10}")
     results = {}
     for name, samples in sets.items():
         r = evaluate(samples, detector, mattes, args.show)
         results[name] = r
         print(f"{name:<20}{r['images']:>7}{r['plates']:>7}{r['recall']:>8.3f}{r['false_per_image']:>10.3f}"
-              f"{r['corner_px']:>10.2f}{r['cpu_s']:>10.3f}")
+              f"{r['corner_px']:>10.2f}{r['corner_median_px']:>8.2f}{r['cpu_s']:>10.3f}")
     if "carparts-dev" in results and "carparts-held" in results:
         a, b = results["carparts-dev"], results["carparts-held"]
         n = a["plates"] + b["plates"]

@@ -31,6 +31,7 @@ from .stages.base import Stage
 from .stages.layout import Layout
 from .stages.shadow import Shadow
 from .stages.segment import VehicleMatte
+from .stages.windows import WindowCorrection
 
 __all__ = ["Pipeline"]
 
@@ -116,6 +117,8 @@ class Pipeline:
             raise FeatureNotAvailable(missing)
         mode = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
         stages: list[Stage] = [self.segment]
+        if request.window_correction != "none":
+            stages.append(WindowCorrection(request.window_correction))
         if request.effect == "shadow":
             stages.append(Shadow(request.shadow_strength, request.shadow_softness))
         stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
@@ -243,8 +246,6 @@ class Pipeline:
 def _unavailable(request: Request) -> str | None:
     """Why a valid request cannot be served by this version, or None."""
     later = []
-    if request.window_correction != "none":
-        later.append(f"window_correction='{request.window_correction}' (pass window_correction='none')")
     if request.plate_replacement != "none":
         later.append(f"plate_replacement='{request.plate_replacement}'")
     if request.background == "generative_background":

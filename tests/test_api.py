@@ -3,6 +3,8 @@
 import base64
 import io
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -203,3 +205,31 @@ def test_shadow_and_layouts_through_the_api(cpu_pipeline):
     assert bad.error == "invalid_input" and "`shadow_strength`" in bad.error_description
     bad = cpu_pipeline.remove_background(**base, output_size="huge")
     assert bad.error == "invalid_input" and "`output_size`" in bad.error_description
+
+
+@pytest.mark.parametrize("background", ["white_background", "transparent_background"])
+def test_window_correction_through_the_api(cpu_pipeline, background):
+    scene = _scene(2)
+    base = {"image_file": scene.image, "effect": "none", "background": background}
+    off = cpu_pipeline.remove_background(**base, window_correction="none")
+    tint = cpu_pipeline.remove_background(**base)  # window_correction="tint" is the default
+    see = cpu_pipeline.remove_background(**base, window_correction="see_through")
+    assert off.ok and tint.ok and see.ok, (tint.error_description, see.error_description)
+    assert off.glass_mask is None and tint.glass_mask is not None
+    glass = tint.glass_mask > 0
+    truth = scene.glass
+    assert (glass & truth).sum() > 0.75 * truth.sum()
+    # away from the glass nothing changes (the edge decontamination near it may blend);
+    # inside, the trees of the scene are gone
+    near = cv2.dilate(glass.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    if off.array.shape[-1] == 4:  # colour under (near-)zero alpha is moot: compare premultiplied
+        assert np.array_equal(tint.array[~near][:, 3], off.array[~near][:, 3])
+        pre = lambda a: a[..., :3].astype(float) * a[..., 3:] / 255  # noqa: E731
+        assert np.abs(pre(tint.array)[~near] - pre(off.array)[~near]).max() <= 1.0
+    else:
+        assert np.array_equal(tint.array[~near], off.array[~near])
+    inside = tint.glass_mask >= 0.99
+    assert np.abs(tint.array[inside][:, :3].astype(int) - off.array[inside][:, :3]).mean() > 10
+    if background == "transparent_background":
+        assert see.array[inside][:, 3].mean() < 0.7 * 255, "see-through glass is semi-transparent"
+        assert tint.array[inside][:, 3].min() >= 250, "tinted glass is opaque"

@@ -155,15 +155,25 @@ class ContourPlateDetector:
        the strongest step (or line) of the side's polarity, a robust line fit through those
        points gives the side, and neighbouring sides intersect in the corners, so the quad
        follows perspective and rounded corners do not pull it inwards.
-    4. A score in [0, 1] is the geometric mean of soft terms: outline evidence on all four
-       sides (contrast and continuity), a dominant plate colour inside, apparent aspect
-       ratio (1.4-5.5 best; down to ~0.65 allowed for oblique views), regular shape
-       (opposite sides near parallel, sides near horizontal / vertical), size relative to
-       the vehicle and position on it (frontal views: a large plate near the middle;
-       oblique views: a smaller one, towards the visible end) and cover by the matte.
-    5. Overlapping candidates are suppressed (best kept); detections with
-       ``score >= min_score`` are returned, at most `max_plates`, best first; a second plate
-       must score at least `second_ratio` of the first.
+    4. Each quad is measured (`FEATURES`): outline evidence on its four sides (step or line
+       contrast, continuity), the tones inside (one: blurred or blank plate; two: paint and
+       characters), texture inside and just beyond the sides (a rectangle drawn through a
+       row of characters has characters beyond it), size relative to the vehicle, height
+       on it, cover by the matte, and shape (tilt, lean, parallel sides). The score is a
+       logistic function of a gated linear model - one weight set for smooth insides, one
+       for legible ones, blended by the inside's texture - plus fixed priors: apparent
+       aspect ratio flat from 1.4 to 5.5 (falling towards `aspect_range`, 0.65 allowed for
+       oblique views), and in a frontal view a plate near the middle. The weights
+       (`_FITTED_WEIGHTS`) were fitted by `benchmarks/plates.py --fit` as a ranking in each
+       image against "no plate" (logit 0), so ``score > 0.5`` reads "better than no plate".
+    5. A candidate outscored by one that contains it by less than a logit of 1 gives way to
+       it (the plate holds rectangles of its own); overlapping candidates are suppressed;
+       the best with ``score >= min_score`` is returned, and a second one (up to
+       `max_plates`) only when nearly as good (logit within `second_margin`), of a similar
+       height and a third of the vehicle's width away from the first.
+
+    Everything runs on CPU in numpy / OpenCV whatever the image's device; about 0.5-1 s
+    for a 640-pixel working canvas.
     """
 
     def __init__(
@@ -184,7 +194,7 @@ class ContourPlateDetector:
         self.aspect_range = aspect_range
         self.refine = refine
         self.refine_top = int(refine_top)
-        self.box_width = 320.0
+        self.box_width = 320.0  # the rectangle search runs where the vehicle is at most this wide
 
     def __repr__(self) -> str:
         return f"ContourPlateDetector(work_size={self.work_size}, min_score={self.min_score}, max_plates={self.max_plates})"
@@ -245,33 +255,33 @@ class ContourPlateDetector:
     # -- steps ------------------------------------------------------------------------------------
 
     def _scored(self, work: "_Work") -> list[tuple[float, np.ndarray, dict]]:
-        first = []
+        measured = []
         for quad, source in _dedupe(self._candidates(work)):
-            # leniently on shape: a crooked hull of a plate's region is what the refit repairs
-            score, feats = self._score(work, quad, lenient=self.refine)
-            if score > 0:
+            feats = self._features(work, quad)
+            if feats is not None:
                 feats["source"] = source
-                first.append((score, quad, feats))
-        first.sort(key=lambda t: -t[0])
-        if not self.refine:
-            return first
+                # first leniently on shape: a crooked hull of a plate's region is what the
+                # refit repairs
+                measured.append((self._score_features(feats, lenient=self.refine), quad, feats))
+        measured.sort(key=lambda t: -t[0])
         out = []
         done: list[np.ndarray] = []
-        for score, quad, feats in first[: self.refine_top]:
-            new = self._refine(work, quad)
-            if any(np.abs(new - d).max() < 1.0 for d in done):
-                continue
-            done.append(new)
-            s2, f2 = self._score(work, new)
-            f2["source"] = feats["source"]
-            s1, f1 = self._score(work, quad)
-            f1["source"] = feats["source"]
-            # keep the refit only when it explains the outline at least as well
-            out.append((s2, new, f2) if s2 >= s1 else (s1, quad, f1))
-        for score, quad, feats in first[self.refine_top :]:
-            s1, f1 = self._score(work, quad)
-            f1["source"] = feats["source"]
-            out.append((s1, quad, f1))
+        for rank, (_, quad, feats) in enumerate(measured):
+            best = (self._score_features(feats), quad, feats)
+            if self.refine and rank < self.refine_top:
+                new = self._refine(work, quad)
+                if any(np.abs(new - d).max() < 1.0 for d in done):
+                    continue
+                done.append(new)
+                f2 = self._features(work, new)
+                if f2 is not None:
+                    f2["source"] = feats["source"]
+                    s2 = self._score_features(f2)
+                    # the refit follows the outline more closely: keep it while it is still
+                    # a confident plate (logit >= 2) or scores nearly as well (logit -1)
+                    if _logit(s2) >= min(_logit(best[0]) - 1.0, 2.0):
+                        best = (s2, new, f2)
+            out.append(best)
         out.sort(key=lambda t: -t[0])
         return out
 
@@ -527,16 +537,26 @@ class ContourPlateDetector:
             base, n = self._sides(q, ts)
             pts = base[:, :, None, :] + offsets[None, None, :, None] * n[:, None, None, :]  # (4, K, O, 2)
             dn = self._sample(work.gx, pts) * n[:, None, None, 0] + self._sample(work.gy, pts) * n[:, None, None, 1]
-            io = base[:, :, None, :] + np.array([-(r + 1), r + 1])[None, None, :, None] * n[:, None, None, :]
-            vals = self._sample(work.smooth, io)
-            step = np.median(vals[..., 1] - vals[..., 0], axis=1)  # (4,)
+            inten = self._sample(work.smooth, pts)
+            # polarity of each side: the outside against the plate's own tone (the median
+            # inside, which characters near a side do not sway)
+            outside = self._sample(work.smooth, base + n[:, None, :] * (r + 1))
+            inner = _quad_values(work.smooth, q, shrink=0.2)
+            level = float(np.median(inner)) if inner.size else float(np.median(outside))
+            step = np.median(outside, axis=1) - level  # (4,)
             lines = []
+            out_level = np.median(outside, axis=1)  # (4,)
             for side in range(4):
                 resp = dn[side] * np.sign(step[side]) if abs(step[side]) >= 5 else np.abs(dn[side])
-                k = resp.argmax(1)
-                strength = resp[np.arange(len(k)), k]
+                k = resp.argmax(1).astype(np.float64)
+                strength = resp[np.arange(len(k)), k.astype(int)]
                 old = float(np.maximum(resp[:, max(0, zero - 2) : zero + 3].max(1), 0).mean())
-                found = base[side] + offsets[k][:, None] * n[side][None]
+                if abs(out_level[side] - level) >= 12:
+                    # the outline is where the profile leaves the plate's tone for good: the
+                    # first mid-level crossing beyond the last sample of the plate's tone (so
+                    # characters or a border line near the side do not capture it)
+                    k, strength = _outline_positions(inten[side], dn[side], level, out_level[side], k, strength)
+                found = base[side] + np.interp(k, np.arange(len(offsets)), offsets)[:, None] * n[side][None]
                 ok = strength > 0.8
                 line = _fit_side(found[ok], strength[ok], tol=1.0, min_inliers=max(6, int(0.35 * len(k))))
                 lines.append(line[:2] if line is not None and line[2] >= old else None)
@@ -673,15 +693,22 @@ class ContourPlateDetector:
                 z += share * (w.get("bias", 0.0) + sum(w.get(k, 0.0) * feats[k] for k in self.FEATURES))
         return z
 
-    def _score(self, work: "_Work", q: np.ndarray, lenient: bool = False) -> tuple[float, dict]:
+    def _score_features(self, feats: dict, lenient: bool = False) -> float:
+        if lenient:
+            feats = dict(feats, tilt=0.0, lean=0.0, para=0.0)
+        z = self._logit(feats) + _prior_logit(feats, self.aspect_range)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def _score(self, work: "_Work", q: np.ndarray) -> tuple[float, dict]:
+        """Score in [0, 1] and measurements of quad `q` (work pixels); 0 when impossible."""
         feats = self._features(work, q)
         if feats is None:
             return 0.0, {}
-        if lenient:  # a crooked hull of a plate's region is what the refit repairs
-            feats = dict(feats, tilt=0.0, lean=0.0, para=0.0)
-        z = self._logit(feats) + _prior_logit(feats, self.aspect_range)
-        score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        return score, dict(features=feats, aspect=feats["aspect"])
+        return self._score_features(feats), feats
+
+
+def _logit(p: float) -> float:
+    return math.log(max(p, 1e-12) / max(1.0 - p, 1e-12))
 
 
 def _prior_logit(feats: dict, limits: tuple[float, float]) -> float:
@@ -713,16 +740,16 @@ def _aspect_logit(aspect: float, limits: tuple[float, float]) -> float:
 # the labelled quads, and openalpr_us.
 _FITTED_WEIGHTS = {
     "smooth": dict(
-        edge_min=1.6711, edge_2nd=0.7559, edge_mean=-2.1192, cont_min=5.9331, cont_mean=9.8123, mode1=-0.7081,
-        two_tone=0.5759, texture=-0.0775, inout=-1.4728, log_width=1.3374, log_width2=-1.8107, cy=4.4358,
-        cy2=-6.1008, off_centre=-8.2787, oblique_off=-13.908, matte=1.7924, tilt=-0.4706, lean=-1.7635,
-        para=-0.7903, lr_out_tex=0.3549, tb_out_tex=0.9903, bias=-15.7137,
+        edge_min=2.8412, edge_2nd=1.3169, edge_mean=-3.5977, cont_min=8.5729, cont_mean=12.886, mode1=-1.466,
+        two_tone=3.7704, texture=0.4457, inout=-1.9235, log_width=2.3578, log_width2=-2.6256, cy=5.353,
+        cy2=-4.3065, matte=2.5885, tilt=0.7713, lean=-1.6848, para=-0.8734, lr_out_tex=0.329,
+        tb_out_tex=1.1814, bias=-23.6432,
     ),
     "text": dict(
-        edge_min=0.8707, edge_2nd=0.8481, edge_mean=0.2535, cont_min=3.9801, cont_mean=24.5842, mode1=2.4764,
-        two_tone=5.6852, texture=0.5709, inout=-0.7848, log_width=-0.6204, log_width2=-3.2246, cy=7.7653,
-        cy2=-5.6408, off_centre=-6.5844, oblique_off=-13.2734, matte=2.4333, tilt=-1.7363, lean=-1.7883,
-        para=-0.8491, lr_out_tex=-1.2413, tb_out_tex=-0.7018, bias=-44.6037,
+        edge_min=1.3164, edge_2nd=1.364, edge_mean=-0.2858, cont_min=2.7414, cont_mean=37.1688, mode1=1.6266,
+        two_tone=10.5871, texture=0.6811, inout=-0.5824, log_width=0.2653, log_width2=-4.6984, cy=6.9093,
+        cy2=-0.3061, matte=3.8591, tilt=-1.2786, lean=-1.477, para=-1.8838, lr_out_tex=-0.9287,
+        tb_out_tex=-1.6041, bias=-59.3086,
     ),
 }
 
@@ -779,6 +806,32 @@ def _quad_values(img: np.ndarray, q: np.ndarray, shrink: float = 0.0) -> np.ndar
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillConvexPoly(mask, np.round((qq - [x0, y0] - 0.5) * 4).astype(np.int32), 1, lineType=cv2.LINE_8, shift=2)
     return img[y0:y1, x0:x1][mask.astype(bool)]
+
+
+def _outline_positions(inten: np.ndarray, dn: np.ndarray, level: float, out_level: float, k: np.ndarray,
+                       strength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per profile (rows of `inten`, inside to outside), the fractional index where it
+    crosses half-way from the plate's tone `level` to `out_level` after the last sample
+    still within 35 % of the plate's tone; profiles without such a crossing keep `k`."""
+    k = k.copy()
+    strength = strength.copy()
+    gap = out_level - level
+    mid = level + 0.5 * gap
+    rel = (inten - level) / gap  # 0 on the plate, 1 outside
+    for i in range(len(k)):
+        plate = np.nonzero(rel[i] < 0.35)[0]
+        if plate.size == 0:
+            continue
+        last = int(plate.max())
+        beyond = np.nonzero(rel[i, last:] >= 0.5)[0]
+        if beyond.size == 0:
+            continue
+        j = last + int(beyond[0])
+        a, b = inten[i, j - 1] - mid, inten[i, j] - mid
+        frac = a / (a - b) if a != b else 1.0
+        k[i] = j - 1 + float(np.clip(frac, 0.0, 1.0))
+        strength[i] = max(float(abs(dn[i, j])), float(abs(dn[i, j - 1])))
+    return k, strength
 
 
 def _fit_side(points: np.ndarray, weights: np.ndarray, tol: float = 1.0, min_inliers: int = 6):

@@ -13,14 +13,14 @@ import torch
 
 from ..frame import Frame
 from ..functional import glass as G
-from .base import Stage, timed
+from .base import FrameStage
 
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
 
 WINDOW_MODES = ("tint", "see_through", "none")
 
 
-class WindowCorrection(Stage):
+class WindowCorrection(FrameStage):
     """Detect each vehicle's glass into ``Frame.glass`` and correct it.
 
     Args:
@@ -91,33 +91,30 @@ class WindowCorrection(Stage):
         )
 
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        if self.mode == "none":
+        if self.mode == "none":  # off: not even the glass is computed
             return list(frames)
-        for frame in frames:
-            if frame.error is None and frame.alpha is None:
-                raise ValueError("WindowCorrection needs `alpha` on the frame: run the segment stage first")
-        todo = [i for i, f in enumerate(frames) if f.error is None]
-        served: list[Frame] = []  # filled inside `timed`, so only the new frames get the time
-        with timed(served, self.name), torch.no_grad():
-            for i in todo:
-                served.append(self._correct(frames[i]))
-        out = list(frames)
-        for i, frame in zip(todo, served):
-            out[i] = frame
-        return out
+        return super().__call__(frames)
+
+    def process(self, frame: Frame) -> Frame:
+        if frame.alpha is None:
+            raise ValueError("WindowCorrection needs `alpha` on the frame: run the segment stage first")
+        with torch.no_grad():
+            return self._correct(frame)
 
     def _correct(self, frame: Frame) -> Frame:
         image = frame.image[None]
         alpha = frame.alpha[None].to(image.dtype)
-        glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
+        likeness = None
+        if self.interior > 0:
+            glass, likeness = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine, likeness=True)
+        else:
+            glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
         warnings = list(frame.warnings)
         if not bool((glass >= 0.5).any()):
             warnings.append("window correction: no glass found")
-        tone = G.glass_tone(glass, self.top, self.bottom)
-        keep = None
-        if self.interior > 0:
-            keep = self.interior * (1 - G.background_likeness(image, alpha, glass, work_size=self.work_size))
-        new_image = G.tint_glass(image, glass, strength=self.strength, tone=tone, keep=keep)
+        # keep a share of what looks like the vehicle's interior rather than the outside
+        keep = None if likeness is None else self.interior * (1 - likeness)
+        new_image = G.tint_glass(image, glass, strength=self.strength, top=self.top, bottom=self.bottom, keep=keep)
         if self.mode == "see_through":
             new_alpha = G.see_through_alpha(alpha, glass, self.opacity)
         elif self.fill_alpha:
