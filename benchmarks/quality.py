@@ -1,7 +1,7 @@
 """Quality of the vehicle matte on the shared real photos.
 
     python benchmarks/quality.py [--limit N] [--data ../shared/data] [--device cpu]
-                                 [--methods raw,stage] [--cache FILE] [--onnx FILE]
+                                 [--methods raw,stage,windows] [--cache FILE] [--onnx FILE]
 
 For the raw net (U2NetP at 320x320, plain bilinear resize, alpha = bilinear upsampled
 probability, vehicle = alpha >= 0.5) and for the `VehicleMatte` stage it prints:
@@ -9,7 +9,13 @@ probability, vehicle = alpha >= 0.5) and for the `VehicleMatte` stage it prints:
 - on ``carparts/`` (street photos with COCO part polygons; images without annotations
   are skipped): mean recall, mean precision proxy, the share of photos below 0.95 on
   each, and the worst 5 photos;
-- on ``masks/carvana/`` (studio photos with full masks): mean IoU.
+- on ``masks/carvana/`` (studio photos with full masks): mean IoU;
+- for ``windows`` (`VehicleMatte` then `WindowCorrection("tint")`), on the carparts
+  photos with a labelled ``front_glass`` / ``back_glass``: **glass recall** (share of
+  those pixels marked as glass, ``Frame.glass >= 0.5``; goal mean >= 0.85) and the
+  **outside share** (share of the marked glass outside the labelled glass and door
+  polygons, which hold the side windows; goal <= 0.10). `benchmarks/glass_quality.py`
+  gives the same figures with the calibration split and the worst photos.
 
 Measures are plain functions ``measure(frame, sample) -> float`` registered in
 `CARPARTS_MEASURES` / `CARVANA_MEASURES`; a sample carries lazily built masks (parts
@@ -95,6 +101,11 @@ class CarPartsSample:
     def glass(self) -> np.ndarray:
         """(H, W) bool: windscreen and rear window (front_glass + back_glass)."""
         return self._raster(GLASS)
+
+    @cached_property
+    def glass_or_door(self) -> np.ndarray:
+        """(H, W) bool: glass and doors (side windows lie inside the door polygons)."""
+        return self._raster([c for c in self.polygons if c in GLASS or c.endswith("_door")])
 
     @cached_property
     def region(self) -> np.ndarray:
@@ -192,6 +203,30 @@ CARPARTS_MEASURES: dict[str, Callable[[Frame, CarPartsSample], float]] = {
     "recall": recall,
     "precision": precision_proxy,
 }
+
+
+def _glass(frame: Frame) -> np.ndarray:
+    if frame.glass is None:
+        return np.zeros(frame.size, bool)
+    return (frame.glass[0] >= THRESHOLD).cpu().numpy()
+
+
+def glass_recall(frame: Frame, sample: CarPartsSample) -> float:
+    """Share of the labelled windscreen / rear window marked as glass (nan without)."""
+    truth = sample.glass
+    return float((_glass(frame) & truth).sum() / truth.sum()) if truth.any() else float("nan")
+
+
+def glass_outside(frame: Frame, sample: CarPartsSample) -> float:
+    """Share of the marked glass outside the labelled glass and doors (0 when none is marked)."""
+    g = _glass(frame)
+    return float((g & ~sample.glass_or_door).sum() / g.sum()) if g.any() else 0.0
+
+
+GLASS_MEASURES: dict[str, Callable[[Frame, CarPartsSample], float]] = {
+    "glass_recall": glass_recall,
+    "outside": glass_outside,
+}
 CARVANA_MEASURES: dict[str, Callable[[Frame, CarvanaSample], float]] = {
     "iou": iou,
 }
@@ -274,6 +309,11 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
         table["raw U2NetP 320"] = raw_method(net)
     if "stage" in which:
         table["VehicleMatte"] = VehicleMatte(net)
+    if "windows" in which:
+        from bgr_core.stages.windows import WindowCorrection
+
+        matte, windows = VehicleMatte(net), WindowCorrection("tint")
+        table["windows"] = lambda frames: windows(matte(frames))
     if "stage-nocrop" in which:
         table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
     return table
@@ -314,6 +354,13 @@ def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds:
     print(f"{'':32s} worst: {cells}")
 
 
+def report_glass(label: str, samples, scores: dict[str, np.ndarray], seconds: float) -> None:
+    rec, out = scores["glass_recall"], scores["outside"]
+    print(f"{label:32s} {len(samples)} photos with labelled glass: glass recall mean {np.nanmean(rec):.3f} "
+          f"(goal >= 0.85, {int((rec < 0.5).sum())} below 0.5)  outside share mean {out.mean():.3f} "
+          f"(goal <= 0.10, {int((out > 0.3).sum())} above 0.3)  [{seconds:.0f} s]")
+
+
 def report_carvana(label: str, scores: dict[str, np.ndarray], seconds: float) -> None:
     parts = [f"{k} mean {v.mean():.4f} min {v.min():.4f}" for k, v in scores.items()]
     print(f"{label:32s} carvana " + "  ".join(parts) + f"  [{seconds:.0f} s]")
@@ -324,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage", help="comma list of raw, stage, stage-nocrop")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, stage, stage-nocrop, windows")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")
@@ -343,6 +390,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     carvana = load_carvana(args.data, args.limit)
     print(f"carparts: {len(carparts)} annotated photos, carvana: {len(carvana)} photos, device {device}")
     for label, method in table.items():
+        if label == "windows":
+            with_glass = [x for x in carparts if x.glass.any()]
+            scores, secs = evaluate(method, with_glass, GLASS_MEASURES, device, args.batch)
+            report_glass(label, with_glass, scores, secs)
+            net.save()
+            continue
         scores, secs = evaluate(method, carparts, CARPARTS_MEASURES, device, args.batch)
         report_carparts(label, carparts, scores, secs)
         if carvana:
