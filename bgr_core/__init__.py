@@ -1,6 +1,7 @@
 """bgr_core: local vehicle background removal — the web API's job on your own CPU or GPU."""
 
 from .api import remove_background
+from .display import stage_figure
 from .errors import (
     BGRError,
     FeatureNotAvailable,
@@ -22,6 +23,7 @@ __all__ = [
     "Pipeline",
     "Result",
     "Frame",
+    "stage_figure",
     "ImageLimits",
     "BGRError",
     "InvalidInput",

@@ -68,6 +68,12 @@ class Frame:
         }
         return self.replace(**moved)
 
+    def _repr_png_(self) -> bytes:
+        """Notebook display: every layer present side by side (`bgr_core.display.stage_figure`)."""
+        from .display import frame_png
+
+        return frame_png(self)
+
     def check(self) -> None:
         """Raise `AssertionError` if the invariants above do not hold (used by tests)."""
         h, w = self.size

@@ -105,6 +105,14 @@ class Result:
             "error_description": self.error_description,
         }
 
+    def _repr_png_(self) -> bytes | None:
+        """Notebook display: the output (at most 512 px tall, transparency over a
+        checkerboard); None on error, so the text repr shows the error instead.
+        `bgr_core.display.stage_figure(result)` draws every stage."""
+        from .display import result_png
+
+        return result_png(self)
+
     def __repr__(self) -> str:
         if not self.ok:
             return f"Result(error={self.error!r}, error_description={self.error_description!r})"

@@ -340,13 +340,16 @@ def blank_plate(
     alpha = _rounded_rect_alpha(h, w, radius, dtype, device)
     if border is not None and border_width > 0:
         bw = max(1.0, border_width * h)
-        inset = max(1.0, 0.6 * bw)
-        outer = F.pad(_rounded_rect_alpha(h - int(2 * inset), w - int(2 * inset), max(0.0, radius - inset), dtype, device),
-                      (int(inset), int(inset), int(inset), int(inset)))
-        core_h, core_w = h - int(2 * (inset + bw)), w - int(2 * (inset + bw))
-        inner = _rounded_rect_alpha(core_h, core_w, max(0.0, radius - inset - bw), dtype, device) if min(core_h, core_w) > 0 else torch.zeros(1, 0, 0, dtype=dtype, device=device)
-        pad = int(inset + bw)
-        inner = F.pad(inner, (pad, w - core_w - pad, pad, h - core_h - pad))
+        inset = max(1, int(0.6 * bw))
+        pad = inset + max(1, int(round(bw)))
+        # the line is the difference of two rounded rectangles, each placed on the full canvas
+        outer = torch.zeros(1, h, w, dtype=dtype, device=device)
+        outer[:, inset : h - inset, inset : w - inset] = _rounded_rect_alpha(
+            h - 2 * inset, w - 2 * inset, max(0.0, radius - inset), dtype, device)
+        inner = torch.zeros(1, h, w, dtype=dtype, device=device)
+        if min(h, w) - 2 * pad > 0:
+            inner[:, pad : h - pad, pad : w - pad] = _rounded_rect_alpha(
+                h - 2 * pad, w - 2 * pad, max(0.0, radius - pad), dtype, device)
         ring = (outer - inner).clamp(0, 1)
         bcol = torch.as_tensor(border, dtype=dtype, device=device).reshape(3, 1, 1)
         rgb = rgb * (1 - ring) + bcol * ring
