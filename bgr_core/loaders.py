@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -10,11 +11,21 @@ import torch
 from torch import nn
 
 from . import weights
-from .errors import RequestFailed
+from .errors import RequestFailed, WeightsNotFound
 
-__all__ = ["load_u2netp", "resolve_device", "clear_cache"]
+__all__ = [
+    "load_u2netp",
+    "load_sam",
+    "sam_available",
+    "load_sd_inpaint",
+    "build_sam",
+    "sam_model_type",
+    "SAM_TYPES",
+    "resolve_device",
+    "clear_cache",
+]
 
-_CACHE: dict[tuple, nn.Module] = {}
+_CACHE: dict[tuple, object] = {}
 _LOCK = threading.Lock()
 
 
@@ -51,6 +62,197 @@ def load_u2netp(
             net = net.eval().requires_grad_(False).to(dev)
             _CACHE[key] = net
     return net
+
+
+# -- Segment Anything ------------------------------------------------------------------
+
+# (encoder embed dim, encoder depth) → model type; how a checkpoint tells its type.
+SAM_TYPES: dict[tuple[int, int], str] = {
+    (768, 12): "vit_b",
+    (1024, 24): "vit_l",
+    (1280, 32): "vit_h",
+    (32, 2): "vit_tiny",  # the tiny random model of `bgr_core.testing.tiny_sam`
+}
+# Official checkpoint names, found in the same places as the default `sam` weight.
+_SAM_FILES = ("sam_vit_l_0b3195.pth", "sam_vit_h_4b8939.pth")
+
+
+def build_sam(model_type: str) -> nn.Module:
+    """An untrained `segment_anything.Sam` of `model_type` (``vit_b``, ``vit_l``,
+    ``vit_h`` as in ``sam_model_registry``, or ``vit_tiny``: a 64-pixel, 2-block test
+    model), in eval mode on the CPU."""
+    from functools import partial
+
+    from segment_anything import sam_model_registry
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    if model_type in ("vit_b", "vit_l", "vit_h"):
+        return sam_model_registry[model_type](checkpoint=None).eval()
+    if model_type != "vit_tiny":
+        known = ", ".join(sorted({*SAM_TYPES.values()}))
+        raise ValueError(f"`model_type` must be one of {known} but is '{model_type}'")
+    size, patch, dim = 64, 8, 16  # image side, patch side, prompt embedding dim
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=size, patch_size=patch, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+            out_chans=dim, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True, window_size=4, global_attn_indexes=(1,),
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim, image_embedding_size=(size // patch, size // patch),
+            input_image_size=(size, size), mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=32, num_heads=2),
+            transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=16,
+        ),
+    )
+    return sam.eval()
+
+
+def sam_model_type(state: dict[str, torch.Tensor]) -> str:
+    """The model type of a SAM state dict, told from its image encoder's width and depth."""
+    try:
+        dim = int(state["image_encoder.patch_embed.proj.weight"].shape[0])
+    except KeyError:
+        raise ValueError("not a Segment Anything state dict (no 'image_encoder.patch_embed.proj.weight')") from None
+    depth = len({k.split(".")[2] for k in state if k.startswith("image_encoder.blocks.")})
+    if (dim, depth) not in SAM_TYPES:
+        raise ValueError(
+            f"unknown Segment Anything encoder (embed dim {dim}, {depth} blocks); pass `model_type`"
+        )
+    return SAM_TYPES[(dim, depth)]
+
+
+def _resolve_sam(path: str | os.PathLike | None) -> Path:
+    """The `sam` weight, or another official SAM checkpoint found under its own name."""
+    try:
+        return weights.resolve("sam", path)
+    except WeightsNotFound as missing:
+        if path is not None:
+            raise
+        for name in _SAM_FILES:
+            try:
+                return weights.resolve(name)
+            except WeightsNotFound:
+                pass
+        raise missing from None
+
+
+def sam_available(path: str | os.PathLike | None = None) -> bool:
+    """Whether `load_sam` would find a checkpoint (and the ``segment-anything`` package)."""
+    if importlib.util.find_spec("segment_anything") is None:
+        return False
+    try:
+        _resolve_sam(path)
+    except WeightsNotFound:
+        return False
+    return True
+
+
+def load_sam(
+    device: str | torch.device = "cpu",
+    path: str | os.PathLike | None = None,
+    model_type: str | None = None,
+) -> nn.Module:
+    """A Segment Anything model (`segment_anything.Sam`) in eval mode on `device`.
+
+    The checkpoint (``sam_vit_b_01ec64.pth`` by default, see `weights`) is read on the
+    CPU, its type told from the state dict unless `model_type` is given, loaded
+    strictly, then moved. Missing checkpoint → `WeightsNotFound`; missing
+    ``segment-anything`` package → `RequestFailed` naming the ``sam`` extra.
+    """
+    _require("segment_anything", "segment-anything", "sam")
+    file = _resolve_sam(path)
+    dev = torch.device(device)
+    key = ("sam", str(Path(file).resolve()), model_type, str(dev))
+    with _LOCK:
+        sam = _CACHE.get(key)
+        if sam is None:
+            try:
+                if Path(file).suffix == ".safetensors":
+                    from safetensors.torch import load_file
+
+                    state = load_file(str(file), device="cpu")
+                else:
+                    state = torch.load(str(file), map_location="cpu", weights_only=True)
+                if isinstance(state, dict) and isinstance(state.get("model"), dict):
+                    state = state["model"]  # training checkpoints wrap the weights
+                sam = build_sam(model_type or sam_model_type(state))
+                sam.load_state_dict(state, strict=True)
+            except Exception as err:  # corrupt, foreign or mismatched file
+                raise RequestFailed(f"could not load Segment Anything weights from '{file}': {err}") from err
+            sam = sam.eval().requires_grad_(False).to(dev)
+            _CACHE[key] = sam
+    return sam
+
+
+# -- Stable Diffusion inpainting ---------------------------------------------------------
+
+
+def load_sd_inpaint(device: str | torch.device = "cpu", path: str | os.PathLike | None = None):
+    """A diffusers inpainting pipeline (``AutoPipelineForInpainting``) on `device`.
+
+    Read from a diffusers-layout folder (``stable-diffusion-inpainting`` by default, see
+    `weights`) with ``local_files_only=True``: nothing is downloaded. float16 on CUDA,
+    float32 on the CPU. The safety checker is neither loaded nor required
+    (``safety_checker=None, requires_safety_checker=False``): the pipeline only paints
+    backgrounds behind the user's own photo. Missing folder → `WeightsNotFound`;
+    missing packages → `RequestFailed` naming the ``generative`` extra.
+    """
+    _require("diffusers", "diffusers", "generative")
+    _require("transformers", "transformers", "generative")
+    folder = weights.resolve("sd_inpaint", path)
+    if not (folder / "model_index.json").is_file():
+        raise WeightsNotFound(
+            f"'{folder}' has no model_index.json: it is not a diffusers model folder "
+            "(save one with `pipeline.save_pretrained(folder)`)"
+        )
+    dev = torch.device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    key = ("sd_inpaint", str(Path(folder).resolve()), str(dev))
+    with _LOCK:
+        pipe = _CACHE.get(key)
+        if pipe is None:
+            import json
+
+            from diffusers import AutoPipelineForInpainting
+
+            index = json.loads((folder / "model_index.json").read_text())
+            extra = {}
+            if "safety_checker" in index or "requires_safety_checker" in index:  # SD 1.x / 2.x
+                extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+            # without accelerate, low_cpu_mem_usage=True is refused with a warning
+            extra["low_cpu_mem_usage"] = importlib.util.find_spec("accelerate") is not None
+            extra[_diffusers_dtype_arg()] = dtype  # cast while reading, so diffusers keeps its fp32 modules
+            try:
+                pipe = AutoPipelineForInpainting.from_pretrained(str(folder), local_files_only=True, **extra)
+                pipe = pipe.to(dev)
+            except Exception as err:  # incomplete or foreign folder
+                raise RequestFailed(f"could not load the inpainting model from '{folder}': {err}") from err
+            pipe.set_progress_bar_config(disable=True)
+            _CACHE[key] = pipe
+    return pipe
+
+
+def _diffusers_dtype_arg() -> str:
+    """``dtype`` in the diffusers releases that renamed it (``torch_dtype`` is deprecated
+    there), ``torch_dtype`` before."""
+    try:
+        from diffusers.utils import deprecation_utils
+
+        return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+    except ImportError:
+        return "torch_dtype"
+
+
+def _require(module: str, package: str, extra: str) -> None:
+    """`RequestFailed` naming the pip extra when an optional package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise RequestFailed(
+            f"the '{package}' package is needed for this mode: pip install 'bgr-core[{extra}]'"
+        )
 
 
 def clear_cache() -> None:

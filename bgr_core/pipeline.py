@@ -21,14 +21,17 @@ import numpy as np
 import torch
 
 from . import loaders
-from .errors import BGRError, FeatureNotAvailable, InvalidInput, RequestFailed, Unauthorized
+from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
 from .frame import Frame
 from .imageio import ImageLimits, load_image, write_atomic
 from .request import Request, parse_request
 from .result import Result
 from .stages.background import ComposeBackground
+from .stages.generative import GenerativeBackground
 from .stages.base import Stage
 from .stages.layout import Layout
+from .stages.plates import PlateReplacement
+from .stages.refine_sam import SamRefine
 from .stages.shadow import Shadow
 from .stages.segment import VehicleMatte
 from .stages.windows import WindowCorrection
@@ -94,6 +97,7 @@ class Pipeline:
         self.decontaminate = decontaminate
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
+        self._sam: SamRefine | None = None
 
     def __repr__(self) -> str:
         return f"Pipeline(device='{self.device}', batch_size={self.batch_size})"
@@ -109,21 +113,47 @@ class Pipeline:
                 self._segment = VehicleMatte(net)
             return self._segment
 
-    def stages_for(self, request: Request, background: torch.Tensor | None = None) -> list[Stage]:
-        """The stages serving `request`, in order. Raises `FeatureNotAvailable` for
-        parameters whose stage is not part of this version."""
-        missing = _unavailable(request)
-        if missing:
-            raise FeatureNotAvailable(missing)
+    @property
+    def sam_refine(self) -> SamRefine:
+        """The Segment Anything refinement stage (checkpoint loaded once, on this device);
+        `WeightsNotFound` names the file and where to put it when there is none."""
+        with self._lock:
+            if self._sam is None:
+                self._sam = SamRefine(loaders.load_sam(self.device, self.weights.get("sam")))
+            return self._sam
+
+    def sam_configured(self) -> bool:
+        """Whether ``refine="auto"`` uses SAM: a checkpoint is found (explicit path,
+        ``$BGR_WEIGHTS_DIR`` or ``weights/``) and ``segment-anything`` is installed."""
+        return loaders.sam_available(self.weights.get("sam"))
+
+    def stages_for(
+        self, request: Request, background: torch.Tensor | None = None, plate: torch.Tensor | None = None
+    ) -> list[Stage]:
+        """The stages serving `request`, in order: segment, [SAM refinement], windows, plates,
+        shadow, layout, background (composed or generated). `background` / `plate` are the decoded custom background and
+        replacement plate, (3, H, W) in [0, 1]. Missing optional weights raise
+        `WeightsNotFound` (a `request_failed` naming the file and where to put it)."""
         mode = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
         stages: list[Stage] = [self.segment]
+        if request.refine == "sam" or (request.refine == "auto" and self.sam_configured()):
+            stages.append(self.sam_refine)  # before the windows and plates: they read alpha and box
         if request.window_correction != "none":
             stages.append(WindowCorrection(request.window_correction))
+        if request.plate_replacement != "none":
+            if request.plate_replacement == "image" and plate is None:
+                raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")
+            stages.append(PlateReplacement(request.plate_replacement, plate))
         if request.effect == "shadow":
             stages.append(Shadow(request.shadow_strength, request.shadow_softness))
         stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
                              aspect=request.aspect_ratio))
-        stages.append(ComposeBackground(mode[request.background], background, decontaminate=self.decontaminate))
+        if request.background == "generative_background":
+            pipe = loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint"))
+            stages.append(GenerativeBackground(pipe, prompt=request.background_prompt,
+                                               negative_prompt=request.background_negative_prompt, seed=request.seed))
+        else:
+            stages.append(ComposeBackground(mode[request.background], background, decontaminate=self.decontaminate))
         return stages
 
     # -- running ------------------------------------------------------------------------
@@ -186,7 +216,7 @@ class Pipeline:
             request0 = ready[0][0]
             try:
                 background = self._load_background(request0)
-                stages = self.stages_for(request0, background)
+                stages = self.stages_for(request0, background, self._load_plate(request0))
                 frames = self.run([f for _, f in ready], stages)
                 done = {id(src): out for (_, src), out in zip(ready, frames)}
             except BGRError as err:
@@ -219,6 +249,12 @@ class Pipeline:
         array = load_image(request.background_source, request.background_param, self.limits)
         return _to_tensor(array, self.device)
 
+    def _load_plate(self, request: Request) -> torch.Tensor | None:
+        if request.plate_replacement != "image":
+            return None
+        array = load_image(request.plate_source, request.plate_param, self.limits)
+        return _to_tensor(array, self.device)
+
     def _result(self, request: Request | None, outcome: Frame | BGRError) -> Result:
         if isinstance(outcome, Frame) and outcome.error is not None:
             outcome = outcome.error if isinstance(outcome.error, BGRError) else _as_request_failed(outcome.error)
@@ -241,20 +277,6 @@ class Pipeline:
             except OSError as err:
                 return Result(error="request_failed", error_description=f"could not write the output ({err.strerror})")
         return result
-
-
-def _unavailable(request: Request) -> str | None:
-    """Why a valid request cannot be served by this version, or None."""
-    later = []
-    if request.plate_replacement != "none":
-        later.append(f"plate_replacement='{request.plate_replacement}'")
-    if request.background == "generative_background":
-        later.append("background='generative_background'")
-    if request.refine == "sam":
-        later.append("refine='sam'")
-    if not later:
-        return None
-    return "not available yet in this version of bgr_core: " + "; ".join(later)
 
 
 def _source_name(source: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Synthetic car scenes (and, later, tiny seeded models) for tests and notebooks.
+"""Synthetic car scenes and tiny seeded models for tests and notebooks.
 
 Scenes are drawn with OpenCV so the truth is known exactly: the vehicle mask, its box
 and its glass region.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["SyntheticScene", "synthetic_car_scene"]
+__all__ = ["SyntheticScene", "synthetic_car_scene", "tiny_sam", "tiny_sd_inpaint_folder"]
 
 
 @dataclass
@@ -97,3 +97,96 @@ def synthetic_car_scene(height: int = 240, width: int = 320, seed: int = 0, back
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return SyntheticScene(image=image, mask=mask.astype(bool), glass=g, box=box)
+
+
+# -- tiny seeded models -------------------------------------------------------------------
+# Random weights with the real architectures' code paths: for tests and notebooks that
+# exercise loading, prompting and shapes without the real (GB-sized) checkpoints.
+# The optional packages are imported here, lazily, never by the core package.
+
+
+def tiny_sam(seed: int = 0):
+    """A tiny random `segment_anything.Sam` (``vit_tiny``: 64-pixel input, 2 encoder
+    blocks of width 32, prompt dim 16), seeded, in eval mode on the CPU. Its state dict
+    saved with ``torch.save`` loads back through `bgr_core.loaders.load_sam`."""
+    import torch
+
+    from .loaders import build_sam
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = build_sam("vit_tiny")
+        with torch.no_grad():
+            for p in sam.parameters():
+                if not p.any():  # zero-initialised (positions, relative positions): exercise them too
+                    p.normal_(0.0, 0.02)
+    return sam.eval()
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2 / CLIP byte-level alphabet: one printable character per byte value."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = list(keep), 0
+    for b in range(256):
+        if b not in keep:
+            chars.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in chars]
+
+
+def tiny_sd_inpaint_folder(path, seed: int = 0):
+    """Save a tiny random Stable Diffusion inpainting pipeline (diffusers layout) to `path`.
+
+    Components as the real model's, scaled down: UNet2DConditionModel with 9 input
+    channels (latent, mask, masked-image latent), block widths (32, 64); AutoencoderKL
+    with 2 blocks (latent = image / 2); CLIPTextModel of width 32 and 2 layers with a
+    byte-level CLIPTokenizer (514 tokens, no merges, written as vocab.json + merges.txt);
+    DDIMScheduler; no safety checker. Seeded; returns the folder as a `Path`. Load it
+    with `bgr_core.loaders.load_sd_inpaint(device, path)`.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(path)
+    chars = _bytes_to_unicode()
+    vocab = {c: i for i, c in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer.from_pretrained(tmp, model_max_length=77, local_files_only=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=32, in_channels=9, out_channels=4, layers_per_block=1,
+            block_out_channels=(32, 64), cross_attention_dim=32, attention_head_dim=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        )
+        vae = AutoencoderKL(
+            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+            sample_size=64,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=77, layer_norm_eps=1e-5,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    )
+    pipe = StableDiffusionInpaintPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+    return folder

@@ -51,14 +51,16 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             "sam",
             "sam_vit_b_01ec64.pth",
             "Segment Anything checkpoint for refine='sam' (optional)",
-            hint="download it once from the Segment Anything release page",
+            hint="download it once from github.com/facebookresearch/segment-anything#model-checkpoints; "
+            "sam_vit_l_0b3195.pth or sam_vit_h_4b8939.pth are found under their own names too",
         ),
         WeightSpec(
             "sd_inpaint",
             "stable-diffusion-inpainting",
             "Stable Diffusion inpainting model, diffusers folder layout (optional)",
             is_dir=True,
-            hint="a diffusers-format inpainting model folder saved with save_pretrained",
+            hint="a diffusers-format inpainting model folder (model_index.json, unet/, vae/, ...), "
+            "e.g. stable-diffusion-2-inpainting saved with save_pretrained",
         ),
     )
 }

@@ -115,9 +115,9 @@ def test_error_codes(tmp_path):
     r = remove_background(device="cpu", image_file=flat, **OFF)
     assert r.error == "no_data", r.error_description
 
-    r = remove_background(device="cpu", image_file=scene.image, plate_replacement="blank")  # a later version
-    assert r.error == "request_failed" and "not available yet" in r.error_description
-    assert "plate_replacement='blank'" in r.error_description
+    r = remove_background(device="cpu", image_file=scene.image, refine="sam", **OFF)  # no SAM checkpoint here
+    assert r.error == "request_failed" and "sam_vit_b_01ec64.pth" in r.error_description
+    assert "BGR_WEIGHTS_DIR" in r.error_description
 
     missing = Pipeline("cpu", weights={"u2netp": tmp_path / "nope.safetensors"})
     r = missing.remove_background(image_file=scene.image, **OFF)
@@ -233,3 +233,4 @@ def test_window_correction_through_the_api(cpu_pipeline, background):
     if background == "transparent_background":
         assert see.array[inside][:, 3].mean() < 0.7 * 255, "see-through glass is semi-transparent"
         assert tint.array[inside][:, 3].min() >= 250, "tinted glass is opaque"
+
