@@ -326,7 +326,7 @@ def refine_glass(
     domain: np.ndarray,
     *,
     low: float = 0.25,
-    high: float = 0.6,
+    high: float = 0.85,  # 0.6 marked more: glass recall 0.881 but 10.1 % outside the glass
     sure: float = 0.9,
     iterations: int = 3,
     keep_min: float = 0.1,
