@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -13,6 +14,7 @@ __all__ = ["remove_background", "default_pipeline"]
 
 _DEFAULT: dict[str, Pipeline] = {}
 _LOCK = threading.Lock()
+log = logging.getLogger("bgr_core")
 
 
 def default_pipeline(device: str = "auto") -> Pipeline:
@@ -36,8 +38,37 @@ def remove_background(*, pipeline: Pipeline | None = None, device: str = "auto",
         pipeline: the Pipeline to run on (default: a shared one for `device`).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``, when no `pipeline` is given.
     """
+    if pipeline is not None and not isinstance(pipeline, Pipeline):
+        return Result(
+            error="invalid_input",
+            error_description=f"`pipeline` must be a bgr_core.Pipeline, not {type(pipeline).__name__}",
+        )
     try:
-        pipe = pipeline or default_pipeline(device)
+        pipe = pipeline or default_pipeline(_device_name(device))
     except BGRError as err:
         return Result(error=err.code, error_description=str(err))
-    return pipe.remove_background(**api_params)
+    except Exception:  # torch.device("tpu") and the like
+        return Result(
+            error="invalid_input",
+            error_description=f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N' but is {_short(device)}",
+        )
+    try:
+        return pipe.remove_background(**api_params)
+    except Exception as err:  # last line of defence: the API never raises
+        log.exception("bgr_core: unexpected failure in remove_background", exc_info=err)
+        return Result(error="request_failed", error_description=f"processing failed ({type(err).__name__})")
+
+
+def _device_name(device: Any) -> str:
+    if device is None:
+        return "auto"
+    if not isinstance(device, str):
+        device = str(device) if type(device).__name__ == "device" else device
+    if not isinstance(device, str) or len(device) > 32:
+        raise ValueError("bad device")
+    return device
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

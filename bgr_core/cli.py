@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"bgr: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an unreadable folder
+        print(f"bgr: cannot list the inputs: {err.strerror or err} ({err.filename})", file=sys.stderr)
+        return 2
     if not jobs:
         print("bgr: no jpg, png or webp images found in the inputs", file=sys.stderr)
         return 2
@@ -138,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         pipeline = Pipeline(args.device, batch_size=args.batch_size)
-    except (BGRError, ValueError) as err:
+    except (BGRError, ValueError, RuntimeError) as err:  # bad --device or --batch-size
         print(f"bgr: {err}", file=sys.stderr)
         return 2
 
@@ -161,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nbgr: {target} exists; pass --overwrite to replace it", file=sys.stderr)
         except OSError as err:
             failures += 1
-            print(f"\nbgr: cannot write {target}: {err.strerror}", file=sys.stderr)
+            print(f"\nbgr: cannot write {target}: {err.strerror or err}", file=sys.stderr)
+        except Exception as err:  # encoding failed: nothing was written (see write_atomic)
+            failures += 1
+            print(f"\nbgr: cannot encode {target}: {type(err).__name__}: {err}", file=sys.stderr)
         for warning in result.warnings:
             print(f"bgr: {src}: warning: {warning}", file=sys.stderr)
     if failures:

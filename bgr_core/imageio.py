@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
+import http.client
 import io
 import ipaddress
 import os
 import socket
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InvalidInput, RequestFailed
+from .errors import BGRError, InvalidInput, RequestFailed
 
 __all__ = [
     "ImageLimits",
@@ -47,10 +51,13 @@ class ImageLimits:
 
     max_pixels: width x height of an input image (checked from the header, before decoding).
     max_bytes: size of an encoded input (file, base64 payload, download).
-    timeout_s: network time-out for http(s) URLs.
+    timeout_s: total time allowed for fetching an http(s) URL (connecting, redirects,
+        headers and body together); a stalled or trickling server is cut off after it.
     max_redirects: http(s) redirects followed, each re-checked.
     allow_network: http(s) URLs are refused unless True.
-    allow_private: loopback / private / link-local addresses refused unless True.
+    allow_private: loopback / private / link-local addresses refused unless True; the
+        check is made on the address actually connected to (DNS rebinding does not
+        get round it), and environment proxies are not used.
     """
 
     max_pixels: int = 50_000_000
@@ -75,14 +82,31 @@ def load_image(source: Any, param: str, limits: ImageLimits = ImageLimits()) -> 
     if isinstance(source, np.ndarray):
         return _array_to_rgb(source, param, limits)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return decode_bytes(bytes(source), param, limits)
+        data = bytes(source)
+        if param.endswith("base64") and not _looks_encoded(data):
+            try:  # base64 text given as bytes
+                text = data.decode("ascii")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                return decode_bytes(decode_base64(text, param, limits), param, limits)
+        return decode_bytes(data, param, limits)
     if hasattr(source, "read"):
-        data = source.read(limits.max_bytes + 1)
+        try:
+            data = source.read(limits.max_bytes + 1)
+        except (OSError, ValueError, TypeError) as err:  # closed, unreadable, not a real file
+            raise InvalidInput(f"`{param}`: the file object cannot be read ({type(err).__name__})") from None
         if isinstance(data, str):
             raise InvalidInput(f"`{param}` is a text file object; open the file in binary mode ('rb')")
-        return decode_bytes(_cap(data, param, limits), param, limits)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidInput(f"`{param}`: the file object's read() gave {type(data).__name__}, not bytes")
+        return decode_bytes(_cap(bytes(data), param, limits), param, limits)
     if isinstance(source, os.PathLike):
-        return decode_bytes(_read_file(Path(source), param, limits), param, limits)
+        try:
+            path = Path(source)
+        except TypeError:
+            raise InvalidInput(f"`{param}` is a path-like object that gives no text path") from None
+        return decode_bytes(_read_file(path, param, limits), param, limits)
     if not isinstance(source, str):
         raise InvalidInput(
             f"`{param}` must be a path, URL, base64 string, bytes, file object, PIL image or "
@@ -92,7 +116,33 @@ def load_image(source: Any, param: str, limits: ImageLimits = ImageLimits()) -> 
         return decode_bytes(decode_base64(source, param, limits), param, limits)
     if param.endswith("url"):
         return decode_bytes(read_url(source, param, limits), param, limits)
-    return decode_bytes(_read_file(Path(source).expanduser(), param, limits), param, limits)
+    return decode_bytes(_read_file(_local_path(source, param), param, limits), param, limits)
+
+
+_OTHER_FORMATS = (
+    (b"BM", "BMP"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x00\x0cjP", "JPEG2000"), (b"\xffO\xffQ", "JPEG2000"), (b"%!PS", "EPS"),
+    (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"), (b"%PDF", "PDF"),
+)
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n", b"RIFF")
+
+
+def _looks_encoded(data: bytes) -> bool:
+    """True when `data` starts like an encoded jpg / png / webp rather than base64 text."""
+    return data.startswith(_MAGIC)
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """`value` for an error message, shortened: callers may pass megabytes by mistake."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _local_path(text: str, param: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~user/..." for an unknown user
+        raise InvalidInput(f"`{param}`: cannot expand the home folder in '{_show(text)}'") from None
 
 
 def decode_base64(text: str, param: str, limits: ImageLimits) -> bytes:
@@ -115,86 +165,228 @@ def decode_base64(text: str, param: str, limits: ImageLimits) -> bytes:
 
 def read_url(url: str, param: str, limits: ImageLimits) -> bytes:
     """Bytes behind a local path, ``file://`` URI or (when allowed) http(s) URL."""
-    parsed = urllib.parse.urlparse(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+    except ValueError as err:  # e.g. "http://[::1" (unbalanced bracket)
+        raise InvalidInput(f"`{param}` is not a valid URL ({err})") from None
     scheme = parsed.scheme.lower()
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise InvalidInput(f"`{param}`: file URIs must be local, got host '{parsed.netloc}'")
+            raise InvalidInput(f"`{param}`: file URIs must be local, got host '{_show(parsed.netloc)}'")
         return _read_file(Path(urllib.request.url2pathname(parsed.path)), param, limits)
     if scheme in _URL_SCHEMES:
         return fetch_url(url, param, limits)
     if scheme and len(scheme) > 1:  # "C:\\..." has a one-letter scheme
-        raise InvalidInput(f"`{param}`: scheme '{scheme}' is not supported; use http(s), file:// or a path")
-    return _read_file(Path(url).expanduser(), param, limits)
+        raise InvalidInput(
+            f"`{param}`: scheme '{_show(scheme, 20)}' is not supported; use http(s), file:// or a path"
+        )
+    return _read_file(_local_path(url, param), param, limits)
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows at most `max_redirects` redirects; each target is checked like the first URL."""
+
+    max_repeats = max_redirections = 100  # our own count below is the limit
+
     def __init__(self, param: str, limits: ImageLimits):
         self.param, self.limits = param, limits
         self.count = 0
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
-        self.count += 1
-        if self.count > self.limits.max_redirects:
-            raise RequestFailed(f"`{self.param}`: more than {self.limits.max_redirects} redirects")
-        _check_url_target(newurl, self.param, self.limits)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            self.count += 1
+            if self.count > self.limits.max_redirects:
+                raise RequestFailed(f"`{self.param}`: more than {self.limits.max_redirects} redirects")
+            try:
+                target = urllib.parse.urljoin(req.full_url, location)
+            except ValueError:
+                raise InvalidInput(f"`{self.param}`: the server redirected to an invalid URL") from None
+            _check_url_target(target, self.param, self.limits)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _refused_address(text: str) -> bool:
+    """True for loopback, private, link-local, reserved, unspecified or multicast addresses."""
+    addr = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return not addr.is_global or addr.is_multicast
+
+
+def _private_refused(param: str, host: str) -> InvalidInput:
+    return InvalidInput(
+        f"`{param}`: host '{_show(host)}' resolves to a private, loopback or link-local address, "
+        "which is refused (allow_private=True permits it)"
+    )
 
 
 def _check_url_target(url: str, param: str, limits: ImageLimits) -> None:
-    parsed = urllib.parse.urlparse(url)
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        raise InvalidInput(f"`{param}`: URL contains spaces or control characters")
+    try:
+        parsed = urllib.parse.urlparse(url)
+        port = parsed.port
+        host = parsed.hostname
+    except ValueError as err:  # bad port, unbalanced brackets
+        raise InvalidInput(f"`{param}` is not a valid URL ({err})") from None
     if parsed.scheme.lower() not in _URL_SCHEMES:
-        raise InvalidInput(f"`{param}`: only http(s) URLs can be fetched, not '{parsed.scheme}'")
-    host = parsed.hostname
+        raise InvalidInput(f"`{param}`: only http(s) URLs can be fetched, not '{_show(parsed.scheme, 20)}'")
     if not host:
         raise InvalidInput(f"`{param}`: URL has no host")
     if limits.allow_private:
         return
     try:
-        infos = socket.getaddrinfo(host, parsed.port or 80, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as err:
-        raise RequestFailed(f"`{param}`: cannot resolve host '{host}' ({err})") from None
+        infos = socket.getaddrinfo(host, port or 80, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, OSError) as err:
+        raise RequestFailed(f"`{param}`: cannot resolve host '{_show(host)}' ({err})") from None
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not addr.is_global or addr.is_multicast:
-            raise InvalidInput(
-                f"`{param}`: host '{host}' resolves to a private, loopback or link-local address, "
-                "which is refused (allow_private=True permits it)"
-            )
+        if _refused_address(info[4][0]):
+            raise _private_refused(param, host)
+
+
+class _Guard:
+    """One fetch's watchdog: checks the address of every connection actually made
+    (so a DNS answer that changes between check and connect does not get round
+    `allow_private`), and shuts every socket down when the total time is up."""
+
+    def __init__(self, param: str, limits: ImageLimits):
+        self.param, self.limits = param, limits
+        self.deadline = time.monotonic() + limits.timeout_s
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.01)
+
+    def connect(self, address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *args, **kwargs):
+        if not isinstance(timeout, (int, float)):
+            timeout = self.remaining()
+        sock = socket.create_connection(
+            address, min(timeout, self.remaining()), source_address, *args, **kwargs
+        )
+        try:
+            with self._lock:
+                if self.expired:
+                    raise TimeoutError("timed out")
+                self._socks.append(sock)
+            if not self.limits.allow_private and _refused_address(sock.getpeername()[0]):
+                raise _private_refused(self.param, str(address[0]))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _guarded_opener(guard: _Guard, param: str, limits: ImageLimits) -> urllib.request.OpenerDirector:
+    class Conn(http.client.HTTPConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = guard.connect
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Conn, req)
+
+    handlers: list[Any] = [urllib.request.ProxyHandler({}), HTTPHandler(), _CheckedRedirects(param, limits)]
+    if hasattr(http.client, "HTTPSConnection"):
+
+        class ConnS(http.client.HTTPSConnection):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self._create_connection = guard.connect
+
+        class HTTPSHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(ConnS, req, context=self._context)
+
+        handlers.append(HTTPSHandler())
+    return urllib.request.build_opener(*handlers)
 
 
 def fetch_url(url: str, param: str, limits: ImageLimits) -> bytes:
-    """Download an http(s) URL with a time-out, a byte cap and checked redirects."""
+    """Download an http(s) URL within a total time-out and a byte cap, following at
+    most `max_redirects` redirects, each re-checked, and refusing private addresses
+    (checked before and after connecting) unless `allow_private`."""
     if not limits.allow_network:
         raise InvalidInput(
             f"`{param}`: http(s) URLs are refused because network access is off "
             "(Pipeline(allow_network=True) turns it on)"
         )
     _check_url_target(url, param, limits)
-    opener = urllib.request.build_opener(_CheckedRedirects(param, limits))
-    request = urllib.request.Request(url, headers={"User-Agent": "bgr_core"})
+    guard = _Guard(param, limits)
+    timer = threading.Timer(limits.timeout_s, guard.expire)
+    timer.daemon = True
+    timer.start()
     try:
+        opener = _guarded_opener(guard, param, limits)
+        request = urllib.request.Request(url, headers={"User-Agent": "bgr_core", "Accept-Encoding": "identity"})
         with opener.open(request, timeout=limits.timeout_s) as response:
             length = response.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > limits.max_bytes:
-                raise InvalidInput(f"`{param}`: download is larger than {limits.max_bytes} bytes")
-            return _cap(response.read(limits.max_bytes + 1), param, limits)
+            if length and length.strip().isdigit() and int(length) > limits.max_bytes:
+                raise InvalidInput(f"`{param}`: the download is larger than the limit of {limits.max_bytes} bytes")
+            chunks, total = [], 0
+            while True:
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limits.max_bytes:
+                    raise InvalidInput(
+                        f"`{param}`: the download is larger than the limit of {limits.max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+                if guard.expired:
+                    break
+        if guard.expired:
+            raise _timed_out(param, limits)
+        return b"".join(chunks)
+    except BGRError:
+        raise
     except urllib.error.HTTPError as err:
         raise RequestFailed(f"`{param}`: the server answered HTTP {err.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise RequestFailed(f"`{param}`: URL not reachable ({reason})") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
+        if guard.expired or isinstance(getattr(err, "reason", err), (TimeoutError, socket.timeout)):
+            raise _timed_out(param, limits) from None
+        reason = getattr(err, "reason", None) or type(err).__name__
+        raise RequestFailed(f"`{param}`: URL not reachable ({_show(str(reason))})") from None
+    finally:
+        timer.cancel()
+
+
+def _timed_out(param: str, limits: ImageLimits) -> RequestFailed:
+    return RequestFailed(f"`{param}`: URL not reachable (timed out after {limits.timeout_s:g} s)")
 
 
 def _read_file(path: Path, param: str, limits: ImageLimits) -> bytes:
     try:
-        if not path.is_file():
-            raise InvalidInput(f"`{param}`: no such file '{path}'")
-        if path.stat().st_size > limits.max_bytes:
-            raise InvalidInput(f"`{param}`: file is larger than {limits.max_bytes} bytes")
-        return path.read_bytes()
-    except OSError as err:
-        raise InvalidInput(f"`{param}`: cannot read '{path}' ({err.strerror})") from None
+        found = path.is_file()
+    except (OSError, ValueError) as err:  # name too long, no permission on a parent, ...
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise InvalidInput(f"`{param}`: cannot read '{_show(str(path))}' ({reason})") from None
+    if not found:
+        raise InvalidInput(f"`{param}`: no such file '{_show(str(path))}'")
+    try:
+        with path.open("rb") as fh:  # read at most the limit: the file may be growing
+            data = fh.read(limits.max_bytes + 1)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise InvalidInput(f"`{param}`: cannot read '{_show(str(path))}' ({reason})") from None
+    if len(data) > limits.max_bytes:
+        raise InvalidInput(f"`{param}`: file is larger than {limits.max_bytes} bytes")
+    return data
 
 
 def _cap(data: bytes, param: str, limits: ImageLimits) -> bytes:
@@ -212,21 +404,27 @@ def decode_bytes(data: bytes, param: str, limits: ImageLimits = ImageLimits()) -
         with warnings.catch_warnings():
             # our own pixel limit is checked from the header below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=tuple(SUPPORTED_FORMATS))
             fmt = image.format
             if fmt not in SUPPORTED_FORMATS:
                 raise InvalidInput(
                     f"`{param}`: image format {fmt or 'unknown'} is not supported; use jpg, png or webp"
                 )
             _check_pixels(image.size, param, limits)
-            return _pil_to_rgb(image, param, limits)
+            return _pil_convert(image)
     except InvalidInput:
         raise
     except Image.DecompressionBombError:
         raise InvalidInput(f"`{param}`: image is larger than the limit of {limits.max_pixels} pixels") from None
     except UnidentifiedImageError:
+        # only jpg / png / webp decoders ever see caller bytes; other formats are named
+        other = next((name for magic, name in _OTHER_FORMATS if data.startswith(magic)), None)
+        if other:
+            raise InvalidInput(
+                f"`{param}`: image format {other} is not supported; use jpg, png or webp"
+            ) from None
         raise InvalidInput(f"`{param}` is not a decodable image (jpg, png or webp expected)") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, MemoryError) as err:
+    except Exception as err:  # any decoder failure on caller bytes is bad input, never a crash
         raise InvalidInput(f"`{param}`: the image is corrupt or truncated ({type(err).__name__})") from None
 
 
@@ -242,12 +440,24 @@ def _check_pixels(size: tuple[int, int], param: str, limits: ImageLimits) -> Non
 
 def _pil_to_rgb(image: Image.Image, param: str, limits: ImageLimits) -> np.ndarray:
     _check_pixels(image.size, param, limits)
+    try:
+        return _pil_convert(image)
+    except Exception as err:  # truncated data behind a lazily loaded image, odd modes
+        raise InvalidInput(
+            f"`{param}`: the image is corrupt or truncated, or its mode '{image.mode}' cannot be "
+            f"converted to RGB ({type(err).__name__})"
+        ) from None
+
+
+def _pil_convert(image: Image.Image) -> np.ndarray:
     image.load()
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         image = image.point(lambda v: v / 256).convert("L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.nan_to_num(np.asarray(image)), 0, 255).astype(np.uint8))
     if image.mode != "RGB":
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             flat = Image.new("RGB", rgba.size, (255, 255, 255))
             flat.paste(rgba, mask=rgba.getchannel("A"))
@@ -258,19 +468,19 @@ def _pil_to_rgb(image: Image.Image, param: str, limits: ImageLimits) -> np.ndarr
 
 
 def _array_to_rgb(array: np.ndarray, param: str, limits: ImageLimits) -> np.ndarray:
-    if array.ndim == 2:
-        array = array[..., None].repeat(3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise InvalidInput(f"`{param}`: array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
-    _check_pixels((array.shape[1], array.shape[0]), param, limits)
-    if array.shape[2] == 1:
-        array = array.repeat(3, axis=2)
+    _check_pixels((array.shape[1], array.shape[0]), param, limits)  # before any copy
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
             raise InvalidInput(f"`{param}`: array dtype must be uint8 or float in [0, 1], got {array.dtype}")
         if not np.isfinite(array).all():
             raise InvalidInput(f"`{param}`: array has NaN or infinite values")
         array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[2] == 1:
+        array = array.repeat(3, axis=2)
     if array.shape[2] == 4:
         a = array[..., 3:4].astype(np.float32) / 255.0
         array = (array[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
@@ -294,11 +504,21 @@ def encode_image(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file (mkstemp gives 0600)
+
+
 def write_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
     """Write `data` to `path` through a temporary file in the same folder, then rename.
 
-    Nothing half-written is ever left at `path`. With ``overwrite=False`` an existing
-    file raises `FileExistsError`.
+    Nothing half-written is ever left at `path` (nor a temporary file, when writing
+    fails). With ``overwrite=False`` an existing file raises `FileExistsError`, even
+    when another process creates it meanwhile.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,11 +528,27 @@ def write_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.chmod(tmp, _FILE_MODE)
+        except OSError:
+            pass
         if overwrite:
             os.replace(tmp, path)
         else:  # link fails if someone created `path` meanwhile: never clobber
-            os.link(tmp, path)
-            os.unlink(tmp)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(f"'{path}' exists (pass overwrite=True to replace it)") from None
+            except OSError as err:  # file systems without hard links
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if path.exists():
+                    raise FileExistsError(f"'{path}' exists (pass overwrite=True to replace it)") from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

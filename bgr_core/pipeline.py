@@ -210,6 +210,8 @@ class Pipeline:
                 prepared.append((request, self._load(request)))
             except BGRError as err:
                 prepared.append((None, err))
+            except Exception as err:  # a decoder or torch failure while loading must not escape
+                prepared.append((None, _as_request_failed(err)))
         ready = [(r, f) for r, f in prepared if r is not None]
         done: dict[int, Frame | BGRError] = {}
         if ready:
@@ -274,8 +276,9 @@ class Pipeline:
                 write_atomic(path, result.encode())
                 result.timings["encode"] = (time.perf_counter() - start) * 1000.0
                 result.output_url = path.resolve().as_uri()
-            except OSError as err:
-                return Result(error="request_failed", error_description=f"could not write the output ({err.strerror})")
+            except Exception as err:  # a full disk or an encoder failure: this image's error
+                reason = getattr(err, "strerror", None) or type(err).__name__
+                return Result(error="request_failed", error_description=f"could not write the output ({reason})")
         return result
 
 

@@ -7,6 +7,7 @@ Messages name the parameter and what is allowed, e.g.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -109,15 +110,26 @@ _KNOWN = (
 )
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """`value` for an error message: repr, shortened (a caller may pass megabytes by mistake)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _enum(params: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = params.get(name)
     if value is None:
         return default
     if not isinstance(value, str):
-        raise InvalidInput(f"`{name}` must be one of {_quoted(allowed)} but is {value!r}")
+        raise InvalidInput(
+            f"`{name}` must be one of {_quoted(allowed)} but is {_show(value)} ({type(value).__name__})"
+        )
     norm = value.strip().lower()
     if norm not in allowed:
-        raise InvalidInput(f"`{name}` must be one of {_quoted(allowed)} but is '{value}'")
+        raise InvalidInput(f"`{name}` must be one of {_quoted(allowed)} but is {_show(value)}")
     return norm
 
 
@@ -144,10 +156,10 @@ def parse_request(params: Mapping[str, Any]) -> Request:
     Raises `InvalidInput` for unknown parameters, missing or duplicate images, unknown
     enum values and combinations the API forbids.
     """
-    unknown = sorted(set(params) - _KNOWN)
+    unknown = sorted(_show(u, 40) for u in set(params) - _KNOWN)
     if unknown:
         raise InvalidInput(
-            f"unknown parameter(s) {', '.join(repr(u) for u in unknown)}; "
+            f"unknown parameter(s) {', '.join(unknown[:10])}{', ...' if len(unknown) > 10 else ''}; "
             f"known: {', '.join(sorted(_KNOWN))}"
         )
     params = dict(params)
@@ -199,14 +211,21 @@ def parse_request(params: Mapping[str, Any]) -> Request:
 
     seed = params.get("seed")
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, str)):
+        if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, str)):
             raise InvalidInput(f"`seed` must be an integer, not {type(seed).__name__}")
         try:
             seed = int(seed)
         except ValueError:
-            raise InvalidInput(f"`seed` must be an integer but is '{seed}'") from None
+            raise InvalidInput(f"`seed` must be an integer but is {_show(seed)}") from None
         if not 0 <= seed < 2**63:
-            raise InvalidInput(f"`seed` must be in [0, 2**63) but is {seed}")
+            raise InvalidInput(f"`seed` must be in [0, 2**63) but is {_show(seed)}")
+
+    key = _text(params, "key")
+    if key is not None:
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput("`key` must be valid text (it has unpaired surrogate characters)") from None
 
     generative = background == "generative_background"
     return Request(
@@ -217,7 +236,7 @@ def parse_request(params: Mapping[str, Any]) -> Request:
         aspect_ratio=_aspect(params.get("aspect_ratio")),
         image=params[image_param],
         image_param=image_param,
-        key=_text(params, "key"),
+        key=key,
         background=background,
         background_source=params[bg_param] if bg_param else None,
         background_param=bg_param,
@@ -239,12 +258,15 @@ def _number(params: Mapping[str, Any], name: str, default: float | None, low: fl
     value = params.get(name)
     if value is None:
         return default
+    problem = f"`{name}` must be a number in [{low}, {high}] but is {_show(value)}"
+    if isinstance(value, (bool, bytes, bytearray)):
+        raise InvalidInput(problem)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"`{name}` must be a number in [{low}, {high}] but is {value!r}") from None
-    if isinstance(value, bool) or not low <= number <= high:
-        raise InvalidInput(f"`{name}` must be a number in [{low}, {high}] but is {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(problem) from None
+    if not low <= number <= high:  # NaN fails too
+        raise InvalidInput(problem)
     return number
 
 
@@ -259,11 +281,15 @@ def _size(value: Any) -> tuple[int, int] | None:
     else:
         parts = []
     try:
+        if any(isinstance(p, (bool, bytes, bytearray)) or (isinstance(p, float) and p != int(p)) for p in parts):
+            raise TypeError
         w, h = (int(p) for p in parts)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"`output_size` must be (width, height) or 'WxH' but is {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(
+            f"`output_size` must be (width, height) integers or 'WxH' but is {_show(value)}"
+        ) from None
     if not (16 <= w <= 10000 and 16 <= h <= 10000):
-        raise InvalidInput(f"`output_size` sides must be 16..10000 pixels but is {value!r}")
+        raise InvalidInput(f"`output_size` sides must be 16..10000 pixels but is {_show(value)}")
     return w, h
 
 
@@ -272,11 +298,22 @@ def _aspect(value: Any) -> str | None:
         return None
     from .stages.layout import parse_aspect
 
+    problem = f"`aspect_ratio` must look like '4:3' or '16:9' (between 1:10 and 10:1) but is {_show(value)}"
+    if isinstance(value, tuple) and not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
+    ):
+        raise InvalidInput(problem)
     try:
         parse_aspect(value)
     except ValueError as err:
-        raise InvalidInput(str(err).replace("`aspect`", "`aspect_ratio`")) from None
+        raise InvalidInput(_shorten(str(err).replace("`aspect`", "`aspect_ratio`"))) from None
+    except (TypeError, ArithmeticError):  # (4, 0), "4:0", huge numbers
+        raise InvalidInput(problem) from None
     return value
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _plate_mode(params: Mapping[str, Any]) -> str:
@@ -288,5 +325,5 @@ def _plate_mode(params: Mapping[str, Any]) -> str:
     text = str(flag).strip().lower()
     if isinstance(flag, bool) or text in _TRUE + _FALSE:
         return "image" if (flag is True or text in _TRUE) else "none"
-    raise InvalidInput(f"`replace_license_plate` must be '1' or '0' but is '{flag}'")
+    raise InvalidInput(f"`replace_license_plate` must be '1' or '0' but is {_show(flag)}")
 
