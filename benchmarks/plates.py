@@ -1,7 +1,7 @@
 """Licence-plate detection on labelled real photos.
 
     python benchmarks/plates.py [--data ../shared/data] [--matte segment|none] [--sets carparts,openalpr,alpr]
-                                [--cache DIR] [--show N] [--fit]
+                                [--cache DIR] [--show N] [--fit [--table T.npz] [--lam L]]
 
 For each set it prints recall (a labelled plate counts as found when a detection
 overlaps it with quad IoU >= 0.5, computed with ``cv2.intersectConvexConvex``), false
@@ -219,7 +219,7 @@ def text_plate(rng: np.random.Generator, long: bool | None = None) -> np.ndarray
     return img
 
 
-def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
+def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dict[str, np.ndarray]:
     """Features of every candidate (before and after the refit) of the fitting images:
     ``carparts-dev`` as photographed (source 0), the same with a synthetic legible plate
     warped onto the labelled quad or onto a long (EU-like) quad as wide as it (source 1),
@@ -227,7 +227,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
     0.3 (outside ignore boxes); others are left out."""
     sets = load_sets(data, ["carparts", "openalpr"])
     rng = np.random.default_rng(seed)
-    det = ContourPlateDetector()
+    det = ContourPlateDetector(flat=flat)
     jobs: list[tuple[np.ndarray, Sample, int]] = []
     for s in sets["carparts-dev"]:
         jobs.append((_read_rgb(s.path), s, 0))
@@ -280,7 +280,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0) -> dict[str, np.ndarray]:
                 offset=np.array(offsets))
 
 
-def fit(table: dict[str, np.ndarray], lam: float = 0.001, source_weights=(2.0, 1.0, 1.0)) -> dict[str, dict[str, float]]:
+def fit(table: dict[str, np.ndarray], lam: float = 0.001, source_weights=(2.0, 1.0, 2.0)) -> dict[str, dict[str, float]]:
     """Weights of the detector's gated logistic score from `collect`'s table.
 
     A conditional-logit (ranking) fit: in every image the candidates compete with a
@@ -346,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=0, help="list this many misses and false detections per set")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings on a shared machine)")
     ap.add_argument("--fit", action="store_true", help="refit the detector's score weights and print them")
+    ap.add_argument("--table", type=Path, default=None,
+                    help="with --fit: the candidates' features are read from this .npz if it exists, else "
+                         "collected and saved there (delete it after changing candidates or features)")
+    ap.add_argument("--no-flat", dest="flat", action="store_false",
+                    help="ContourPlateDetector(flat=False): without the smooth-rectangle candidates")
+    ap.add_argument("--lam", type=float, default=0.001, help="with --fit: L2 penalty on standardised weights")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.data.is_dir():
@@ -353,11 +359,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     mattes = Mattes(args.matte, args.cache)
     if args.fit:
-        table = collect(args.data, mattes)
+        if args.table is not None and args.table.exists():
+            with np.load(args.table) as z:
+                table = {k: z[k] for k in z.files}
+        else:
+            table = collect(args.data, mattes, flat=args.flat)
+            if args.table is not None:
+                np.savez_compressed(args.table, **table)
         print(f"fitted on {len(table['y'])} candidates ({int(table['y'].sum())} positive)")
-        print(json.dumps(fit(table)))
+        print(json.dumps(fit(table, lam=args.lam)))
         return 0
-    detector = ContourPlateDetector()
+    detector = ContourPlateDetector(flat=args.flat)
     sets = load_sets(args.data, args.sets.split(","))
     if "carparts-dev" in sets:
         if args.split == "dev":

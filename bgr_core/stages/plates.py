@@ -147,7 +147,9 @@ class ContourPlateDetector:
        the CIELAB a* channel, bright and dark, which find plate backgrounds (characters are
        holes in them) and the uniform patches of blurred plates; closed outlines in a Canny
        edge map; axis-aligned rectangles whose four sides all carry a consistent step or
-       line (a search over sizes with cumulative sums, for faint outlines); and, for plates
+       line (a search over sizes with cumulative sums, for faint outlines); rectangles with a
+       smooth inside and a consistent outline, ranked by outline contrast over the inside's
+       texture (`_flat_search`: blank or blurred plates with faint borders); and, for plates
        with legible characters, blobs of dark-on-light / light-on-dark strokes (black-hat /
        top-hat, closed horizontally) grown to a plate around them.
     3. Each candidate becomes a quad (the 4-vertex simplification of its convex hull). The
@@ -186,6 +188,7 @@ class ContourPlateDetector:
         aspect_range: tuple[float, float] = (0.65, 7.0),
         refine: bool = True,
         refine_top: int = 30,
+        flat: bool = True,
     ):
         self.work_size = int(work_size)
         self.min_score = float(min_score)
@@ -194,6 +197,9 @@ class ContourPlateDetector:
         self.aspect_range = aspect_range
         self.refine = refine
         self.refine_top = int(refine_top)
+        # `_flat_search` candidates (smooth rectangles with faint outlines); the fitted weights
+        # assume them
+        self.flat = bool(flat)
         self.box_width = 320.0  # the rectangle search runs where the vehicle is at most this wide
 
     def __repr__(self) -> str:
@@ -413,6 +419,10 @@ class ContourPlateDetector:
         # rectangles whose four sides all carry a consistent step or line (faint outlines)
         for quad in self._box_search(work):
             add(quad, "box", quad)
+        # smooth rectangles with a consistent outline (blank or blurred plates, faint borders)
+        if self.flat:
+            for quad in self._flat_search(work):
+                add(quad, "flat", quad)
         # strokes of characters: dark on light and light on dark
         kh = max(3, int(round(h * 0.035)))
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (kh * 2 + 1, kh + 1))
@@ -496,6 +506,81 @@ class ContourPlateDetector:
         for _, x0, y0, bw, bh in found:
             r = (x0, y0, x0 + bw, y0 + bh)
             if any(_rect_iou(r, o) > 0.5 for o in rects):
+                continue
+            rects.append(r)
+            quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
+            if len(quads) >= keep:
+                break
+        return quads
+
+    def _flat_search(self, work: "_Work", keep: int = 8, width: float = 224.0, eps: float = 0.5,
+                     min_side: float = 1.0) -> list[np.ndarray]:
+        """Axis-aligned rectangles with a smooth inside and a consistent outline: blank or
+        blurred plates, whose border is often faint (a grey patch on a grey bumper) and may
+        change polarity along a side (half on paint, half on a dark grille).
+
+        On a copy scaled so the vehicle is at most `width` px wide, each side is split in two
+        halves; a half's evidence is its mean signed derivative across the side (unsigned:
+        either polarity), and a side's is the weaker half (so one strong edge crossing the
+        side does not make it). The weakest side (at least `min_side`) over the mean gradient
+        magnitude of the inner half of the rectangle (plus `eps`) ranks the rectangles - a
+        contrast-normalised outline, so a faint border round a flat patch ranks high where
+        `_box_search` ranks it below the strong edges of the bodywork. Cumulative sums make
+        each rectangle O(1); the best `keep`, overlaps suppressed, are returned in work pixels."""
+        vx0, vy0, vx1, vy1 = work.vehicle
+        vw = vx1 - vx0
+        f = min(1.0, width / max(vw, 1.0))
+        img = work.smooth if f == 1.0 else cv2.resize(work.smooth, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        img = cv2.GaussianBlur(img, (0, 0), 0.7)
+        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        hh, ww = img.shape
+        cy = np.concatenate([np.zeros((hh, 1), np.float32), np.cumsum(gy, axis=1, dtype=np.float32)], axis=1)
+        cx = np.concatenate([np.zeros((1, ww), np.float32), np.cumsum(gx, axis=0, dtype=np.float32)], axis=0)
+        tex = cv2.integral(np.abs(gx) + np.abs(gy), sdepth=cv2.CV_32F)
+        lo_w = max(7.0, 0.065 * vw * f)
+        hi_w = min(ww - 2.0, 0.6 * vw * f)
+        heights = []
+        hgt = 5.6
+        while hgt <= min(0.35 * (vy1 - vy0) * f, hh - 2):
+            heights.append(int(round(hgt)))
+            hgt *= 1.1
+        found = []  # (rank, x0, y0, w, h)
+        dil_r, dil_c = np.ones((3, 1), np.uint8), np.ones((1, 3), np.uint8)
+        for bh in sorted(set(heights)):
+            j0, jm, j1 = int(round(0.15 * bh)), int(round(0.5 * bh)), int(round(0.85 * bh))
+            ca = np.abs(cx[jm : hh - bh + jm + 1] - cx[j0 : hh - bh + j0 + 1]) / max(1, jm - j0)
+            cb = np.abs(cx[j1 : hh - bh + j1 + 1] - cx[jm : hh - bh + jm + 1]) / max(1, j1 - jm)
+            col = cv2.dilate(np.minimum(ca, cb), dil_c)
+            b0, b1 = int(round(0.25 * bh)), int(round(0.75 * bh))
+            for aspect in (1.15, 1.3, 1.5, 1.7, 1.9, 2.1, 2.4, 2.9, 3.5, 4.3, 5.2):
+                bw = int(round(bh * aspect))
+                if bw < lo_w or bw > hi_w or bw >= ww - 1 or bh >= hh - 1:
+                    continue
+                i0, im, i1 = int(round(0.12 * bw)), int(round(0.5 * bw)), int(round(0.88 * bw))
+                ra = np.abs(cy[:, im : ww - bw + im + 1] - cy[:, i0 : ww - bw + i0 + 1]) / max(1, im - i0)
+                rb = np.abs(cy[:, i1 : ww - bw + i1 + 1] - cy[:, im : ww - bw + im + 1]) / max(1, i1 - im)
+                row = cv2.dilate(np.minimum(ra, rb), dil_r)
+                ny, nx = hh - bh, ww - bw
+                side = np.minimum(np.minimum(row[0:ny, :nx], row[bh : bh + ny, :nx]),
+                                  np.minimum(col[:ny, 0:nx], col[:ny, bw : bw + nx]))
+                a0, a1 = int(round(0.2 * bw)), int(round(0.8 * bw))
+                inner = (tex[b1 : b1 + ny, a1 : a1 + nx] - tex[b0 : b0 + ny, a1 : a1 + nx]
+                         - tex[b1 : b1 + ny, a0 : a0 + nx] + tex[b0 : b0 + ny, a0 : a0 + nx])
+                score = side / (inner / max(1, (a1 - a0) * (b1 - b0)) + eps)
+                score[side < min_side] = 0
+                peak = cv2.dilate(score, np.ones((5, 5), np.uint8))
+                ys, xs = np.nonzero((score >= peak) & (score > 0))
+                if len(ys) > 40:
+                    order = np.argsort(-score[ys, xs])[:40]
+                    ys, xs = ys[order], xs[order]
+                found.extend((float(score[y, x]), int(x), int(y), bw, bh) for y, x in zip(ys, xs))
+        found.sort(key=lambda t: -t[0])
+        quads: list[np.ndarray] = []
+        rects: list[tuple[float, float, float, float]] = []
+        for _, x0, y0, bw, bh in found:
+            r = (x0, y0, x0 + bw, y0 + bh)
+            if any(_rect_iou(r, o) > 0.4 for o in rects):
                 continue
             rects.append(r)
             quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
@@ -737,19 +822,18 @@ def _aspect_logit(aspect: float, limits: tuple[float, float]) -> float:
 # Weights of the gated logistic score, fitted by `benchmarks/plates.py --fit` (conditional
 # logit: in each image the candidates compete with "no plate" at logit 0) on carparts train1-99
 # (blurred plates, hand-labelled), the same images with synthetic legible plates warped onto
-# the labelled quads, and openalpr_us.
+# the labelled quads, and openalpr_us (image weights 2 : 1 : 2), with `_flat_search`'s candidates
+# among them (collected with keep=15; 8 are used).
 _FITTED_WEIGHTS = {
     "smooth": dict(
-        edge_min=2.8412, edge_2nd=1.3169, edge_mean=-3.5977, cont_min=8.5729, cont_mean=12.886, mode1=-1.466,
-        two_tone=3.7704, texture=0.4457, inout=-1.9235, log_width=2.3578, log_width2=-2.6256, cy=5.353,
-        cy2=-4.3065, matte=2.5885, tilt=0.7713, lean=-1.6848, para=-0.8734, lr_out_tex=0.329,
-        tb_out_tex=1.1814, bias=-23.6432,
+        edge_min=2.2797, edge_2nd=0.7645, edge_mean=-0.6963, cont_min=8.1944, cont_mean=18.9737, mode1=-4.0713,
+        two_tone=2.4352, texture=1.0453, inout=-2.7409, log_width=2.4534, log_width2=-2.8207, cy=10.0158, cy2=5.7133,
+        matte=3.8526, tilt=-0.1137, lean=-1.2257, para=-3.6183, lr_out_tex=0.8583, tb_out_tex=-0.7714, bias=-37.2109,
     ),
     "text": dict(
-        edge_min=1.3164, edge_2nd=1.364, edge_mean=-0.2858, cont_min=2.7414, cont_mean=37.1688, mode1=1.6266,
-        two_tone=10.5871, texture=0.6811, inout=-0.5824, log_width=0.2653, log_width2=-4.6984, cy=6.9093,
-        cy2=-0.3061, matte=3.8591, tilt=-1.2786, lean=-1.477, para=-1.8838, lr_out_tex=-0.9287,
-        tb_out_tex=-1.6041, bias=-59.3086,
+        edge_min=0.6854, edge_2nd=1.1451, edge_mean=-0.787, cont_min=8.5804, cont_mean=39.4336, mode1=3.1418,
+        two_tone=3.9155, texture=0.0307, inout=-0.7213, log_width=1.2936, log_width2=-4.4165, cy=10.2299, cy2=1.5428,
+        matte=5.3484, tilt=-4.5228, lean=-2.5177, para=0.8366, lr_out_tex=-0.3956, tb_out_tex=-1.1256, bias=-58.8117,
     ),
 }
 
