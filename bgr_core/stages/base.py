@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from ..frame import Frame
 
-__all__ = ["Stage", "FrameStage", "timed"]
+__all__ = ["Stage", "FrameStage"]
 
 
 class Stage:
@@ -38,9 +36,3 @@ class FrameStage(Stage):
 
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
         return [f if f.error is not None else self.process(f) for f in frames]
-
-
-@contextmanager
-def timed(frames: list[Frame], name: str) -> Iterator[None]:
-    """Kept for stages written against it; the Pipeline stamps each stage's time itself."""
-    yield

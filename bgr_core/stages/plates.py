@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..frame import Frame
 from ..functional.plates import order_quad, overlay_plate, quad_iou
-from .base import Stage, timed
+from .base import FrameStage
 
 __all__ = [
     "PlateDetection",
@@ -1038,7 +1038,7 @@ class TorchScriptPlateDetector:
 # -- the stage ----------------------------------------------------------------------------------------
 
 
-class PlateReplacement(Stage):
+class PlateReplacement(FrameStage):
     """Find licence plates and cover them (``plate_replacement=image|blank``).
 
     Args:
@@ -1090,13 +1090,7 @@ class PlateReplacement(Stage):
     def __repr__(self) -> str:
         return f"PlateReplacement(mode={self.mode!r}, detector={self.detector!r}, min_score={self.min_score})"
 
-    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        out = list(frames)
-        with timed(out, self.name):
-            out = [f if f.error is not None else self._one(f) for f in out]
-        return out
-
-    def _one(self, frame: Frame) -> Frame:
+    def process(self, frame: Frame) -> Frame:
         detections = [d for d in self.detector.detect(frame.image, frame.alpha, frame.box) if d.score >= self.min_score]
         detections.sort(key=lambda d: -d.score)
         dev = frame.device
