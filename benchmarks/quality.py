@@ -314,6 +314,10 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
 
         matte, windows = VehicleMatte(net), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
+    if "stage-fast" in which:
+        table["VehicleMatte.fast"] = VehicleMatte.fast(net)
+    if "stage-fast320" in which:
+        table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
     if "stage-nocrop" in which:
         table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
     return table
@@ -371,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, stage, stage-nocrop, windows")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, stage, stage-fast, stage-fast320, stage-nocrop, windows")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

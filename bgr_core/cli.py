@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=OUTPUT_FORMATS, help="output format (auto: png for transparent, else jpg)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--fast", action="store_true",
+                   help="throughput mode of the matte: no mirror augmentation, crop pass only for small cars")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
             return 2
     try:
-        pipeline = Pipeline(args.device, batch_size=args.batch_size)
+        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=args.fast)
     except (BGRError, ValueError, RuntimeError) as err:  # bad --device or --batch-size
         print(f"bgr: {err}", file=sys.stderr)
         return 2

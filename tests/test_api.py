@@ -234,3 +234,79 @@ def test_window_correction_through_the_api(cpu_pipeline, background):
         assert see.array[inside][:, 3].mean() < 0.7 * 255, "see-through glass is semi-transparent"
         assert tint.array[inside][:, 3].min() >= 250, "tinted glass is opaque"
 
+
+
+class _OomAboveOne:
+    """A stage that runs out of CUDA memory on any batch of more than one frame."""
+
+    name = "oom"
+
+    def __init__(self):
+        self.sizes = []
+
+    def __call__(self, frames):
+        self.sizes.append(len(frames))
+        if len(frames) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return [f.replace() for f in frames]
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on():
+    scenes = [_scene(s, 200 + 20 * s, 300) for s in (1, 2, 3, 4, 5)]
+    pipe = Pipeline("cpu", batch_size=4)
+    oom = _OomAboveOne()
+    plain = pipe.stages_for
+    pipe.stages_for = lambda *a, **k: [oom, *plain(*a, **k)]
+    results = list(pipe.remove_backgrounds([s.image for s in scenes], **OFF))
+    assert [r.error for r in results] == [""] * 5
+    assert pipe.effective_batch_size == 1 and pipe.batch_size == 4
+    assert oom.sizes[:3] == [4, 2, 1] and max(oom.sizes[3:]) == 1
+    single = [Pipeline("cpu", batch_size=1).remove_background(image_file=s.image, **OFF) for s in scenes]
+    for b, s in zip(results, single):
+        np.testing.assert_allclose(b.mask, s.mask, atol=1e-4)
+        assert "oom" in b.timings and "segment" in b.timings
+
+
+def test_out_of_memory_on_one_image_is_request_failed():
+    pipe = Pipeline("cpu", batch_size=1)
+    pipe.stages_for = lambda *a, **k: [_Raise()]
+    result = pipe.remove_background(image_file=_scene().image, **OFF)
+    assert result.error == "request_failed" and "out of memory" in result.error_description
+
+
+class _Raise:
+    name = "raise"
+
+    def __call__(self, frames):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def test_threaded_batches_equal_sequential(tmp_path):
+    scenes = [_scene(s, 200, 260 + 10 * s) for s in range(1, 6)]
+    images = [s.image for s in scenes[:2]] + [b"junk"] + [s.image for s in scenes[2:]]
+    threaded = list(Pipeline("cpu", batch_size=2, workers=2, output_dir=tmp_path / "a").remove_backgrounds(images, **OFF))
+    plain = list(Pipeline("cpu", batch_size=2, workers=0, output_dir=tmp_path / "b").remove_backgrounds(images, **OFF))
+    assert [r.error for r in threaded] == [r.error for r in plain] == ["", "", "invalid_input", "", "", ""]
+    for t, p in zip(threaded, plain):
+        if t.ok:
+            assert np.array_equal(t.mask, p.mask)
+            assert t.output_url and "encode" in t.timings and "decode" in t.timings
+
+
+def test_fast_mode_is_close_to_the_default():
+    scene = _scene(3)
+    fast = Pipeline("cpu", fast=True).remove_background(image_file=scene.image, **OFF)
+    best = Pipeline("cpu").remove_background(image_file=scene.image, **OFF)
+    assert fast.ok and best.ok
+    assert _iou(fast.mask >= 0.5, best.mask >= 0.5) > 0.95
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    scenes = [_scene(s) for s in (1, 2, 3)]
+    cpu = list(Pipeline("cpu", batch_size=3).remove_backgrounds([s.image for s in scenes], **OFF))
+    gpu = list(Pipeline("cuda", batch_size=3).remove_backgrounds([s.image for s in scenes], **OFF))
+    for c, g in zip(cpu, gpu):
+        assert c.ok and g.ok
+        assert _iou(c.mask >= 0.5, g.mask >= 0.5) > 0.98  # fp16 autocast on CUDA
+        assert np.abs(c.mask - g.mask).mean() < 0.01

@@ -1,0 +1,139 @@
+"""bgr_core next to rembg, same photos, same U2NetP weights, timed in one run.
+
+rembg is not a dependency of this project: it lives in the benchmark's own
+environment. Exact setup used (the torch wheels come from the local wheel cache):
+
+    python3 -m venv /tmp/rembg-venv
+    /tmp/rembg-venv/bin/pip install rembg onnxruntime
+    /tmp/rembg-venv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    /tmp/rembg-venv/bin/pip install -e /work/main        # bgr_core itself
+    /tmp/rembg-venv/bin/python benchmarks/peer_rembg.py --limit 16 --rounds 3
+
+rembg side: ``rembg.remove(jpeg_bytes, session=new_session("u2netp"))`` → PNG bytes
+written to disk (decode, resize to 320, ONNX Runtime net, mask resize, cut-out, encode).
+Its model file is ``../shared/models/u2netp.onnx`` copied into a temporary
+``U2NET_HOME``; rembg checks the file's md5 (8e83ca70e441ab06c318d82300c84806) and only
+downloads on a mismatch. The script checks the md5 itself and makes every socket
+connection fail (and counts the attempts) while rembg runs, so a download cannot happen
+silently; it reports the count (must be 0).
+
+bgr_core side: ``Pipeline(...).remove_backgrounds(paths, background="white_background",
+effect="shadow", layout="center")`` with window correction on (its default), outputs
+encoded as jpg and written to disk: more work per photo than rembg's cut-out.
+
+Both run over the same N photos, alternating round by round (rembg, bgr, rembg, ...),
+after a warm-up each; the median images/s of each tool and their ratio are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ONNX = ROOT.parent / "shared" / "models" / "u2netp.onnx"
+MD5 = "8e83ca70e441ab06c318d82300c84806"
+DATA = ROOT.parent / "shared" / "data" / "carparts" / "JPEGImages"
+REQUEST = {"background": "white_background", "effect": "shadow", "layout": "center"}
+
+NETWORK_ATTEMPTS: list[str] = []
+
+
+def _block_network() -> None:
+    """Every outgoing connection raises and is recorded."""
+
+    def refuse(self, address, *a, **k):
+        NETWORK_ATTEMPTS.append(repr(address))
+        raise OSError(f"network disabled by peer_rembg.py (tried {address!r})")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign]
+    socket.create_connection = lambda address, *a, **k: refuse(None, address)  # type: ignore[assignment]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--limit", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--fast", action="store_true", help="bgr_core with Pipeline(fast=True)")
+    ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
+    args = ap.parse_args(argv)
+
+    digest = hashlib.md5(ONNX.read_bytes()).hexdigest()
+    if digest != MD5:
+        sys.exit(f"{ONNX} has md5 {digest}, expected {MD5}")
+    home = Path(tempfile.mkdtemp(prefix="u2net-home-"))
+    shutil.copy(ONNX, home / "u2netp.onnx")
+    os.environ["U2NET_HOME"] = str(home)
+    _block_network()
+
+    import onnxruntime
+    import rembg
+    import torch
+
+    from bgr_core import Pipeline
+
+    files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = files[: args.limit]
+    out = Path(tempfile.mkdtemp(prefix="peer-out-"))
+    session = rembg.new_session("u2netp")
+    pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=args.fast, output_dir=out / "bgr")
+    params = {**REQUEST, "window_correction": args.window_correction}
+    (out / "rembg").mkdir(parents=True)
+
+    def run_rembg(paths) -> float:
+        start = time.perf_counter()
+        for p in paths:
+            (out / "rembg" / f"{p.stem}.png").write_bytes(rembg.remove(p.read_bytes(), session=session))
+        return time.perf_counter() - start
+
+    def run_bgr(paths) -> float:
+        start = time.perf_counter()
+        results = list(pipe.remove_backgrounds(paths, **params))
+        wall = time.perf_counter() - start
+        bad = [r.error for r in results if not r.ok]
+        if bad:
+            print(f"  bgr_core: {len(bad)} errors ({', '.join(sorted(set(bad)))})")
+        return wall
+
+    run_rembg(files[:1])
+    run_bgr(files[:1])
+    rates: dict[str, list[float]] = {"rembg": [], "bgr_core": []}
+    stage_ms: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        rates["rembg"].append(len(files) / run_rembg(files))
+        rates["bgr_core"].append(len(files) / run_bgr(files))
+        print(f"round {r + 1}: rembg {rates['rembg'][-1]:.2f} img/s, bgr_core {rates['bgr_core'][-1]:.2f} img/s")
+    for res in pipe.remove_backgrounds(files[: min(4, len(files))], **params):
+        for k, v in res.timings.items():
+            stage_ms.setdefault(k, []).append(v)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"{len(files)} photos from {args.data}, {args.rounds} alternating rounds, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
+          f"rembg {getattr(rembg, '__version__', '?')}")
+    print(f"rembg remove() u2netp (cut-out, png):               {med['rembg']:.2f} img/s")
+    mode = "fast" if args.fast else "default"
+    print(f"bgr_core {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}, jpg): "
+          f"{med['bgr_core']:.2f} img/s")
+    print(f"ratio bgr_core / rembg: {med['bgr_core'] / med['rembg']:.2f}x")
+    print("bgr_core ms per stage (last 4 photos): "
+          + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in stage_ms.items()))
+    print(f"network connection attempts: {len(NETWORK_ATTEMPTS)} {NETWORK_ATTEMPTS[:3]}")
+
+
+if __name__ == "__main__":
+    main()
