@@ -500,18 +500,7 @@ class ContourPlateDetector:
                     ys, xs = ys[order], xs[order]
                 weight = math.sqrt(bw / lo_w)  # long consistent sides are stronger evidence
                 found.extend((float(score[y, x]) * weight, int(x), int(y), bw, bh) for y, x in zip(ys, xs))
-        found.sort(key=lambda t: -t[0])
-        quads: list[np.ndarray] = []
-        rects: list[tuple[float, float, float, float]] = []
-        for _, x0, y0, bw, bh in found:
-            r = (x0, y0, x0 + bw, y0 + bh)
-            if any(_rect_iou(r, o) > 0.5 for o in rects):
-                continue
-            rects.append(r)
-            quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
-            if len(quads) >= keep:
-                break
-        return quads
+        return _best_rects(found, keep, 0.5, f)
 
     def _flat_search(self, work: "_Work", keep: int = 8, width: float = 224.0, eps: float = 0.5,
                      min_side: float = 1.0) -> list[np.ndarray]:
@@ -575,18 +564,7 @@ class ContourPlateDetector:
                     order = np.argsort(-score[ys, xs])[:40]
                     ys, xs = ys[order], xs[order]
                 found.extend((float(score[y, x]), int(x), int(y), bw, bh) for y, x in zip(ys, xs))
-        found.sort(key=lambda t: -t[0])
-        quads: list[np.ndarray] = []
-        rects: list[tuple[float, float, float, float]] = []
-        for _, x0, y0, bw, bh in found:
-            r = (x0, y0, x0 + bw, y0 + bh)
-            if any(_rect_iou(r, o) > 0.4 for o in rects):
-                continue
-            rects.append(r)
-            quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
-            if len(quads) >= keep:
-                break
-        return quads
+        return _best_rects(found, keep, 0.4, f)
 
     # -- sampling -------------------------------------------------------------------------------------
 
@@ -964,6 +942,24 @@ def _ransac_line(points: np.ndarray, weights: np.ndarray, tol: float = 1.0, min_
     best = int(np.argmax((inl * weights[None]).sum(1)))
     mask = inl[best]
     return mask if int(mask.sum()) >= min_inliers else None
+
+
+def _best_rects(found: list[tuple[float, int, int, int, int]], keep: int, overlap: float,
+                f: float) -> list[np.ndarray]:
+    """The best `keep` of scored rectangles ``(score, x0, y0, w, h)`` found on a copy scaled
+    by `f`, none overlapping a better one by IoU > `overlap`, as quads in unscaled pixels."""
+    found = sorted(found, key=lambda t: -t[0])
+    quads: list[np.ndarray] = []
+    rects: list[tuple[float, float, float, float]] = []
+    for _, x0, y0, bw, bh in found:
+        r = (x0, y0, x0 + bw, y0 + bh)
+        if any(_rect_iou(r, o) > overlap for o in rects):
+            continue
+        rects.append(r)
+        quads.append(np.array([[x0, y0], [x0 + bw, y0], [x0 + bw, y0 + bh], [x0, y0 + bh]], np.float64) / f)
+        if len(quads) >= keep:
+            break
+    return quads
 
 
 def _rect_iou(a, b) -> float:
