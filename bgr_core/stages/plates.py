@@ -461,13 +461,8 @@ class ContourPlateDetector:
         suppressed, are returned as quads in work pixels."""
         vw = work.vehicle[2] - work.vehicle[0]
         f = min(1.0, self.box_width / max(vw, 1.0))
-        img = work.smooth if f == 1.0 else cv2.resize(work.smooth, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        img = cv2.GaussianBlur(img, (0, 0), 0.7)
-        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-        hh, ww = img.shape
-        cy = np.concatenate([np.zeros((hh, 1), np.float32), np.cumsum(gy, axis=1, dtype=np.float32)], axis=1)
-        cx = np.concatenate([np.zeros((1, ww), np.float32), np.cumsum(gx, axis=0, dtype=np.float32)], axis=0)
+        gx, gy, cx, cy = _gradient_sums(work.smooth, f)
+        hh, ww = gx.shape
         lo_w = max(10.0, 0.065 * vw * f)
         hi_w = min(ww - 2.0, 0.6 * vw * f)
         heights = []
@@ -519,13 +514,8 @@ class ContourPlateDetector:
         vx0, vy0, vx1, vy1 = work.vehicle
         vw = vx1 - vx0
         f = min(1.0, width / max(vw, 1.0))
-        img = work.smooth if f == 1.0 else cv2.resize(work.smooth, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        img = cv2.GaussianBlur(img, (0, 0), 0.7)
-        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
-        hh, ww = img.shape
-        cy = np.concatenate([np.zeros((hh, 1), np.float32), np.cumsum(gy, axis=1, dtype=np.float32)], axis=1)
-        cx = np.concatenate([np.zeros((1, ww), np.float32), np.cumsum(gx, axis=0, dtype=np.float32)], axis=0)
+        gx, gy, cx, cy = _gradient_sums(work.smooth, f)
+        hh, ww = gx.shape
         tex = cv2.integral(np.abs(gx) + np.abs(gy), sdepth=cv2.CV_32F)
         lo_w = max(7.0, 0.065 * vw * f)
         hi_w = min(ww - 2.0, 0.6 * vw * f)
@@ -942,6 +932,20 @@ def _ransac_line(points: np.ndarray, weights: np.ndarray, tol: float = 1.0, min_
     best = int(np.argmax((inl * weights[None]).sum(1)))
     mask = inl[best]
     return mask if int(mask.sum()) >= min_inliers else None
+
+
+def _gradient_sums(smooth: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """On `smooth` scaled by `f` and lightly blurred: the x / y derivatives (h, w) and
+    their running sums down the columns (h + 1, w) and along the rows (h, w + 1), so
+    that the mean derivative along any side of a rectangle costs O(1)."""
+    img = smooth if f == 1.0 else cv2.resize(smooth, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    img = cv2.GaussianBlur(img, (0, 0), 0.7)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    hh, ww = img.shape
+    cy = np.concatenate([np.zeros((hh, 1), np.float32), np.cumsum(gy, axis=1, dtype=np.float32)], axis=1)
+    cx = np.concatenate([np.zeros((1, ww), np.float32), np.cumsum(gx, axis=0, dtype=np.float32)], axis=0)
+    return gx, gy, cx, cy
 
 
 def _best_rects(found: list[tuple[float, int, int, int, int]], keep: int, overlap: float,
