@@ -846,18 +846,11 @@ def _quad_mask(shape, q: np.ndarray, shrink: float = 0.0):
 
 def _quad_values(img: np.ndarray, q: np.ndarray, shrink: float = 0.0) -> np.ndarray:
     """The values of `img` at pixels inside quad `q` (shrunk towards its centre by `shrink`)."""
-    h, w = img.shape[:2]
-    c = q.mean(0)
-    qq = c + (q - c) * (1 - shrink)
-    x0 = max(0, int(math.floor(qq[:, 0].min())))
-    y0 = max(0, int(math.floor(qq[:, 1].min())))
-    x1 = min(w, int(math.ceil(qq[:, 0].max())))
-    y1 = min(h, int(math.ceil(qq[:, 1].max())))
-    if x1 <= x0 or y1 <= y0:
+    inner = _quad_mask(img.shape, q, shrink)
+    if inner is None:
         return np.zeros(0, np.float32)
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillConvexPoly(mask, np.round((qq - [x0, y0] - 0.5) * 4).astype(np.int32), 1, lineType=cv2.LINE_8, shift=2)
-    return img[y0:y1, x0:x1][mask.astype(bool)]
+    y0, x0, mask = inner
+    return img[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]][mask]
 
 
 def _outline_positions(inten: np.ndarray, dn: np.ndarray, level: float, out_level: float, k: np.ndarray,
