@@ -7,6 +7,8 @@ One Pipeline serves many calls (and threads): models are loaded once per device.
 
 from __future__ import annotations
 
+import contextlib
+
 import hmac
 import logging
 import os
@@ -75,6 +77,10 @@ class Pipeline:
             photo instead of 2-4 times, at a small cost in matte quality.
         workers: threads that decode inputs and encode outputs in `remove_backgrounds`
             while the models run (0: everything on the calling thread).
+        streams: batches `remove_backgrounds` runs through the stages at once, each on
+            its own thread (None: 2 on the CPU, where the net alone leaves cores idle and
+            the per-image post-processing is single-threaded, 1 on CUDA). Results and
+            their order are the same for any value.
 
     A CUDA out-of-memory error halves the batch and retries it; the smaller batch is
     kept for the rest of the pipeline's life (`batch_size` stays as asked,
@@ -95,6 +101,7 @@ class Pipeline:
         decontaminate: bool = True,
         fast: bool = False,
         workers: int = 2,
+        streams: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -113,6 +120,9 @@ class Pipeline:
         self.decontaminate = decontaminate
         self.fast = bool(fast)
         self.workers = max(0, int(workers))
+        if streams is not None and streams < 1:
+            raise ValueError(f"`streams` must be >= 1 but is {streams}")
+        self.streams = int(streams) if streams is not None else (2 if self.device.type == "cpu" else 1)
         self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
@@ -200,7 +210,8 @@ class Pipeline:
                 except torch.cuda.OutOfMemoryError:
                     if size == 1:
                         raise
-                    self.effective_batch_size = max(1, size // 2)
+                    # min: batches running on other streams only ever lower it
+                    self.effective_batch_size = min(self.effective_batch_size, max(1, size // 2))
                     log.warning("bgr_core: out of memory with a batch of %d; going on with %d",
                                 size, self.effective_batch_size)
                     if torch.cuda.is_available():
@@ -236,12 +247,16 @@ class Pipeline:
         batches in flight: decoding, running, encoding), never by the number of images.
         """
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
-        shared: dict[str, Any] = {}  # background, plate and stages: loaded once for all batches
+        runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
+        # background, plate and stages: built once (under the lock) for all batches
+        shared: dict[str, Any] = {"lock": threading.Lock()}
         try:
             pending: deque[Future | tuple] = deque()
             source = iter(images)
             exhausted = False
-            previous: list[Future | Result] | None = None  # last batch's results (being encoded)
+            # batches being run or encoded, oldest first; the calling thread runs one
+            # while the previous one encodes, `streams` threads run that many at once
+            running: deque[Future | list] = deque()
 
             def fill() -> None:
                 nonlocal exhausted
@@ -254,23 +269,29 @@ class Pipeline:
                     item = {**params, "image_file": image}
                     pending.append(pool.submit(self._prepare, item) if pool else self._prepare(item))
 
-            fill()
-            while pending:
-                batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
-                fill()  # the next batch decodes while this one runs
+            def run_batch(batch: list[Future | tuple]) -> list[Future | Result]:
                 prepared = [p.result() if isinstance(p, Future) else p for p in batch]
-                current = [
+                return [
                     pool.submit(self._result, r, o) if pool and self.output_dir is not None else self._result(r, o)
                     for r, o in self._process(prepared, shared)
                 ]
-                if previous is not None:
-                    yield from (r.result() if isinstance(r, Future) else r for r in previous)
-                previous = current
-            if previous is not None:
-                yield from (r.result() if isinstance(r, Future) else r for r in previous)
+
+            fill()
+            while pending or running:
+                while pending and len(running) <= self.streams:
+                    batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
+                    fill()  # the next batch decodes while this one runs
+                    running.append(runners.submit(run_batch, batch) if runners else run_batch(batch))
+                    if runners is None:
+                        break  # one batch run here, then the previous one is handed out
+                if len(running) > 1 or not pending:
+                    done = running.popleft()
+                    results = done.result() if isinstance(done, Future) else done
+                    yield from (r.result() if isinstance(r, Future) else r for r in results)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for executor in (runners, pool):
+                if executor is not None:
+                    executor.shutdown(wait=True, cancel_futures=True)
 
     def _prepare(self, params: Mapping[str, Any]) -> tuple[Request | None, Frame | BGRError]:
         """Parse, authorise and decode one request (thread-safe)."""
@@ -299,9 +320,10 @@ class Pipeline:
         if ready:
             request0 = ready[0][0]
             try:
-                if "stages" not in shared:
-                    background = self._load_background(request0)
-                    shared["stages"] = self.stages_for(request0, background, self._load_plate(request0))
+                with shared.get("lock") or contextlib.nullcontext():
+                    if "stages" not in shared:
+                        background = self._load_background(request0)
+                        shared["stages"] = self.stages_for(request0, background, self._load_plate(request0))
                 frames = self.run([f for _, f in ready], shared["stages"])
                 done = {id(src): out for (_, src), out in zip(ready, frames)}
             except BGRError as err:

@@ -253,7 +253,7 @@ class _OomAboveOne:
 
 def test_out_of_memory_halves_the_batch_and_goes_on():
     scenes = [_scene(s, 200 + 20 * s, 300) for s in (1, 2, 3, 4, 5)]
-    pipe = Pipeline("cpu", batch_size=4)
+    pipe = Pipeline("cpu", batch_size=4, streams=1)  # one stream: the sizes come in order
     oom = _OomAboveOne()
     plain = pipe.stages_for
     pipe.stages_for = lambda *a, **k: [oom, *plain(*a, **k)]
@@ -291,6 +291,25 @@ def test_threaded_batches_equal_sequential(tmp_path):
         if t.ok:
             assert np.array_equal(t.mask, p.mask)
             assert t.output_url and "encode" in t.timings and "decode" in t.timings
+
+
+def test_parallel_streams_equal_one_stream(tmp_path):
+    scenes = [_scene(s, 200, 240 + 10 * s) for s in range(1, 7)]
+    images = [s.image for s in scenes[:3]] + [b"junk"] + [s.image for s in scenes[3:]]
+    one = list(Pipeline("cpu", batch_size=2, streams=1).remove_backgrounds(images, **OFF))
+    for streams, workers in ((2, 2), (3, 0)):
+        pipe = Pipeline("cpu", batch_size=2, streams=streams, workers=workers, output_dir=tmp_path / f"s{streams}")
+        many = list(pipe.remove_backgrounds(images, **OFF))
+        assert [r.error for r in many] == [r.error for r in one] == ["", "", "", "invalid_input", "", "", ""]
+        for a, b in zip(many, one):
+            if a.ok:
+                assert np.array_equal(a.mask, b.mask) and np.array_equal(a.array, b.array)
+    # early exit from the generator leaves no thread hanging
+    gen = Pipeline("cpu", batch_size=1, streams=2).remove_backgrounds(images, **OFF)
+    assert next(gen).ok
+    gen.close()
+    with pytest.raises(ValueError, match="`streams` must be >= 1 but is 0"):
+        Pipeline("cpu", streams=0)
 
 
 def test_fast_mode_is_close_to_the_default():

@@ -49,6 +49,19 @@ def test_box_sum_and_mean_match_naive(r):
     torch.testing.assert_close(box_filter(x, r), ref / count, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("r", [1, 2, 5, 40])
+def test_box_sum_float32_cpu_path_matches_naive(r):
+    # float32 on the CPU goes through OpenCV's box filter, float64 through the cumsums.
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 13, 19, dtype=torch.float64)
+    ref = _naive_box_sum(x, r)
+    torch.testing.assert_close(box_sum(x.float(), r).double(), ref, atol=1e-4, rtol=1e-5)
+    count = _naive_box_sum(torch.ones_like(x), r)
+    torch.testing.assert_close(box_filter(x.float(), r).double(), ref / count, atol=1e-5, rtol=0)
+    view = x.float()[:, :, 2:, 1:]  # non-contiguous input
+    torch.testing.assert_close(box_sum(view, r).double(), _naive_box_sum(x[:, :, 2:, 1:], r), atol=1e-4, rtol=1e-5)
+
+
 def test_box_filter_keeps_dtype_and_constants():
     x = torch.full((1, 2, 30, 20), 0.25, dtype=torch.float16)
     y = box_filter(x, 4)
