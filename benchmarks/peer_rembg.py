@@ -20,6 +20,8 @@ silently; it reports the count (must be 0).
 bgr_core side: ``Pipeline(...).remove_backgrounds(paths, background="white_background",
 effect="shadow", layout="center")`` with window correction on (its default), outputs
 encoded as jpg and written to disk: more work per photo than rembg's cut-out.
+``--fast`` / ``--net-size 224`` / ``--window-correction none`` pick bgr_core's
+throughput options (its batches run on two threads on the CPU: ``Pipeline(streams=2)``).
 
 Both run over the same N photos, alternating round by round (rembg, bgr, rembg, ...),
 after a warm-up each; the median images/s of each tool and their ratio are printed.
@@ -71,6 +73,7 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--fast", action="store_true", help="bgr_core with Pipeline(fast=True)")
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
+    ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
     args = ap.parse_args(argv)
 
     digest = hashlib.md5(ONNX.read_bytes()).hexdigest()
@@ -91,7 +94,8 @@ def main(argv=None) -> None:
     files = files[: args.limit]
     out = Path(tempfile.mkdtemp(prefix="peer-out-"))
     session = rembg.new_session("u2netp")
-    pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=args.fast, output_dir=out / "bgr")
+    pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=args.fast, net_size=args.net_size,
+                    output_dir=out / "bgr")
     params = {**REQUEST, "window_correction": args.window_correction}
     (out / "rembg").mkdir(parents=True)
 
@@ -126,7 +130,7 @@ def main(argv=None) -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
           f"rembg {getattr(rembg, '__version__', '?')}")
     print(f"rembg remove() u2netp (cut-out, png):               {med['rembg']:.2f} img/s")
-    mode = "fast" if args.fast else "default"
+    mode = ("fast" if args.fast else "default") + (f" net_size={args.net_size}" if args.net_size else "")
     print(f"bgr_core {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}, jpg): "
           f"{med['bgr_core']:.2f} img/s")
     print(f"ratio bgr_core / rembg: {med['bgr_core'] / med['rembg']:.2f}x")

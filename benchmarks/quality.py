@@ -9,6 +9,11 @@ probability, vehicle = alpha >= 0.5) and for the `VehicleMatte` stage it prints:
 - on ``carparts/`` (street photos with COCO part polygons; images without annotations
   are skipped): mean recall, mean precision proxy, the share of photos below 0.95 on
   each, and the worst 5 photos;
+  a second line gives the same without the photos of
+  ``benchmarks/data/carparts_label_gaps.json``: photos whose polygons leave visible body
+  (rear quarters, roof boxes, light bars) so far outside the hull that a correct matte
+  scores below 0.95 on the precision proxy (9 of 400: more than the goal's 2 % on their
+  own, so the goal cannot be met on the full set whatever the matte);
 - on ``masks/carvana/`` (studio photos with full masks): mean IoU;
 - for ``windows`` (`VehicleMatte` then `WindowCorrection("tint")`), on the carparts
   photos with a labelled ``front_glass`` / ``back_glass``: **glass recall** (share of
@@ -56,6 +61,7 @@ from bgr_core.functional.matte import normalize  # noqa: E402
 THRESHOLD = 0.5
 LOW = 0.95
 GLASS = ("front_glass", "back_glass")
+LABEL_GAPS = ROOT / "benchmarks" / "data" / "carparts_label_gaps.json"
 
 
 # -- data ------------------------------------------------------------------------------
@@ -307,6 +313,9 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
     table: dict[str, Callable] = {}
     if "raw" in which:
         table["raw U2NetP 320"] = raw_method(net)
+    for name in which:
+        if name.startswith("raw") and name[3:].isdigit():  # raw224, raw256, ...
+            table[f"raw U2NetP {name[3:]}"] = raw_method(net, int(name[3:]))
     if "stage" in which:
         table["VehicleMatte"] = VehicleMatte(net)
     if "windows" in which:
@@ -318,6 +327,8 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
         table["VehicleMatte.fast"] = VehicleMatte.fast(net)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
+    if "stage-fast-net320" in which:
+        table["VehicleMatte.fast net_size=320"] = VehicleMatte.fast(net, net_size=320)
     if "stage-nocrop" in which:
         table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
     return table
@@ -351,6 +362,12 @@ def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds:
     either = np.min(np.stack(list(scores.values())), axis=0)
     print(f"{label:32s} " + "  ".join(parts) + f"  either <{LOW}: {100 * (either < LOW).mean():.1f} %"
           f"  [{seconds:.0f} s]")
+    gaps = set(json.loads(LABEL_GAPS.read_text())["images"]) if LABEL_GAPS.is_file() else set()
+    clean = np.array([n not in gaps for n in names])
+    if gaps and not clean.all():
+        parts = [f"{k} {v[clean].mean():.4f} (<{LOW}: {100 * (v[clean] < LOW).mean():.1f} %)" for k, v in scores.items()]
+        print(f"{'  without label gaps':32s} " + "  ".join(parts)
+              + f"  either <{LOW}: {100 * (either[clean] < LOW).mean():.1f} %  ({int(clean.sum())} photos)")
     worst = np.argsort(either)[:5]
     cells = ", ".join(
         f"{names[i]} (" + " ".join(f"{k[:4]} {scores[k][i]:.3f}" for k in scores) + ")" for i in worst
@@ -375,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, stage, stage-fast, stage-fast320, stage-nocrop, windows")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fast-net320, stage-fast320, stage-nocrop, windows")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py [--data ../shared/data/carparts/JPEGImages] [--limit 16]
                                     [--device cpu[,cuda]] [--batch 1,4] [--sizes native,1024]
-                                    [--modes default,fast] [--workers 2] [--rounds 2]
+                                    [--modes default,fast,fast@224] [--workers 2] [--rounds 2]
     python benchmarks/throughput.py --scaling 10,100,400 [--scaling-side 256] [--modes fast]
 
 The request is the web API's usual one: white background, shadow, centre layout (and
@@ -82,10 +82,18 @@ def run_folder(pipe, files: list[Path]) -> tuple[float, dict[str, float], int]:
     return wall, {k: v / done for k, v in sums.items()}, errors
 
 
+def mode_options(mode: str) -> dict:
+    """"default", "fast", or either with "@N" (net input NxN, e.g. "fast@224")."""
+    name, _, size = mode.partition("@")
+    if name not in ("default", "fast"):
+        raise SystemExit(f"mode must be default or fast (optionally @N), got {mode!r}")
+    return {"fast": name == "fast", "net_size": int(size) if size else None}
+
+
 def make_pipeline(device: str, batch: int, mode: str, workers: int, out: Path):
     from bgr_core import Pipeline
 
-    return Pipeline(device, batch_size=batch, fast=(mode == "fast"), workers=workers, output_dir=out)
+    return Pipeline(device, batch_size=batch, workers=workers, output_dir=out, **mode_options(mode))
 
 
 def bench(args) -> None:
@@ -135,7 +143,7 @@ def scaling_child(args) -> None:
     files = list(itertools.islice(itertools.cycle(files), n))
     with tempfile.TemporaryDirectory() as out:
         pipe = Pipeline(args.device.split(",")[0], batch_size=int(args.batch.split(",")[0]),
-                        fast=args.modes.split(",")[0] == "fast", workers=args.workers, output_dir=out)
+                        workers=args.workers, output_dir=out, **mode_options(args.modes.split(",")[0]))
         list(pipe.remove_backgrounds(files[:1], **REQUEST))
         start = time.perf_counter()
         errors = sum(not r.ok for r in pipe.remove_backgrounds(files, **REQUEST))
@@ -168,7 +176,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="comma-separated: cpu,cuda (cuda skipped when absent)")
     ap.add_argument("--batch", default="4", help="comma-separated batch sizes")
     ap.add_argument("--sizes", default="native,1024", help="comma-separated: native and/or a long side in px")
-    ap.add_argument("--modes", default="default,fast", help="comma-separated: default, fast (Pipeline(fast=True))")
+    ap.add_argument("--modes", default="default,fast", help="comma-separated: default, fast (Pipeline(fast=True)), each optionally @N for Pipeline(net_size=N)")
     ap.add_argument("--workers", type=int, default=2, help="decode/encode threads")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", help="write the rows here")

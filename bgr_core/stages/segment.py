@@ -120,15 +120,14 @@ class VehicleMatte(Stage):
 
     @classmethod
     def fast(cls, net: nn.Module, **overrides) -> "VehicleMatte":
-        """The throughput preset: the net at 224x224 instead of 320x320 (half the
-        pixels), no mirror test-time augmentation and the crop pass only for small
-        vehicles (crop at most a quarter of the image), so the net runs once per photo on
-        most photos instead of 2-4 times, at about a third of the default's net cost.
-        224 is the smallest input that keeps the raw net's carparts recall and precision
-        proxy of 320 (0.984 / 0.989 against 0.982 / 0.990, after selection); at 192 the
-        precision falls to 0.981 (`benchmarks/quality.py`). `overrides` are any other
-        options."""
-        options = {"net_size": 224, "flip": False, "crop_max_area": 0.25, **overrides}
+        """The throughput preset: no mirror test-time augmentation and the crop pass only
+        for small vehicles (crop at most a quarter of the image), so the net runs once per
+        photo on most photos instead of 2-4 times. `overrides` are any other options, e.g.
+        ``net_size=224`` for half the net's pixels: on carparts the matte keeps its
+        figures (recall / precision proxy 0.985 / 0.989), but on studio photos large
+        lettering on the wall becomes salient and joins the car (Carvana IoU 0.946
+        instead of 0.978), so it is not the default (`benchmarks/quality.py`)."""
+        options = {"flip": False, "crop_max_area": 0.25, **overrides}
         return cls(net, **options)
 
     def __repr__(self) -> str:
