@@ -311,11 +311,10 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
     from bgr_core.stages.segment import VehicleMatte
 
     table: dict[str, Callable] = {}
-    if "raw" in which:
-        table["raw U2NetP 320"] = raw_method(net)
-    for name in which:
-        if name.startswith("raw") and name[3:].isdigit():  # raw224, raw256, ...
-            table[f"raw U2NetP {name[3:]}"] = raw_method(net, int(name[3:]))
+    for name in which:  # raw (320, as trained), raw224, raw256, ...
+        if name == "raw" or (name.startswith("raw") and name[3:].isdigit()):
+            size = int(name[3:] or 320)
+            table[f"raw U2NetP {size}"] = raw_method(net, size)
     if "stage" in which:
         table["VehicleMatte"] = VehicleMatte(net)
     if "windows" in which:
@@ -327,8 +326,6 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
         table["VehicleMatte.fast"] = VehicleMatte.fast(net)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
-    if "stage-fast-net320" in which:
-        table["VehicleMatte.fast net_size=320"] = VehicleMatte.fast(net, net_size=320)
     if "stage-nocrop" in which:
         table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
     return table
@@ -358,16 +355,17 @@ def evaluate(method, samples, measures, device, batch: int = 4) -> tuple[dict[st
 
 def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds: float) -> None:
     names = [s.name for s in samples]
-    parts = [f"{k} {v.mean():.4f} (<{LOW}: {100 * (v < LOW).mean():.1f} %)" for k, v in scores.items()]
     either = np.min(np.stack(list(scores.values())), axis=0)
-    print(f"{label:32s} " + "  ".join(parts) + f"  either <{LOW}: {100 * (either < LOW).mean():.1f} %"
-          f"  [{seconds:.0f} s]")
+
+    def summary(keep: np.ndarray) -> str:
+        parts = [f"{k} {v[keep].mean():.4f} (<{LOW}: {100 * (v[keep] < LOW).mean():.1f} %)" for k, v in scores.items()]
+        return "  ".join(parts) + f"  either <{LOW}: {100 * (either[keep] < LOW).mean():.1f} %"
+
+    print(f"{label:32s} {summary(np.ones(len(names), bool))}  [{seconds:.0f} s]")
     gaps = set(json.loads(LABEL_GAPS.read_text())["images"]) if LABEL_GAPS.is_file() else set()
     clean = np.array([n not in gaps for n in names])
-    if gaps and not clean.all():
-        parts = [f"{k} {v[clean].mean():.4f} (<{LOW}: {100 * (v[clean] < LOW).mean():.1f} %)" for k, v in scores.items()]
-        print(f"{'  without label gaps':32s} " + "  ".join(parts)
-              + f"  either <{LOW}: {100 * (either[clean] < LOW).mean():.1f} %  ({int(clean.sum())} photos)")
+    if not clean.all():
+        print(f"{'  without label gaps':32s} {summary(clean)}  ({int(clean.sum())} photos)")
     worst = np.argsort(either)[:5]
     cells = ", ".join(
         f"{names[i]} (" + " ".join(f"{k[:4]} {scores[k][i]:.3f}" for k in scores) + ")" for i in worst
@@ -392,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fast-net320, stage-fast320, stage-nocrop, windows")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fast320, stage-nocrop, windows")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

@@ -7,8 +7,6 @@ One Pipeline serves many calls (and threads): models are loaded once per device.
 
 from __future__ import annotations
 
-import contextlib
-
 import hmac
 import logging
 import os
@@ -256,14 +254,13 @@ class Pipeline:
         """
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
         runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
-        # background, plate and stages: built once (under the lock) for all batches
-        shared: dict[str, Any] = {"lock": threading.Lock()}
+        shared: dict[str, Any] = {}  # background, plate and stages: built once for all batches
         try:
             pending: deque[Future | tuple] = deque()
             source = iter(images)
             exhausted = False
-            # batches being run or encoded, oldest first; the calling thread runs one
-            # while the previous one encodes, `streams` threads run that many at once
+            # batches being run or encoded, oldest first: up to `streams` + 1, so with one
+            # stream (run on this thread) a batch runs while the previous one encodes
             running: deque[Future | list] = deque()
 
             def fill() -> None:
@@ -290,8 +287,6 @@ class Pipeline:
                     batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
                     fill()  # the next batch decodes while this one runs
                     running.append(runners.submit(run_batch, batch) if runners else run_batch(batch))
-                    if runners is None:
-                        break  # one batch run here, then the previous one is handed out
                 if len(running) > 1 or not pending:
                     done = running.popleft()
                     results = done.result() if isinstance(done, Future) else done
@@ -328,7 +323,8 @@ class Pipeline:
         if ready:
             request0 = ready[0][0]
             try:
-                with shared.get("lock") or contextlib.nullcontext():
+                # batches on other streams wait here for the one that builds the stages
+                with shared.setdefault("lock", threading.Lock()):
                     if "stages" not in shared:
                         background = self._load_background(request0)
                         shared["stages"] = self.stages_for(request0, background, self._load_plate(request0))
