@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import loaders
+from . import loaders, memory
 from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
 from .frame import Frame
 from .imageio import ImageLimits, load_image, write_atomic
@@ -82,6 +82,10 @@ class Pipeline:
             its own thread (None: 2 on the CPU, where the net alone leaves cores idle and
             the per-image post-processing is single-threaded, 1 on CUDA). Results and
             their order are the same for any value.
+        keep_freed_memory: on the CPU, call `bgr_core.memory.keep_freed_memory` (glibc
+            keeps freed large blocks for reuse instead of unmapping them after every
+            layer: the net runs about 1.5x faster; process-wide; the process then keeps
+            its peak memory). Ignored on CUDA, a no-op off glibc.
 
     A CUDA out-of-memory error halves the batch and retries it; the smaller batch is
     kept for the rest of the pipeline's life (`batch_size` stays as asked,
@@ -104,10 +108,13 @@ class Pipeline:
         workers: int = 2,
         streams: int | None = None,
         net_size: int | None = None,
+        keep_freed_memory: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
         self.device = loaders.resolve_device(device)
+        if keep_freed_memory and self.device.type == "cpu":
+            memory.keep_freed_memory()
         self.batch_size = int(batch_size)
         self.weights = dict(weights or {})
         limits = limits or ImageLimits()
