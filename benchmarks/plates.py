@@ -1,7 +1,8 @@
 """Licence-plate detection on labelled real photos.
 
     python benchmarks/plates.py [--data ../shared/data] [--matte segment|none] [--sets carparts,openalpr,alpr]
-                                [--cache DIR] [--show N] [--fit [--table T.npz] [--lam L]]
+                                [--cache DIR] [--show N] [--scorer learned|logistic|PATH]
+                                [--fit [--table T.npz] [--lam L]]
 
 For each set it prints recall (a labelled plate counts as found when a detection
 overlaps it with quad IoU >= 0.5, computed with ``cv2.intersectConvexConvex``), false
@@ -24,6 +25,12 @@ Sets:
 The detector sees what the pipeline gives it: the vehicle matte and box of the
 `VehicleMatte` stage (``--matte segment``, cached in ``--cache``), or nothing
 (``--matte none``).
+
+The detector is `ContourPlateDetector` with the shipped learned re-scorer of its
+candidates (``--scorer learned``, trained by ``benchmarks/train_plate_scorer.py`` on
+``carparts-dev`` and synthetic plates on those photos only: ``carparts-held``, ``openalpr``
+and ``alpr`` are held out), or with its fitted logistic score alone (``--scorer
+logistic``, the detector before the re-scorer).
 
 ``--fit`` refits the logistic weights of `ContourPlateDetector` (printed as a dict to
 paste into ``ContourPlateDetector.WEIGHTS``) on the candidates of ``carparts-dev``, of
@@ -227,7 +234,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
     0.3 (outside ignore boxes); others are left out."""
     sets = load_sets(data, ["carparts", "openalpr"])
     rng = np.random.default_rng(seed)
-    det = ContourPlateDetector(flat=flat)
+    det = ContourPlateDetector(flat=flat, scorer=None)
     jobs: list[tuple[np.ndarray, Sample, int]] = []
     for s in sets["carparts-dev"]:
         jobs.append((_read_rgb(s.path), s, 0))
@@ -352,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-flat", dest="flat", action="store_false",
                     help="ContourPlateDetector(flat=False): without the smooth-rectangle candidates")
     ap.add_argument("--lam", type=float, default=0.001, help="with --fit: L2 penalty on standardised weights")
+    ap.add_argument("--scorer", default="learned",
+                    help="'learned': the shipped learned re-scorer (weights/plate_scorer.safetensors, see "
+                         "benchmarks/train_plate_scorer.py; an error when missing), 'logistic': the fitted logistic "
+                         "score alone (the detector before the re-scorer), or a path to a scorer file")
+    ap.add_argument("--rescore-top", type=int, default=20, help="the learned scorer re-scores this many candidates")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.data.is_dir():
@@ -369,7 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fitted on {len(table['y'])} candidates ({int(table['y'].sum())} positive)")
         print(json.dumps(fit(table, lam=args.lam)))
         return 0
-    detector = ContourPlateDetector(flat=args.flat)
+    if args.scorer == "logistic":
+        scorer = None
+    else:
+        from bgr_core.stages.plates import LearnedPlateScorer
+
+        scorer = LearnedPlateScorer(None if args.scorer == "learned" else args.scorer)
+    detector = ContourPlateDetector(flat=args.flat, scorer=scorer, rescore_top=args.rescore_top)
     sets = load_sets(args.data, args.sets.split(","))
     if "carparts-dev" in sets:
         if args.split == "dev":

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -324,6 +325,11 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
         table["windows"] = lambda frames: windows(matte(frames))
     if "stage-fast" in which:
         table["VehicleMatte.fast"] = VehicleMatte.fast(net)
+    for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
+        m = re.fullmatch(r"stage-fast(\d+)(?:r(\d+))?", name)
+        if m and name != "stage-fast320":
+            opts = {"net_size": int(m[1])} | ({"recheck_size": int(m[2])} if m[2] else {})
+            table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
     if "stage-nocrop" in which:
@@ -390,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fast320, stage-nocrop, windows")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, windows")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

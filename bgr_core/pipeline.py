@@ -71,13 +71,15 @@ class Pipeline:
             ``file://`` URI.
         decontaminate: remove the old background's colour from the vehicle's soft edge.
         fast: throughput preset of the matte (`VehicleMatte.fast`: no mirror test-time
-            augmentation, crop pass only for small vehicles): the net runs about once per
-            photo instead of 2-4 times, at a small cost in matte quality.
+            augmentation, crop pass only for small vehicles, the net at 224 with a recheck
+            at 320 where it is unsure): the net runs about once per photo at half the
+            pixels instead of 2-4 times, at a small cost on studio photos.
         workers: threads that decode inputs and encode outputs in `remove_backgrounds`
             while the models run (0: everything on the calling thread).
-        net_size: side of U2NetP's square input (None: 320, as trained); smaller is
-            faster (224: half the pixels) at a cost on studio photos, see
-            `VehicleMatte.fast`.
+        net_size: side of U2NetP's square input (None: 320, as trained, or the fast
+            preset's 224 with its recheck at 320); smaller is faster (224: half the
+            pixels) at a cost on studio photos, see `VehicleMatte.fast`. Given, it
+            replaces the preset's size and its recheck.
         streams: batches `remove_backgrounds` runs through the stages at once, each on
             its own thread (None: 2 on the CPU, where the net alone leaves cores idle and
             the per-image post-processing is single-threaded, 1 on CUDA). Results and
@@ -152,7 +154,7 @@ class Pipeline:
         with self._lock:
             if self._segment is None:
                 net = loaders.load_u2netp(self.device, self.weights.get("u2netp"))
-                options = {} if self.net_size is None else {"net_size": self.net_size}
+                options = {} if self.net_size is None else {"net_size": self.net_size, "recheck_size": None}
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)
             return self._segment
 

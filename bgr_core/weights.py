@@ -48,6 +48,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "plate_scorer",
+            "plate_scorer.safetensors",
+            "learned re-scorer of licence-plate candidates (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "sam",
             "sam_vit_b_01ec64.pth",
             "Segment Anything checkpoint for refine='sam' (optional)",

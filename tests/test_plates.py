@@ -418,3 +418,104 @@ def test_blank_plate_any_height(aspect):
         p = blank_plate(aspect, height=height)
         assert p.shape == (4, height, max(8, round(height * aspect)))
         assert 0.0 <= float(p.min()) and float(p.max()) <= 1.0
+
+
+# -- the learned re-scorer of the candidates ---------------------------------------------------------------
+
+SCORER_FILE = Path(__file__).resolve().parents[1] / "weights" / "plate_scorer.safetensors"
+_needs_scorer = pytest.mark.skipif(not SCORER_FILE.is_file(), reason="weights/plate_scorer.safetensors not shipped")
+
+
+@_needs_scorer
+def test_learned_scorer_loads_strictly_on_cpu_and_is_the_default():
+    from safetensors.torch import load_file
+
+    from bgr_core.stages.plates import LearnedPlateScorer
+
+    scorer = LearnedPlateScorer()
+    assert scorer.path.name == "plate_scorer.safetensors"
+    state = load_file(str(SCORER_FILE))
+    assert set(state) == set(scorer.net.state_dict())
+    assert all(t.device.type == "cpu" for t in scorer.net.state_dict().values())
+    assert not scorer.net.training
+    assert SCORER_FILE.stat().st_size < 1_000_000
+    assert isinstance(ContourPlateDetector().scorer, LearnedPlateScorer)
+    assert ContourPlateDetector(scorer=None).scorer is None
+
+
+@_needs_scorer
+def test_learned_scorer_is_deterministic():
+    frame, quad = scene_frame(3)
+    det = ContourPlateDetector()
+    a = det.candidates(frame.image, frame.alpha, frame.box)
+    b = ContourPlateDetector().candidates(frame.image, frame.alpha, frame.box)
+    assert [d.score for d in a] == [d.score for d in b]
+    assert all(torch.equal(x.quad, y.quad) for x, y in zip(a, b))
+    assert "logistic" in a[0].meta and 0.0 <= a[0].score <= 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_logistic_score_alone_still_finds_synthetic_plates(seed):
+    frame, quad = scene_frame(seed)
+    dets = ContourPlateDetector(scorer=None).detect(frame.image, frame.alpha, frame.box)
+    assert dets and quad_iou(dets[0].quad.numpy(), quad) > 0.8
+
+
+def test_missing_scorer_weights(tmp_path, monkeypatch):
+    from bgr_core import weights
+    from bgr_core.errors import WeightsNotFound
+    from bgr_core.stages import plates as plates_mod
+
+    # a path given explicitly must exist
+    with pytest.raises(WeightsNotFound, match="missing.safetensors"):
+        ContourPlateDetector(scorer=tmp_path / "missing.safetensors")
+
+    # the default falls back to the logistic score when no weights file is found anywhere
+    def nowhere(key, explicit=None):
+        raise WeightsNotFound(f"{key}: not found")
+
+    monkeypatch.setattr(weights, "resolve", nowhere)
+    monkeypatch.setattr(plates_mod, "_DEFAULT_SCORER", None)
+    det = ContourPlateDetector()
+    assert det.scorer is None and "scorer=None" in repr(det)
+    frame, quad = scene_frame(1)
+    dets = det.detect(frame.image, frame.alpha, frame.box)
+    assert dets and quad_iou(dets[0].quad.numpy(), quad) > 0.8
+    monkeypatch.setattr(plates_mod, "_DEFAULT_SCORER", None)  # no cached fallback left behind
+
+
+def test_foreign_scorer_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path))
+    with pytest.raises(ValueError, match="not a plate scorer"):
+        ContourPlateDetector(scorer=path)
+
+
+@_needs_scorer
+def test_scorer_file_with_a_missing_tensor_does_not_load(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(SCORER_FILE))
+    with safe_open(str(SCORER_FILE), framework="pt") as fh:
+        meta = fh.metadata()
+    state.pop(sorted(state)[0])
+    path = tmp_path / "partial.safetensors"
+    save_file(state, str(path), metadata=meta)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        ContourPlateDetector(scorer=path)
+
+
+def test_plate_patch_rectifies_the_quad_with_context():
+    from bgr_core.stages.plates import plate_patch
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[40:60, 80:120] = 255  # a white 40x20 rectangle
+    quad = np.array([[80, 40], [120, 40], [120, 60], [80, 60]], np.float64)
+    p = plate_patch(img, None, quad, (96, 48), (2.0, 3.0))
+    assert p.shape == (4, 48, 96) and p.dtype == np.float32
+    assert p[:3, 18:30, 27:69].min() > 0.9, "the quad fills the middle half of the width, the middle third of the height"
+    assert p[:3, :14].max() < 0.1 and p[:3, :, :22].max() < 0.1
+    assert np.all(p[3] == 1.0), "no matte: all vehicle"

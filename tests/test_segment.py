@@ -272,6 +272,45 @@ def test_stage_stub_sets_alpha_box_and_nodata():
     assert frames[0].alpha is None  # inputs untouched
 
 
+class UnsureAtSmallSize(StubNet):
+    """StubNet, but below `sure_size` it hesitates (probability <= 0.7) on blue objects."""
+
+    def __init__(self, sure_size: int) -> None:
+        super().__init__()
+        self.sure_size = sure_size
+        self.sizes: list[tuple[int, int]] = []  # (batch, side) of every call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append((x.shape[0], x.shape[-1]))
+        p = super().forward(x)
+        if x.shape[-1] >= self.sure_size:
+            return p
+        blue = (x[:, 2].amax(dim=(-2, -1)) > x[:, 0].amax(dim=(-2, -1))).view(-1, 1, 1, 1)
+        return torch.where(blue, p.clamp(max=0.7), p)
+
+
+def test_stage_rechecks_only_unsure_frames_at_the_larger_size():
+    red, blue = _scene_frame(seed=2), _scene_frame(seed=3, fg=(0.1, 0.1, 0.9))
+    net = UnsureAtSmallSize(sure_size=96)
+    stage = VehicleMatte(net, net_size=64, recheck_size=96, flip=False, crop_pass=False)
+    out = stage([red, blue])
+    assert net.sizes == [(2, 64), (1, 96)]  # one pass for both, a recheck for the blue one
+    plain = VehicleMatte(UnsureAtSmallSize(96), net_size=64, flip=False, crop_pass=False)([red])[0]
+    sure = VehicleMatte(UnsureAtSmallSize(96), net_size=96, flip=False, crop_pass=False)([blue])[0]
+    torch.testing.assert_close(out[0].alpha, plain.alpha)
+    torch.testing.assert_close(out[1].alpha, sure.alpha)
+    # without a recheck the blue frame keeps its unsure first pass
+    unsure = VehicleMatte(UnsureAtSmallSize(96), net_size=64, flip=False, crop_pass=False)([blue])[0]
+    assert (unsure.alpha - sure.alpha).abs().max() > 0.1
+
+
+def test_unsure_share():
+    prob = np.array([[0.95, 0.6, 0.7, 0.2]], np.float32)
+    keep = np.array([[True, True, True, False]])
+    assert M.unsure_share(prob, keep) == pytest.approx(2 / 3)
+    assert M.unsure_share(prob, np.zeros_like(keep)) == 0.0
+
+
 # -- the stage with U2NetP ---------------------------------------------------------------
 
 

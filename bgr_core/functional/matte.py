@@ -33,6 +33,7 @@ __all__ = [
     "select_vehicle",
     "fill_holes",
     "keep_region",
+    "unsure_share",
     "crop_box",
     "paste_pass",
     "dilate",
@@ -206,6 +207,21 @@ def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1) -> np.ndar
     hit[np.unique(labels[keep])] = True
     hit[0] = False
     return hit[labels] | keep
+
+
+def unsure_share(prob: np.ndarray, keep: np.ndarray, low: float = 0.5, high: float = 0.8) -> float:
+    """Share of the kept vehicle pixels whose probability lies in ``[low, high)``.
+
+    prob: (h, w) float numpy in [0, 1]; keep: (h, w) bool (`Selection.keep`). A confident
+    vehicle is mostly above `high` with a thin fringe; a large unsure share means the net
+    hesitated over a whole region (at small input sizes: lettering or a wall joined to
+    the car), which is what `VehicleMatte`'s recheck looks for.
+    """
+    n = int(keep.sum())
+    if n == 0:
+        return 0.0
+    p = prob[keep]
+    return float(((p >= low) & (p < high)).sum()) / n
 
 
 # -- second pass on a crop ---------------------------------------------------------------

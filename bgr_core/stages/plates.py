@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -28,6 +29,9 @@ __all__ = [
     "PlateDetector",
     "ContourPlateDetector",
     "TorchScriptPlateDetector",
+    "LearnedPlateScorer",
+    "PlateScorerNet",
+    "plate_patch",
     "PlateReplacement",
     "NO_PLATE_WARNING",
 ]
@@ -129,6 +133,7 @@ class _Work:
     scale: float  # work pixels per image pixel
     vehicle: tuple[float, float, float, float]  # vehicle box in work pixels (or the whole canvas)
     has_box: bool
+    rgb: np.ndarray | None = None  # (h, w, 3) uint8, the colour crop (for learned scorers)
 
     def to_image(self, q: np.ndarray) -> np.ndarray:
         return q / self.scale + np.array([self.x0, self.y0])
@@ -170,6 +175,12 @@ class ContourPlateDetector:
        plate near the middle unless the view is oblique (see `_prior_logit`). The weights
        (`_FITTED_WEIGHTS`) were fitted by `benchmarks/plates.py --fit` as a ranking in each
        image against "no plate" (logit 0), so ``score > 0.5`` reads "better than no plate".
+       With a learned `scorer` (default: the shipped `LearnedPlateScorer`,
+       ``weights/plate_scorer.safetensors``, when it is found; ``scorer=None`` for the
+       logistic score alone), the best `rescore_top` candidates by that score are scored
+       again by a tiny CNN over the candidate rectified with its surroundings plus the
+       logistic logit, and the others dropped; the containment step below is then skipped
+       (the scorer judges whole plates against their parts).
     5. A candidate outscored by one that contains it by less than a logit of 1 gives way to
        it (the plate holds rectangles of its own); overlapping candidates are suppressed;
        the best with ``score >= min_score`` is returned, and a second one (up to
@@ -191,6 +202,8 @@ class ContourPlateDetector:
         refine: bool = True,
         refine_top: int = 30,
         flat: bool = True,
+        scorer: "LearnedPlateScorer | str | os.PathLike | None" = "auto",
+        rescore_top: int = 20,
     ):
         self.work_size = int(work_size)
         self.min_score = float(min_score)
@@ -203,9 +216,19 @@ class ContourPlateDetector:
         # assume them
         self.flat = bool(flat)
         self.box_width = 320.0  # the rectangle search runs where the vehicle is at most this wide
+        # the learned re-scorer of the best `rescore_top` candidates: "auto" loads the shipped
+        # one when its weights file is found (else the logistic score alone), None never does,
+        # a path or a `LearnedPlateScorer` must load
+        self.rescore_top = int(rescore_top)
+        if isinstance(scorer, str) and scorer == "auto":
+            scorer = _default_scorer()
+        elif scorer is not None and not callable(scorer):
+            scorer = LearnedPlateScorer(scorer)
+        self.scorer = scorer
 
     def __repr__(self) -> str:
-        return f"ContourPlateDetector(work_size={self.work_size}, min_score={self.min_score}, max_plates={self.max_plates})"
+        return (f"ContourPlateDetector(work_size={self.work_size}, min_score={self.min_score}, max_plates={self.max_plates}, "
+                f"scorer={self.scorer!r})")
 
     # -- public -------------------------------------------------------------------------------
 
@@ -214,7 +237,10 @@ class ContourPlateDetector:
         if work is None:
             return []
         scored = self._scored(work)
-        scored = self._prefer_outlines(scored)
+        if self.scorer is not None:
+            scored = self._rescored(work, scored)
+        else:
+            scored = self._prefer_outlines(scored)
         kept: list[tuple[float, np.ndarray, dict]] = []
         for score, quad, feats in scored:
             if score <= 0:
@@ -263,7 +289,23 @@ class ContourPlateDetector:
         work = self._prepare(image, alpha, box)
         if work is None:
             return []
-        return [PlateDetection(torch.from_numpy(work.to_image(q).astype(np.float32)), s, f) for s, q, f in self._scored(work)]
+        scored = self._scored(work)
+        if self.scorer is not None:
+            scored = self._rescored(work, scored, keep_rest=True)
+        return [PlateDetection(torch.from_numpy(work.to_image(q).astype(np.float32)), s, f) for s, q, f in scored]
+
+    def _rescored(self, work: "_Work", scored: list[tuple[float, np.ndarray, dict]],
+                  keep_rest: bool = False) -> list[tuple[float, np.ndarray, dict]]:
+        """The best `rescore_top` candidates by the logistic score, scored again by the
+        learned scorer (the logistic score kept as ``feats["logistic"]``), best first. The
+        others are dropped (kept with score 0 when `keep_rest`)."""
+        top = scored[: self.rescore_top]
+        probs = self.scorer(work, top, self.aspect_range) if top else []
+        out = [(float(p), q, dict(f, logistic=s)) for p, (s, q, f) in zip(probs, top)]
+        out.sort(key=lambda t: -t[0])
+        if keep_rest:
+            out += [(0.0, q, dict(f, logistic=s)) for s, q, f in scored[self.rescore_top :]]
+        return out
 
     # -- steps ------------------------------------------------------------------------------------
 
@@ -375,7 +417,7 @@ class ContourPlateDetector:
             wa = cv2.resize(a[cy0:cy1, cx0:cx1], size, interpolation=interp)
         s = (size[0] / (cx1 - cx0) + size[1] / (cy1 - cy0)) / 2
         vehicle = ((vb[0] - cx0) * s, (vb[1] - cy0) * s, (vb[2] - cx0) * s, (vb[3] - cy0) * s)
-        return _Work(gray, chroma, smooth, gx, gy, wa, float(cx0), float(cy0), s, vehicle, has_box)
+        return _Work(gray, chroma, smooth, gx, gy, wa, float(cx0), float(cy0), s, vehicle, has_box, crop)
 
     def _size_ok(self, work: "_Work", bw: float, bh: float) -> bool:
         vw = work.vehicle[2] - work.vehicle[0]
@@ -794,6 +836,23 @@ class ContourPlateDetector:
         return self._score_features(feats), feats
 
 
+def _default_scorer() -> "LearnedPlateScorer | None":
+    """The shipped learned scorer when its weights file is found, else None (the logistic
+    score alone). Loaded once per process."""
+    global _DEFAULT_SCORER
+    if _DEFAULT_SCORER is None:
+        from ..errors import WeightsNotFound
+
+        try:
+            _DEFAULT_SCORER = LearnedPlateScorer()
+        except WeightsNotFound:
+            _DEFAULT_SCORER = False
+    return _DEFAULT_SCORER or None
+
+
+_DEFAULT_SCORER: "LearnedPlateScorer | bool | None" = None
+
+
 def _logit(p: float) -> float:
     return math.log(max(p, 1e-12) / max(1.0 - p, 1e-12))
 
@@ -1027,6 +1086,130 @@ def _contains(outer: np.ndarray, inner: np.ndarray, frac: float = 0.85) -> bool:
         return False
     inter, _ = cv2.intersectConvexConvex(outer.astype(np.float32), inner.astype(np.float32))
     return inter / a_in >= frac
+
+
+# -- a learned re-scorer of the classical candidates ------------------------------------------------
+
+# extra measurements appended to `ContourPlateDetector.FEATURES` for the learned scorer
+SCORER_EXTRA = ("aspect", "off_centre", "oblique", "prior", "old_logit")
+
+
+def plate_patch(rgb: np.ndarray, alpha: np.ndarray | None, quad: np.ndarray, size: tuple[int, int] = (96, 48),
+                context: tuple[float, float] = (2.0, 3.0)) -> np.ndarray:
+    """The candidate `quad` (4, 2) (pixel-edge coordinates on `rgb`) rectified by homography
+    with its surroundings: the quad widened `context[0]` times and heightened `context[1]`
+    times about its centre (in its own frame), warped to `size` (W, H) (sampled at twice the
+    size and area-averaged). Returns (4, H, W) float32: RGB in [0, 1] and the vehicle matte
+    (1 where `alpha` is None)."""
+    w, h = size
+    cw, ch = context
+    x0, x1 = w * (1 - 1 / cw) / 2, w * (1 + 1 / cw) / 2
+    y0, y1 = h * (1 - 1 / ch) / 2, h * (1 + 1 / ch) / 2
+    k = 2.0
+    src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64) * k - 0.5
+    m = cv2.getPerspectiveTransform(src.astype(np.float32), (np.asarray(quad, np.float64) - 0.5).astype(np.float32))
+    big = (int(w * k), int(h * k))
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    chans = [cv2.warpPerspective(rgb, m, big, flags=flags, borderMode=cv2.BORDER_REPLICATE)]
+    if alpha is not None:
+        a = alpha if alpha.dtype == np.uint8 else (np.clip(alpha, 0, 1) * 255).round().astype(np.uint8)
+        chans.append(cv2.warpPerspective(a, m, big, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None])
+    else:
+        chans.append(np.full((big[1], big[0], 1), 255, np.uint8))
+    stack = np.concatenate(chans, axis=2)
+    small = cv2.resize(stack, size, interpolation=cv2.INTER_AREA)
+    return small.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+class PlateScorerNet(torch.nn.Module):
+    """A tiny CNN over `plate_patch` (4, 48, 96) joined with the standardised hand features
+    of the candidate (`feat_mean`, `feat_std`, `feat_mask` are buffers; features masked 0
+    are ignored): one logit per candidate."""
+
+    def __init__(self, n_feats: int, width: int = 16, size: tuple[int, int] = (96, 48), hidden: int = 32):
+        super().__init__()
+        nn = torch.nn
+        c1, c2, c3, c4 = width, width * 3 // 2, width * 2, width * 3
+
+        def block(i, o, stride):
+            return [nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+        self.conv = nn.Sequential(*block(4, c1, 2), *block(c1, c1, 1), *block(c1, c2, 2), *block(c2, c3, 2),
+                                  *block(c3, c4, 2))
+        fw, fh = size[0], size[1]
+        for _ in range(4):
+            fw, fh = (fw + 1) // 2, (fh + 1) // 2
+        self.patch_fc = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(c4 * fw * fh, hidden), nn.ReLU(inplace=True))
+        self.feat_fc = nn.Sequential(nn.Linear(n_feats, hidden), nn.ReLU(inplace=True))
+        self.head = nn.Linear(2 * hidden, 1)
+        self.register_buffer("feat_mean", torch.zeros(n_feats))
+        self.register_buffer("feat_std", torch.ones(n_feats))
+        self.register_buffer("feat_mask", torch.ones(n_feats))  # 0: a feature the scorer ignores
+
+    def forward(self, patch: Tensor, feats: Tensor) -> Tensor:
+        f = (feats - self.feat_mean) / self.feat_std * self.feat_mask
+        x = torch.cat([self.patch_fc(self.conv(patch - 0.5)), self.feat_fc(f)], 1)
+        return self.head(x).squeeze(1)
+
+
+def scorer_features(feats: dict, old_score: float, limits: tuple[float, float]) -> list[float]:
+    """The hand features the learned scorer takes: FEATURES, then SCORER_EXTRA."""
+    vals = [float(feats[k]) for k in ContourPlateDetector.FEATURES]
+    vals += [float(feats["aspect"]), float(feats["off_centre"]), float(feats["oblique"]),
+             _prior_logit(feats, limits), max(-30.0, min(30.0, _logit(old_score)))]
+    return vals
+
+
+class LearnedPlateScorer:
+    """Re-scores `ContourPlateDetector`'s candidates with `PlateScorerNet` from a safetensors
+    file (default: ``plate_scorer.safetensors`` found by `bgr_core.weights`), trained by
+    ``benchmarks/train_plate_scorer.py``. The file's metadata holds the net's shape (width,
+    patch size, context, feature names); weights load on CPU, strictly. Runs on CPU in
+    float32, deterministic; ``__call__(work, scored) -> (N,) probabilities``."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        from .. import weights as _weights
+
+        file = _weights.resolve("plate_scorer", path)
+        with safe_open(str(file), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+        try:
+            cfg = json.loads(meta["config"])
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"'{file}' is not a plate scorer file (no 'config' metadata)") from err
+        names = tuple(cfg["features"])
+        expected = tuple(ContourPlateDetector.FEATURES) + SCORER_EXTRA
+        if names != expected:
+            raise ValueError(f"'{file}' was trained on features {names}, this detector measures {expected}")
+        self.path = Path(file)
+        self.size = (int(cfg["size"][0]), int(cfg["size"][1]))
+        self.context = (float(cfg["context"][0]), float(cfg["context"][1]))
+        self.net = PlateScorerNet(len(names), width=int(cfg["width"]), size=self.size, hidden=int(cfg["hidden"]))
+        self.net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
+        self.net.eval().requires_grad_(False)
+        self.config = cfg
+
+    def __repr__(self) -> str:
+        return f"LearnedPlateScorer({self.path.name!r})"
+
+    def inputs(self, work: "_Work", scored: list, limits: tuple[float, float]) -> tuple[Tensor, Tensor]:
+        rgb = work.rgb if work.rgb is not None else np.repeat(work.gray[..., None], 3, axis=2)
+        patches = np.stack([plate_patch(rgb, work.alpha, q, self.size, self.context) for _, q, _ in scored])
+        feats = np.array([scorer_features(f, s, limits) for s, _, f in scored], np.float32)
+        return torch.from_numpy(patches), torch.from_numpy(feats)
+
+    def __call__(self, work: "_Work", scored: list, limits: tuple[float, float] = (0.5, 7.0)) -> np.ndarray:
+        if not scored:
+            return np.zeros(0)
+        patches, feats = self.inputs(work, scored, limits)
+        with torch.no_grad():
+            z = self.net(patches, feats).double()
+        return torch.sigmoid(z).numpy()
 
 
 # -- a learned detector from a weights file ---------------------------------------------------------
