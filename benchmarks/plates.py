@@ -226,6 +226,13 @@ def text_plate(rng: np.random.Generator, long: bool | None = None) -> np.ndarray
     return img
 
 
+def long_quad(q: np.ndarray, k: float) -> np.ndarray:
+    """A long (EU-like) plate quad of height / width `k` on the bottom side of quad `q`."""
+    left = min(1.0, k * np.linalg.norm(q[1] - q[0]) / max(np.linalg.norm(q[3] - q[0]), 1e-6))
+    right = min(1.0, k * np.linalg.norm(q[2] - q[3]) / max(np.linalg.norm(q[2] - q[1]), 1e-6))
+    return np.stack([q[3] + (q[0] - q[3]) * left, q[2] + (q[1] - q[2]) * right, q[2], q[3]])
+
+
 def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dict[str, np.ndarray]:
     """Features of every candidate (before and after the refit) of the fitting images:
     ``carparts-dev`` as photographed (source 0), the same with a synthetic legible plate
@@ -246,10 +253,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
             quads = []
             for q in s.plates:
                 if long:
-                    k = float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33))  # height / width
-                    left = min(1.0, k * np.linalg.norm(q[1] - q[0]) / max(np.linalg.norm(q[3] - q[0]), 1e-6))
-                    right = min(1.0, k * np.linalg.norm(q[2] - q[3]) / max(np.linalg.norm(q[2] - q[1]), 1e-6))
-                    q = np.stack([q[3] + (q[0] - q[3]) * left, q[2] + (q[1] - q[2]) * right, q[2], q[3]])
+                    q = long_quad(q, float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33)))
                 plate = torch.from_numpy(text_plate(rng, long=long)).permute(2, 0, 1).float() / 255
                 image, _ = overlay_plate(image, torch.from_numpy(q), plate, fill="white")
                 quads.append(q)

@@ -90,10 +90,7 @@ def _synthetic(rgb: np.ndarray, sample: B.Sample, rng: np.random.Generator, long
     quads = []
     for q in sample.plates:
         if long:
-            k = float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33))  # height / width
-            left = min(1.0, k * np.linalg.norm(q[1] - q[0]) / max(np.linalg.norm(q[3] - q[0]), 1e-6))
-            right = min(1.0, k * np.linalg.norm(q[2] - q[3]) / max(np.linalg.norm(q[2] - q[1]), 1e-6))
-            q = np.stack([q[3] + (q[0] - q[3]) * left, q[2] + (q[1] - q[2]) * right, q[2], q[3]])
+            q = B.long_quad(q, float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33)))
         plate = B.text_plate(rng, long=long)
         if blur:
             s = float(rng.uniform(4, 10))
