@@ -178,8 +178,9 @@ class ContourPlateDetector:
        With a learned `scorer` (default: the shipped `LearnedPlateScorer`,
        ``weights/plate_scorer.safetensors``, when it is found; ``scorer=None`` for the
        logistic score alone), the best `rescore_top` candidates by that score are scored
-       again by a tiny CNN over the candidate rectified with its surroundings plus the
-       logistic logit, and the others dropped; the containment step below is then skipped
+       again by a tiny CNN over the candidate rectified with its surroundings (it can also
+       take the hand features; the shipped file masks them all out: they overfitted), and
+       the others dropped; the containment step below is then skipped
        (the scorer judges whole plates against their parts).
     5. A candidate outscored by one that contains it by less than a logit of 1 gives way to
        it (the plate holds rectangles of its own); overlapping candidates are suppressed;
