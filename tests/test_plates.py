@@ -519,3 +519,41 @@ def test_plate_patch_rectifies_the_quad_with_context():
     assert p[:3, 18:30, 27:69].min() > 0.9, "the quad fills the middle half of the width, the middle third of the height"
     assert p[:3, :14].max() < 0.1 and p[:3, :, :22].max() < 0.1
     assert np.all(p[3] == 1.0), "no matte: all vehicle"
+
+
+def test_scorer_ensemble_file_averages_its_members(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from bgr_core.stages.plates import (
+        SCORER_EXTRA,
+        LearnedPlateScorer,
+        PlateScorerEnsemble,
+        plate_patch,
+        scorer_features,
+    )
+
+    names = list(ContourPlateDetector.FEATURES) + list(SCORER_EXTRA)
+    torch.manual_seed(0)
+    ens = PlateScorerEnsemble(3, len(names), width=8, size=(96, 48), hidden=8).eval()
+    cfg = dict(features=names, size=[96, 48], context=[2.0, 3.0], width=8, hidden=8, members=3)
+    path = tmp_path / "ens.safetensors"
+    save_file({k: v.contiguous() for k, v in ens.state_dict().items()}, str(path), metadata=dict(config=json.dumps(cfg)))
+    scorer = LearnedPlateScorer(path)
+    assert isinstance(scorer.net, PlateScorerEnsemble) and len(scorer.net.members) == 3
+
+    frame, _ = scene_frame(2)
+    det = ContourPlateDetector(scorer=scorer)
+    work = det._prepare(frame.image, frame.alpha, frame.box)
+    scored = det._scored(work)[:6]
+    probs = scorer(work, scored, det.aspect_range)
+    patches = torch.from_numpy(np.stack([plate_patch(work.rgb, work.alpha, q, (96, 48), (2.0, 3.0)) for _, q, _ in scored]))
+    feats = torch.tensor([scorer_features(f, s, det.aspect_range) for s, _, f in scored])
+    with torch.no_grad():
+        expected = torch.stack([torch.sigmoid(m(patches, feats)) for m in ens.members]).mean(0)
+    assert probs.shape == (6,)
+    assert np.allclose(probs, expected.double().numpy(), atol=1e-5)
+    # the members differ, so the mean is not any one of them
+    with torch.no_grad():
+        assert not torch.allclose(torch.sigmoid(ens.members[0](patches, feats)), expected)

@@ -1153,6 +1153,20 @@ class PlateScorerNet(torch.nn.Module):
         return self.head(x).squeeze(1)
 
 
+class PlateScorerEnsemble(torch.nn.Module):
+    """Several `PlateScorerNet` trained alike from different seeds (``members.K.*``): the
+    logit of their mean probability per candidate. One net's ranking of close candidates
+    varies from seed to seed; the mean of a few is steadier."""
+
+    def __init__(self, members: int, n_feats: int, **kw):
+        super().__init__()
+        self.members = torch.nn.ModuleList(PlateScorerNet(n_feats, **kw) for _ in range(members))
+
+    def forward(self, patch: Tensor, feats: Tensor) -> Tensor:
+        p = torch.stack([torch.sigmoid(m(patch, feats)) for m in self.members]).mean(0)
+        return torch.logit(p, eps=1e-6)
+
+
 def scorer_features(feats: dict, old_score: float, limits: tuple[float, float]) -> list[float]:
     """The hand features the learned scorer takes: FEATURES, then SCORER_EXTRA."""
     vals = [float(feats[k]) for k in ContourPlateDetector.FEATURES]
@@ -1165,8 +1179,9 @@ class LearnedPlateScorer:
     """Re-scores `ContourPlateDetector`'s candidates with `PlateScorerNet` from a safetensors
     file (default: ``plate_scorer.safetensors`` found by `bgr_core.weights`), trained by
     ``benchmarks/train_plate_scorer.py``. The file's metadata holds the net's shape (width,
-    patch size, context, feature names); weights load on CPU, strictly. Runs on CPU in
-    float32, deterministic; ``__call__(work, scored) -> (N,) probabilities``."""
+    patch size, context, feature names, ``members``: a `PlateScorerEnsemble` of that many
+    nets, else one bare net); weights load on CPU, strictly. Runs on CPU in float32,
+    deterministic; ``__call__(work, scored) -> (N,) probabilities``."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         import json
@@ -1190,7 +1205,9 @@ class LearnedPlateScorer:
         self.path = Path(file)
         self.size = (int(cfg["size"][0]), int(cfg["size"][1]))
         self.context = (float(cfg["context"][0]), float(cfg["context"][1]))
-        self.net = PlateScorerNet(len(names), width=int(cfg["width"]), size=self.size, hidden=int(cfg["hidden"]))
+        kw = dict(width=int(cfg["width"]), size=self.size, hidden=int(cfg["hidden"]))
+        members = int(cfg.get("members", 0))  # 0: a single net saved bare (older files)
+        self.net = PlateScorerEnsemble(members, len(names), **kw) if members else PlateScorerNet(len(names), **kw)
         self.net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
         self.net.eval().requires_grad_(False)
         self.config = cfg
