@@ -28,9 +28,10 @@ The detector sees what the pipeline gives it: the vehicle matte and box of the
 
 The detector is `ContourPlateDetector` with the shipped learned re-scorer of its
 candidates (``--scorer learned``, trained by ``benchmarks/train_plate_scorer.py`` on
-``carparts-dev`` and synthetic plates on those photos only: ``carparts-held``, ``openalpr``
-and ``alpr`` are held out), or with its fitted logistic score alone (``--scorer
-logistic``, the detector before the re-scorer).
+``carparts-dev``, the training-only labels of ``benchmarks/data/carparts_plates_train.json``
+and synthetic plates: ``carparts-held``, ``openalpr`` and ``alpr`` are held out), or with
+its fitted logistic score alone (``--scorer logistic``, the detector before the
+re-scorer).
 
 ``--fit`` refits the logistic weights of `ContourPlateDetector` (printed as a dict to
 paste into ``ContourPlateDetector.WEIGHTS``) on the candidates of ``carparts-dev``, of
