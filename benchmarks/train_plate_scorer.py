@@ -211,8 +211,9 @@ def load_train_labels(data: Path, path: Path = TRAIN_LABELS) -> list[B.Sample]:
     """The training-only labels (same fields as ``carparts_plates.json``), checked to stay
     clear of the held-out photos: consecutive carparts ids are often the same car, so every
     id is at least `HELD_GAP` away from a ``carparts-held`` id."""
-    held = [int(s.path.name[5:-4]) for s in B.load_sets(data, ["carparts"])["carparts-held"]]
-    dev = {s.path.name for s in B.load_sets(data, ["carparts"])["carparts-dev"]}
+    sets = B.load_sets(data, ["carparts"])
+    held = [int(s.path.name[5:-4]) for s in sets["carparts-held"]]
+    dev = {s.path.name for s in sets["carparts-dev"]}
     out = []
     for e in json.loads(path.read_text())["images"]:
         i = int(e["file"][5:-4])
