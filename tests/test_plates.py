@@ -556,4 +556,14 @@ def test_scorer_ensemble_file_averages_its_members(tmp_path):
     assert np.allclose(probs, expected.double().numpy(), atol=1e-5)
     # the members differ, so the mean is not any one of them
     with torch.no_grad():
-        assert not torch.allclose(torch.sigmoid(ens.members[0](patches, feats)), expected)
+        one = torch.sigmoid(ens.members[0](patches, feats))
+    assert not torch.allclose(one, expected)
+
+    # a file of one bare net (no "members", as written before ensembles) still loads
+    bare = tmp_path / "bare.safetensors"
+    cfg.pop("members")
+    save_file({k: v.contiguous() for k, v in ens.members[0].state_dict().items()}, str(bare),
+              metadata=dict(config=json.dumps(cfg)))
+    single = LearnedPlateScorer(bare)
+    assert not isinstance(single.net, PlateScorerEnsemble)
+    assert np.allclose(single(work, scored, det.aspect_range), one.double().numpy(), atol=1e-5)
