@@ -201,11 +201,12 @@ class VehicleMatte(Stage):
         inputs = [M.net_input([frames[i].image], self.net_size, self.antialias) for i in todo]
         first = self._run_grouped(inputs)
         canvases = [self._canvas(frames[i], prob) for i, prob in zip(todo, first)]
-        selections = [M.select_vehicle(c[0].cpu().numpy(), self.threshold, self.min_area) for c in canvases]
+        host = [c[0].cpu().numpy() for c in canvases]  # one device-to-host copy per canvas
+        selections = [M.select_vehicle(c, self.threshold, self.min_area) for c in host]
         if self.recheck_size is not None and self.recheck_size > self.net_size:
-            self._recheck(frames, todo, canvases, selections)
+            self._recheck(frames, todo, canvases, host, selections)
         jobs: list[_Job] = []
-        for i, canvas, sel in zip(todo, canvases, selections):
+        for i, canvas, prob_np, sel in zip(todo, canvases, host, selections):
             h, w = frames[i].size
             ch, cw = canvas.shape[-2:]
             if sel is None:
@@ -220,7 +221,6 @@ class VehicleMatte(Stage):
                 if area <= self.crop_max_area * h * w:
                     job.crop = box
                     if self.crop_band > 0:
-                        prob_np = canvas[0].cpu().numpy()
                         region = M.keep_region(prob_np, sel.keep)
                         bx0, by0, bx1, by1 = sel.box
                         band = int(np.ceil(self.crop_band * np.hypot(bx1 - bx0, by1 - by0)))
@@ -251,18 +251,21 @@ class VehicleMatte(Stage):
         ch, cw = M.work_size(*frame.size, self.work_size)
         return F.interpolate(prob[None], size=(ch, cw), mode="bilinear", align_corners=False)[0]
 
-    def _recheck(self, frames: Sequence[Frame], todo: list[int], canvases: list[Tensor], selections: list) -> None:
-        """Re-run the net at `recheck_size` where the first pass is unsure (in place)."""
+    def _recheck(self, frames: Sequence[Frame], todo: list[int], canvases: list[Tensor], host: list[np.ndarray],
+                 selections: list) -> None:
+        """Re-run the net at `recheck_size` where the first pass is unsure (in place;
+        `host` holds the canvases' probabilities on the CPU)."""
         unsure = [
-            k for k, (canvas, sel) in enumerate(zip(canvases, selections))
-            if sel is None or M.unsure_share(canvas[0].cpu().numpy(), sel.keep) > self.recheck_unsure
+            k for k, (prob, sel) in enumerate(zip(host, selections))
+            if sel is None or M.unsure_share(prob, sel.keep) > self.recheck_unsure
         ]
         if not unsure:
             return
         inputs = [M.net_input([frames[todo[k]].image], self.recheck_size, self.antialias) for k in unsure]
         for k, prob in zip(unsure, self._run_grouped(inputs)):
             canvases[k] = self._canvas(frames[todo[k]], prob)
-            selections[k] = M.select_vehicle(canvases[k][0].cpu().numpy(), self.threshold, self.min_area)
+            host[k] = canvases[k][0].cpu().numpy()
+            selections[k] = M.select_vehicle(host[k], self.threshold, self.min_area)
 
     def _finish(self, frame: Frame, canvas: Tensor) -> Tensor | None:
         """Merged canvas probability (1, h, w) → full-resolution alpha (1, H, W) or None."""
