@@ -11,10 +11,12 @@ from typing import Callable
 
 from torch import nn
 
-from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPVehicle
 
 __all__ = [
     "U2NetP",
+    "U2NetPVehicle",
+    "build_u2netp_vehicle",
     "RSU",
     "RSU7",
     "RSU6",
@@ -32,6 +34,12 @@ def build_u2netp(**kwargs) -> U2NetP:
     return U2NetP(**kwargs)
 
 
+def build_u2netp_vehicle(**kwargs) -> U2NetPVehicle:
+    """U2NetP body with a glass head, trained on vehicle masks (see `U2NetPVehicle`)."""
+    return U2NetPVehicle(**kwargs)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "u2netp": build_u2netp,
+    "u2netp_vehicle": build_u2netp_vehicle,
 }

@@ -42,6 +42,7 @@ __all__ = [
     "RSU4",
     "RSU4F",
     "U2NetP",
+    "U2NetPVehicle",
 ]
 
 
@@ -195,9 +196,10 @@ class U2NetP(nn.Module):
         self.side6 = nn.Conv2d(c, out_ch, 3, padding=1)
         self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)
 
-    def forward(self, x: Tensor, return_sides: bool = False) -> Tensor | tuple[Tensor, ...]:
-        """x: (B, in_ch, H, W) normalised -> d0 (B, out_ch, H, W) in [0, 1],
-        or (d0, d1, ..., d6) when ``return_sides`` is true."""
+    def features(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """x: (B, in_ch, H, W) normalised -> (hx1d, logits): the last decoder block's
+        features (B, block_ch, H, W) and the fused and side logits (d0, d1, ..., d6),
+        each (B, out_ch, H, W)."""
         if x.dim() != 4:
             raise ValueError(f"U2NetP expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
         # Encoder.
@@ -221,6 +223,38 @@ class U2NetP(nn.Module):
         d5 = _upsample_like(self.side5(hx5d), d1)
         d6 = _upsample_like(self.side6(hx6), d1)
         d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
+        return hx1d, (d0, d1, d2, d3, d4, d5, d6)
+
+    def forward(self, x: Tensor, return_sides: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """x: (B, in_ch, H, W) normalised -> d0 (B, out_ch, H, W) in [0, 1],
+        or (d0, d1, ..., d6) when ``return_sides`` is true."""
+        _, logits = self.features(x)
         if not return_sides:
-            return torch.sigmoid(d0)
-        return tuple(torch.sigmoid(d) for d in (d0, d1, d2, d3, d4, d5, d6))
+            return torch.sigmoid(logits[0])
+        return tuple(torch.sigmoid(d) for d in logits)
+
+
+class U2NetPVehicle(U2NetP):
+    """U2NetP trained on vehicle masks, with a second head for window glass.
+
+    Same body as `U2NetP` (its generic weights are the starting point); the glass head
+    reads the last decoder block's features: 3x3 conv (block_ch -> 16) + ReLU + 1x1 conv.
+
+    Input: as `U2NetP`. Output: ``forward(x)`` gives (B, 2, H, W) in [0, 1]: channel 0
+    the probability that a pixel belongs to the vehicle the photo is about, channel 1
+    that it is window glass of that vehicle. ``forward(x, logits=True)`` gives the
+    tuple (vehicle d0, d1, ..., d6, glass) of logits, each (B, 1, H, W), for training.
+    """
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 16, block_ch: int = 64, glass_ch: int = 16) -> None:
+        super().__init__(in_ch=in_ch, out_ch=1, mid_ch=mid_ch, block_ch=block_ch)
+        self.glass = nn.Sequential(
+            nn.Conv2d(block_ch, glass_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(glass_ch, 1, 1)
+        )
+
+    def forward(self, x: Tensor, logits: bool = False) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
+        hx1d, sides = self.features(x)
+        glass = self.glass(hx1d)
+        if logits:
+            return (*sides, glass)
+        return torch.sigmoid(torch.cat((sides[0], glass), dim=1))

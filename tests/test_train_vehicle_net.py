@@ -1,0 +1,83 @@
+"""tools/train_vehicle_net.py: one training step on a tiny batch, the starting point is
+the generic net, frozen stages stay frozen, unknown labels pull towards the teacher."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import train_vehicle_net as T  # noqa: E402
+from bgr_core.models import U2NetP  # noqa: E402
+
+
+def _generic(seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return U2NetP().state_dict()
+
+
+def _batch(n: int = 2, size: int = 48) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        vehicle = np.zeros((size, size), np.float32)
+        vehicle[10:40, 8:40] = 1
+        glass = np.zeros_like(vehicle)
+        glass[12:18, 12:36] = 1
+        out.append({"image": rng.integers(0, 255, (size, size, 3), dtype=np.uint8), "vehicle": vehicle,
+                    "vweight": np.ones_like(vehicle), "glass": glass, "gweight": np.ones_like(vehicle)})
+    return out
+
+
+def test_student_starts_from_the_generic_net():
+    generic = _generic()
+    net = T.init_student(generic, 0)
+    for k, v in generic.items():
+        assert torch.equal(net.state_dict()[k], v)
+    x = torch.randn(1, 3, 40, 40)
+    teacher = U2NetP()
+    teacher.load_state_dict(generic)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x)[:, :1], teacher.eval()(x), atol=1e-6)
+
+
+def test_one_training_step_moves_what_trains_and_nothing_frozen():
+    generic = _generic()
+    net = T.init_student(generic, 0)
+    groups = T.param_groups(net, 1e-3, 0.3, 10.0)
+    opt = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    b = T.batch_tensors(_batch())
+    teacher = T.teacher_net(generic)
+    with torch.no_grad():
+        t_prob = teacher(b["x"])
+    loss, parts = T.loss_fn(net.train()(b["x"], logits=True), b, t_prob, 0.3)
+    assert torch.isfinite(loss) and set(parts) == {"fuse", "side", "iou", "glass", "gdice"}
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = net.state_dict()
+    for k in after:
+        moved = not torch.equal(after[k], before[k])
+        if k.split(".")[0] in T.FROZEN:
+            assert not moved, k
+    assert not torch.equal(after["glass.2.weight"], before["glass.2.weight"])
+    assert not torch.equal(after["outconv.weight"], before["outconv.weight"])
+    assert not torch.equal(after["stage3.conv_in.conv.weight"], before["stage3.conv_in.conv.weight"])
+
+
+def test_unknown_pixels_are_pulled_towards_the_teacher():
+    b = T.batch_tensors(_batch(1, 16))
+    b["vweight"].zero_()  # nothing is known: only the teacher speaks
+    teacher = torch.full_like(b["vehicle"], 0.9)
+    logit = torch.logit(teacher)
+    at_teacher = T.loss_fn((logit,) * 7 + (torch.zeros_like(logit),), b, teacher, 0.3)[1]["fuse"]
+    away = T.loss_fn((-logit,) * 7 + (torch.zeros_like(logit),), b, teacher, 0.3)[1]["fuse"]
+    assert at_teacher < away
+    # and without distillation the unknown pixels cost nothing
+    assert T.loss_fn((-logit,) * 7 + (torch.zeros_like(logit),), b, None, 0.0)[1]["fuse"] == 0.0

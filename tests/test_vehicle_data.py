@@ -1,0 +1,113 @@
+"""tools/vehicle_data.py: training samples stay aligned through compositing and
+augmentation, splits never mix cars or photos, every kind of sample is well formed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import vehicle_data as V  # noqa: E402
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _rect_layers(h: int = 240, w: int = 360) -> V.Layers:
+    """A bright off-centre rectangle (vehicle, and glass in its top third) on black."""
+    vehicle = np.zeros((h, w), np.float32)
+    vehicle[60:200, 40:250] = 1
+    glass = np.zeros_like(vehicle)
+    glass[60:100, 40:250] = 1
+    image = np.repeat((vehicle * 220)[..., None], 3, axis=2).astype(np.uint8)
+    return V.Layers(image, vehicle, np.ones_like(vehicle), glass, np.ones_like(vehicle))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_augment_keeps_image_and_targets_aligned(seed):
+    out = V.augment(_rect_layers(), 96, np.random.default_rng(seed))
+    assert out["image"].shape == (96, 96, 3) and out["image"].dtype == np.uint8
+    for k in ("vehicle", "vweight", "glass", "gweight"):
+        assert out[k].shape == (96, 96) and out[k].dtype == np.float32
+        assert 0 <= out[k].min() and out[k].max() <= 1
+    lum = out["image"].astype(np.float32).mean(axis=2)
+    bright = lum > (lum[out["vehicle"] > 0.5].mean() + lum[out["vehicle"] < 0.5].mean()) / 2
+    assert _iou(bright, out["vehicle"] > 0.5) > 0.95
+    # the glass band stays the top of the vehicle, on the same side after a mirror
+    g = out["glass"] > 0.5
+    assert g.any() and (g & ~(out["vehicle"] > 0.5)).sum() == 0
+    cols_g, cols_v = np.nonzero(g.any(axis=0))[0], np.nonzero((out["vehicle"] > 0.5).any(axis=0))[0]
+    assert abs(cols_g.min() - cols_v.min()) <= 1 and abs(cols_g.max() - cols_v.max()) <= 1
+
+
+def test_weights_are_zero_wherever_any_source_pixel_was_unknown():
+    layers = _rect_layers()
+    layers.vweight[100:110, 100:110] = 0  # a 10x10 unknown patch
+    out = V.augment(layers, 120, np.random.default_rng(3))
+    assert set(np.unique(out["vweight"])) == {0.0, 1.0}
+    unknown = (out["vweight"] == 0).sum()
+    assert 9 <= unknown <= 40  # the patch, squashed 3x in x and 2x in y, and its edge pixels
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pasted_car_is_labelled_where_it_is_drawn(seed):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((512, 768), bool)
+    mask[200:400, 100:650] = True
+    car = V.CarvanaPhoto(np.full((512, 768, 3), 230, np.uint8), mask)
+    h, w = 300, 450
+    bg = V.Layers(np.zeros((h, w, 3), np.uint8), *(np.zeros((h, w), np.float32) for _ in range(2)),
+                  np.zeros((h, w), np.float32), np.ones((h, w), np.float32))
+    bg.vweight[:] = 1
+    scene, alpha = V.paste_car(bg, car, rng)
+    assert np.array_equal(scene.vehicle, alpha)  # nothing else is vehicle on a plain backdrop
+    drawn = scene.image.astype(np.float32).mean(axis=2) > 60
+    assert _iou(drawn, alpha > 0.5) > 0.97
+    # glass is not labelled on the car, and is "not glass" on the backdrop
+    assert (scene.gweight[alpha > 0.5] == 0).all() and (scene.gweight[alpha == 0] == 1).all()
+
+
+def test_secondary_rule():
+    alpha = np.zeros((100, 100), np.float32)
+    alpha[30:70, 20:80] = 1  # the pasted car, central
+    small_side = np.zeros((100, 100), bool)
+    small_side[40:60, 85:100] = True
+    big = np.zeros((100, 100), bool)
+    big[10:90, 0:50] = True
+    assert V.secondary(small_side, alpha)
+    assert not V.secondary(big, alpha)
+    assert V.secondary(np.zeros((100, 100), bool), alpha)
+
+
+def test_splits_never_share_a_car_or_photo(shared_data):
+    sp = V.splits(shared_data)
+    cars = [set(sp[k]) for k in ("carvana_train", "carvana_select", "carvana_report")]
+    photos = [set(sp[k]) for k in ("carparts_train", "carparts_select", "carparts_held")]
+    for group in (cars, photos):
+        for i in range(3):
+            for j in range(i + 1, 3):
+                assert not group[i] & group[j]
+    assert set(V.report_cars(shared_data)) == cars[2] and len(cars[1]) == V.SELECT_CARS
+    assert all(i % 2 == 0 for i in photos[2]) and all(i % 2 == 1 for i in photos[0] | photos[1])
+
+
+@pytest.mark.parametrize("kind", list(V.SampleMaker.KINDS))
+def test_every_kind_of_sample(shared_data, kind):
+    maker = V.SampleMaker(shared_data, 64)
+    for seed in range(3):
+        s = maker.sample((7, seed), kind=kind)
+        assert s["kind"] == kind and s["image"].shape == (64, 64, 3)
+        assert s["vweight"].sum() > 0 and (s["gweight"].sum() > 0 or kind == "street")
+        if kind == "empty":
+            assert s["vehicle"].max() == 0 and s["glass"].max() == 0
+        else:
+            assert (s["vehicle"] * s["vweight"]).sum() > 0  # a labelled vehicle
+        assert (s["glass"] <= s["vehicle"] + 1e-3).all() or kind == "carparts"
+    # a sample is a pure function of its seed
+    a, b = maker.sample((1, 2, 3)), maker.sample((1, 2, 3))
+    assert all(np.array_equal(a[k], b[k]) for k in ("image", "vehicle", "vweight", "glass", "gweight"))

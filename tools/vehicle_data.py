@@ -1,0 +1,487 @@
+"""Training data for the vehicle + glass net (`bgr_core.models.U2NetPVehicle`).
+
+Never imported by the package; `tools/train_vehicle_net.py` uses it.
+
+A sample is a dict of (S, S) arrays, squashed to the net's square input the way
+`bgr_core.functional.matte.net_input` squashes a photo:
+
+- ``image``    (S, S, 3) uint8 RGB;
+- ``vehicle``  (S, S) float32 in [0, 1], the vehicle the photo is about (soft at edges);
+- ``vweight``  (S, S) float32 in {0, 1}: 0 where the vehicle label is unknown (left
+  out of the loss; the trainer distils the generic net there);
+- ``glass``    (S, S) float32 in [0, 1], window glass of that vehicle;
+- ``gweight``  (S, S) float32 in {0, 1}: 0 where glass is not labelled.
+
+Kinds of sample (`SampleMaker.KINDS`, drawn with fixed shares):
+
+- ``street``: a Carvana car cut out with its mask, pasted on a carparts street photo
+  of the training half, with a soft shadow under it. The street photo's own car (its
+  parts' hull, dilated) is left out of the loss unless it is clearly secondary to the
+  pasted one (under a third of its area and farther from the centre), the same rule
+  by which the pipeline picks the main vehicle; then its parts are background.
+- ``synthetic``: the same on a generated backdrop (studio wall and floor, gradients,
+  noise, tiles, textures).
+- ``studio``: a Carvana photo as photographed (the studio's lettering is background).
+- ``carparts``: a carparts street photo of the training half; the union of parts is
+  the vehicle, the rest of the dilated hull (roof, pillars, fenders, which the
+  polygons leave out) and a thin band along the parts' outline are unknown;
+  ``front_glass`` / ``back_glass`` are glass, door polygons (side windows inside)
+  unknown for glass, other parts and the outside not glass.
+- ``empty``: a scene with no vehicle (people, a cat, coffee, textures, the Carvana
+  studio's wall without the car, generated backdrops): the target is empty.
+
+Every kind then gets the same photographic augmentation: crop and scale, mirror,
+colour and light, blur, noise, JPEG. Geometry is applied to image and targets with
+the same maps, so they stay aligned (`tests/test_vehicle_data.py`).
+
+Splits (`splits`): Carvana by car (the 16 cars of ``masks/carvana`` are the report
+set, 14 more are the selection set used to pick checkpoints, the rest train);
+carparts by COCO id (even ids are the held-out report half, as in
+`benchmarks/glass_quality.py`; odd ids with ``id % 10 == 1`` select checkpoints; the
+other odd ids train).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+GLASS = ("front_glass", "back_glass")
+ROOT = Path(__file__).resolve().parents[1]
+LABEL_GAPS = ROOT / "benchmarks" / "data" / "carparts_label_gaps.json"
+CARVANA_SHAPE = (512, 768)  # (H, W): the squashed 512x512 files back to 1918:1280
+SELECT_CARS = 14
+
+# -- splits -----------------------------------------------------------------------------
+
+
+def carvana_cars(data: Path) -> list[str]:
+    return sorted({p.name.split("_")[0] for p in (data / "carvana" / "images").glob("*.jpg")})
+
+
+def report_cars(data: Path) -> list[str]:
+    """The cars of ``masks/carvana`` (validation only, never trained on)."""
+    return sorted({p.name.split("_")[0] for p in (data / "masks" / "carvana" / "images").glob("*.jpg")})
+
+
+def _rank(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def splits(data: Path) -> dict[str, list]:
+    """``carvana_train`` / ``carvana_select`` / ``carvana_report`` (car ids) and
+    ``carparts_train`` / ``carparts_select`` / ``carparts_held`` (COCO image ids)."""
+    report = set(report_cars(data))
+    rest = sorted((c for c in carvana_cars(data) if c not in report), key=_rank)
+    ann = json.loads((data / "carparts" / "annotations.json").read_text())
+    ids = sorted({a["image_id"] for a in ann["annotations"]})
+    return {
+        "carvana_report": sorted(report),
+        "carvana_select": sorted(rest[:SELECT_CARS]),
+        "carvana_train": sorted(rest[SELECT_CARS:]),
+        "carparts_held": [i for i in ids if i % 2 == 0],
+        "carparts_select": [i for i in ids if i % 2 == 1 and i % 10 == 1],
+        "carparts_train": [i for i in ids if i % 2 == 1 and i % 10 != 1],
+    }
+
+
+# -- sources ----------------------------------------------------------------------------
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def read_mask(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im) > 0
+
+
+@dataclass
+class CarvanaPhoto:
+    """A Carvana studio photo at its true aspect: image (512, 768, 3) uint8, mask bool."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def load_carvana(data: Path, car: str, view: str) -> CarvanaPhoto:
+    h, w = CARVANA_SHAPE
+    img = read_rgb(data / "carvana" / "images" / f"{car}_{view}.jpg")
+    mask = read_mask(data / "carvana" / "labels" / f"{car}_{view}_mask.gif")
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    return CarvanaPhoto(img, mask)
+
+
+@dataclass
+class StreetPhoto:
+    """A carparts photo with its labels rasterised, all (H, W): ``parts`` bool (union of
+    parts), ``hull`` bool (convex hull of the parts dilated by 3 % of the diagonal),
+    ``glass`` bool, ``doors`` bool."""
+
+    image: np.ndarray
+    parts: np.ndarray
+    hull: np.ndarray
+    glass: np.ndarray
+    doors: np.ndarray
+
+
+class CarParts:
+    """The carparts photos and polygons (COCO), rasterised on demand."""
+
+    def __init__(self, data: Path) -> None:
+        self.root = data / "carparts"
+        ann = json.loads((self.root / "annotations.json").read_text())
+        self.files = {im["id"]: im["file_name"] for im in ann["images"]}
+        cats = {c["id"]: c["name"] for c in ann["categories"]}
+        self.polys: dict[int, list[tuple[str, np.ndarray]]] = {}
+        for a in ann["annotations"]:
+            name = cats[a["category_id"]]
+            if name == "_background_":
+                continue
+            for seg in a["segmentation"]:
+                if len(seg) >= 6:
+                    self.polys.setdefault(a["image_id"], []).append((name, np.asarray(seg, np.float32).reshape(-1, 2)))
+        gaps = json.loads(LABEL_GAPS.read_text())["images"] if LABEL_GAPS.exists() else {}
+        self.label_gaps = {i for i, f in self.files.items() if f in gaps}
+
+    def photo(self, image_id: int) -> StreetPhoto:
+        image = read_rgb(self.root / "JPEGImages" / self.files[image_id])
+        h, w = image.shape[:2]
+
+        def raster(keep) -> np.ndarray:
+            m = np.zeros((h, w), np.uint8)
+            for name, p in self.polys.get(image_id, []):
+                if keep(name):
+                    cv2.fillPoly(m, [np.round(p).astype(np.int32)], 1)
+            return m > 0
+
+        parts = raster(lambda n: True)
+        pts = np.concatenate([p for _, p in self.polys.get(image_id, [])] or [np.zeros((0, 2), np.float32)])
+        hull = np.zeros((h, w), np.uint8)
+        if len(pts) >= 3:
+            cv2.fillPoly(hull, [np.round(cv2.convexHull(pts)).astype(np.int32).reshape(-1, 2)], 1)
+            r = max(1, int(round(0.03 * np.hypot(h, w))))
+            hull = cv2.dilate(hull, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        return StreetPhoto(image, parts, hull > 0, raster(lambda n: n in GLASS), raster(lambda n: n.endswith("_door")))
+
+
+def empty_scenes() -> list[np.ndarray]:
+    """Photos without a vehicle that ship with scikit-image (people, a cat, coffee, a
+    rocket, textures); none if it is not installed."""
+    try:
+        import skimage.data as d
+    except ImportError:
+        return []
+    out = []
+    for name in ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field",
+                 "immunohistochemistry", "brick", "grass", "gravel", "text", "page", "coins", "moon",
+                 "colorwheel", "retina", "clock", "horse", "cell", "logo"):
+        try:
+            im = np.asarray(getattr(d, name)())
+        except Exception:  # a fetched (not shipped) image, or missing in this version
+            continue
+        if im.dtype == bool:
+            im = im.astype(np.uint8) * 255
+        if im.dtype != np.uint8:
+            im = np.clip(im * (255.0 / max(1.0, float(im.max()))), 0, 255).astype(np.uint8)
+        if im.ndim == 2:
+            im = np.repeat(im[..., None], 3, axis=2)
+        out.append(np.ascontiguousarray(im[..., :3]))
+    return out
+
+
+# -- synthetic backdrops ----------------------------------------------------------------
+
+
+def synthetic_backdrop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """(h, w, 3) uint8: a studio wall over a floor, a gradient, noise or tiles."""
+    kind = rng.integers(4)
+    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    if rng.random() < 0.5:  # mostly greys, as in showrooms
+        c1[:] = c1.mean()
+        c2[:] = c2.mean()
+    y = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    x = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    if kind == 0:  # wall and floor with a soft horizon
+        horizon = rng.uniform(0.3, 0.8)
+        t = 1 / (1 + np.exp(np.clip(-(y - horizon) * rng.uniform(20, 200), -50, 50)))
+        img = c1 * (1 - t) + c2 * t + 0 * x
+    elif kind == 1:  # linear gradient at an angle
+        a = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(a) * x + np.sin(a) * y)
+        t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
+        img = c1 * (1 - t) + c2 * t
+    elif kind == 2:  # smooth noise (blotches, foliage-like at fine scale)
+        s = int(rng.integers(2, 24))
+        n = rng.uniform(0, 1, (s, max(2, s * w // max(h, 1)), 3)).astype(np.float32)
+        n = cv2.resize(n, (w, h), interpolation=cv2.INTER_CUBIC)
+        img = c1 + (c2 - c1) * np.clip(n, 0, 1)
+    else:  # tiles or stripes
+        p = int(rng.integers(8, 80))
+        yy, xx = np.mgrid[0:h, 0:w]
+        t = (((yy // p) + (xx // p)) % 2) if rng.random() < 0.5 else ((xx // p) % 2)
+        img = c1 * (1 - t[..., None]) + c2 * t[..., None]
+    img = img + rng.normal(0, rng.uniform(0, 8), (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# -- geometry helpers -------------------------------------------------------------------
+
+
+def cover(img: np.ndarray, h: int, w: int, rng: np.random.Generator, interp=cv2.INTER_AREA) -> tuple[np.ndarray, np.ndarray]:
+    """Scale `img` to cover (h, w) and crop at random; returns the crop and the 2x3
+    affine map (source -> canvas) so other layers can follow it."""
+    ih, iw = img.shape[:2]
+    s = max(h / ih, w / iw) * rng.uniform(1.0, 1.4)
+    x0 = rng.uniform(0, iw * s - w)
+    y0 = rng.uniform(0, ih * s - h)
+    m = np.array([[s, 0, -x0], [0, s, -y0]], np.float32)
+    return warp(img, m, h, w, interp), m
+
+
+def warp(layer: np.ndarray, m: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR, border=0) -> np.ndarray:
+    if layer.dtype == bool:
+        layer = layer.astype(np.float32)
+    return cv2.warpAffine(layer, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    if r <= 0:
+        return mask
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), k) > 0
+
+
+def _edge_band(mask: np.ndarray, r: int) -> np.ndarray:
+    """Pixels within r of the outline of `mask`."""
+    m = mask.astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return (cv2.dilate(m, k) > 0) & ~(cv2.erode(m, k) > 0)
+
+
+# -- samples ----------------------------------------------------------------------------
+
+
+@dataclass
+class Layers:
+    """A scene on its canvas before the photographic augmentation, all (h, w):
+    image uint8 RGB, vehicle / vweight / glass / gweight float32."""
+
+    image: np.ndarray
+    vehicle: np.ndarray
+    vweight: np.ndarray
+    glass: np.ndarray
+    gweight: np.ndarray
+
+
+def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
+    """Paste `car` (cut out by its mask) on `bg` at a random dealer-photo size and place,
+    with a soft shadow under it. Returns the scene and the car's alpha on the canvas."""
+    h, w = bg.image.shape[:2]
+    ys, xs = np.nonzero(car.mask)
+    cx0, cx1, cy0, cy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    cw, chh = cx1 - cx0, cy1 - cy0
+    # Car width as a share of the canvas width: small cars to cars cut by the frame.
+    share = float(np.clip(rng.lognormal(np.log(0.72), 0.3), 0.25, 1.25))
+    s = share * w / cw
+    if chh * s > 1.15 * h:
+        s = 1.15 * h / chh
+    cx = w / 2 + rng.uniform(-0.25, 0.25) * w * (1.05 - min(share, 1.0))
+    bottom = rng.uniform(0.62, 1.08) * h
+    tx, ty = cx - (cx0 + cx1) / 2 * s, bottom - cy1 * s
+    m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    rgb = warp(car.image, m, h, w, interp).astype(np.float32)
+    alpha = np.clip(warp(car.mask.astype(np.float32), m, h, w, cv2.INTER_LINEAR), 0, 1)
+    rgb = _jitter_car(rgb, rng)
+    base = bg.image.astype(np.float32)
+    if rng.random() < 0.8:  # contact and drop shadow: background, not vehicle
+        base = _shadow(base, alpha, rng)
+    image = base * (1 - alpha[..., None]) + rgb * alpha[..., None]
+    glass_w = bg.gweight * (alpha < 0.01)  # glass is not labelled on Carvana cars
+    return Layers(
+        np.clip(image, 0, 255).astype(np.uint8),
+        np.maximum(bg.vehicle * (1 - alpha), alpha),
+        np.maximum(bg.vweight, (alpha > 0.5).astype(np.float32)),
+        bg.glass * (alpha < 0.01),
+        glass_w.astype(np.float32),
+    ), alpha
+
+
+def _jitter_car(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paint and light changes of the car alone (float RGB 0..255)."""
+    if rng.random() < 0.5:
+        g = rgb.mean(axis=2, keepdims=True)
+        rgb = g + (rgb - g) * rng.uniform(0.5, 1.4)
+    if rng.random() < 0.3:  # hue: rotate the channels' weights a little
+        rgb = rgb[..., rng.permutation(3)] * 0.3 + rgb * 0.7
+    return rgb * rng.uniform(0.6, 1.25) + rng.uniform(-20, 20)
+
+
+def _shadow(base: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ys, xs = np.nonzero(alpha > 0.5)
+    if len(ys) == 0:
+        return base
+    h, w = alpha.shape
+    x0, x1, y1 = xs.min(), xs.max(), ys.max()
+    shade = np.zeros((h, w), np.float32)
+    cx, cy = (x0 + x1) / 2, y1 - 0.02 * (x1 - x0)
+    ax = max(2, int((x1 - x0) * rng.uniform(0.45, 0.6)))
+    ay = max(2, int((x1 - x0) * rng.uniform(0.04, 0.12)))
+    cv2.ellipse(shade, (int(cx), int(cy)), (ax, ay), 0, 0, 360, 1.0, -1)
+    k = int(max(3, (x1 - x0) * rng.uniform(0.02, 0.08))) | 1
+    shade = cv2.GaussianBlur(shade, (k, k), 0)
+    return base * (1 - rng.uniform(0.3, 0.85) * shade[..., None])
+
+
+def secondary(parts: np.ndarray, alpha: np.ndarray) -> bool:
+    """Whether the background's vehicle (`parts` on the canvas) is clearly secondary to
+    the pasted one (`alpha`): under a third of its area and farther from the centre."""
+    a_bg, a_car = parts.sum(), (alpha > 0.5).sum()
+    if a_bg == 0:
+        return True
+    if a_car == 0 or a_bg > a_car / 3:
+        return False
+    h, w = parts.shape
+    c = np.array([h / 2, w / 2])
+
+    def dist(m):
+        return np.hypot(*(np.argwhere(m).mean(axis=0) - c))
+
+    return dist(parts) > dist(alpha > 0.5)
+
+
+class SampleMaker:
+    """Draws training samples; `sample(seed)` is a pure function of the seed."""
+
+    KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
+
+    def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
+                 street_ids: list[int] | None = None) -> None:
+        self.data = Path(data)
+        self.size = int(size)
+        sp = splits(self.data)
+        self.cars = cars if cars is not None else sp["carvana_train"]
+        self.carparts = CarParts(self.data)
+        ids = street_ids if street_ids is not None else sp["carparts_train"]
+        self.street_ids = [i for i in ids if i not in self.carparts.label_gaps]
+        self.empties = empty_scenes()
+        self._photo = lru_cache(maxsize=512)(self.carparts.photo)
+        self._car = lru_cache(maxsize=256)(lambda c, v: load_carvana(self.data, c, v))
+
+    def _random_car(self, rng) -> CarvanaPhoto:
+        return self._car(self.cars[rng.integers(len(self.cars))], f"{int(rng.integers(1, 17)):02d}")
+
+    @staticmethod
+    def _canvas_shape(rng) -> tuple[int, int]:
+        aspect = float(rng.choice([1.0, 4 / 3, 3 / 2, 16 / 9, rng.uniform(1.0, 1.9)]))
+        h = int(rng.integers(300, 480))
+        return (h, int(h * aspect)) if rng.random() < 0.92 else (int(h * aspect), h)
+
+    def layers(self, kind: str, rng: np.random.Generator) -> Layers:
+        h, w = self._canvas_shape(rng)
+        zeros, ones = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
+        if kind == "studio":
+            car = self._random_car(rng)
+            m = np.array([[w / car.image.shape[1], 0, 0], [0, h / car.image.shape[0], 0]], np.float32)
+            if rng.random() < 0.5:  # zoom in: cut the car or the wall
+                s = rng.uniform(1.0, 1.6)
+                m = m * s
+                m[:, 2] = [-rng.uniform(0, w * (s - 1)), -rng.uniform(0, h * (s - 1))]
+            vehicle = np.clip(warp(car.mask.astype(np.float32), m, h, w), 0, 1)
+            return Layers(warp(car.image, m, h, w, cv2.INTER_AREA), vehicle, ones, zeros, (vehicle < 0.01).astype(np.float32))
+        if kind == "carparts":
+            p = self._photo(self.street_ids[rng.integers(len(self.street_ids))])
+            img, m = cover(p.image, h, w, rng)
+            near = lambda x: warp(x, m, h, w, cv2.INTER_NEAREST) > 0.5  # noqa: E731
+            parts, hull, glass, doors = near(p.parts), near(p.hull), near(p.glass), near(p.doors)
+            r = max(1, round(0.006 * np.hypot(h, w)))
+            unsure = (hull & ~parts) | _edge_band(parts, r)
+            gunsure = doors | _edge_band(glass, r) | (hull & ~parts)
+            return Layers(img, parts.astype(np.float32), (~unsure).astype(np.float32),
+                          glass.astype(np.float32), (~gunsure).astype(np.float32))
+        if kind == "empty":
+            pick = rng.random()
+            if pick < 0.5 and self.empties:
+                src = self.empties[rng.integers(len(self.empties))]
+                img, _ = cover(src, h, w, rng)
+            elif pick < 0.75:  # the Carvana studio without its car: the wall and lettering
+                car = self._random_car(rng)
+                ys = np.nonzero(car.mask.any(axis=1))[0]
+                top = max(8, int(ys.min()) - 4)
+                img, _ = cover(np.ascontiguousarray(car.image[:top]), h, w, rng)
+            else:
+                img = synthetic_backdrop(rng, h, w)
+            return Layers(img, zeros, ones, zeros, ones)
+        # street / synthetic: a Carvana car pasted on a backdrop
+        if kind == "street":
+            p = self._photo(self.street_ids[rng.integers(len(self.street_ids))])
+            img, m = cover(p.image, h, w, rng)
+            parts = warp(p.parts, m, h, w, cv2.INTER_NEAREST) > 0.5
+            hull = warp(p.hull, m, h, w, cv2.INTER_NEAREST) > 0.5
+            bg = Layers(img, zeros, (~hull).astype(np.float32), zeros, (~hull).astype(np.float32))
+            scene, alpha = paste_car(bg, self._random_car(rng), rng)
+            visible = parts & (alpha < 0.5)
+            if hull.any() and secondary(visible, alpha):
+                # The street car is clearly secondary: its parts are background.
+                scene.vweight = np.maximum(scene.vweight, (visible & ~_edge_band(parts, 2)).astype(np.float32))
+            return scene
+        bg = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones)
+        return paste_car(bg, self._random_car(rng), rng)[0]
+
+    def sample(self, seed: int | tuple[int, ...], kind: str | None = None, size: int | None = None) -> dict[str, np.ndarray]:
+        """One sample (see the module's docstring), squashed to `size` (default: the maker's)."""
+        rng = np.random.default_rng(seed)
+        if kind is None:
+            names = list(self.KINDS)
+            kind = names[rng.choice(len(names), p=np.array(list(self.KINDS.values())) / sum(self.KINDS.values()))]
+        return augment(self.layers(kind, rng), size or self.size, rng) | {"kind": kind}
+
+
+def augment(layers: Layers, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Photographic augmentation, then squash to (size, size) like the pipeline does."""
+    img = layers.image.astype(np.float32)
+    tv, tw, gl, gw = layers.vehicle, layers.vweight, layers.glass, layers.gweight
+    if rng.random() < 0.5:  # mirror
+        img, tv, tw, gl, gw = (np.ascontiguousarray(a[:, ::-1]) for a in (img, tv, tw, gl, gw))
+    # Light and colour of the whole photo.
+    img = img * rng.uniform(0.6, 1.3) + rng.uniform(-25, 25)
+    if rng.random() < 0.5:
+        g = img.mean(axis=2, keepdims=True)
+        img = g + (img - g) * rng.uniform(0.6, 1.3)
+    img = img * rng.uniform(0.9, 1.1, 3)  # white balance
+    if rng.random() < 0.3:
+        gamma = rng.uniform(0.7, 1.4)
+        img = 255 * (np.clip(img, 0, 255) / 255) ** gamma
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        k = int(rng.choice([3, 5]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < 0.2:
+        img = np.clip(img + rng.normal(0, rng.uniform(2, 8), img.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    dsize = (size, size)
+    sq = lambda a: cv2.resize(a, dsize, interpolation=cv2.INTER_AREA)  # noqa: E731
+    return {
+        "image": np.ascontiguousarray(sq(img)),
+        "vehicle": np.clip(sq(tv), 0, 1).astype(np.float32),
+        # A weight is 1 only where every source pixel was labelled.
+        "vweight": (sq(tw) > 0.999).astype(np.float32),
+        "glass": np.clip(sq(gl), 0, 1).astype(np.float32),
+        "gweight": (sq(gw) > 0.999).astype(np.float32),
+    }
