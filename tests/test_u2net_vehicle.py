@@ -1,0 +1,69 @@
+"""The shipped vehicle net (weights/u2netp_vehicle.safetensors): loads strictly, matches
+its golden output (tests/data/u2netp_vehicle_golden.npz, written by
+tools/vehicle_golden.py), and is what the pipeline runs by default."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from bgr_core import loaders
+from bgr_core.functional.matte import normalize
+from bgr_core.models import MODEL_BUILDERS, U2NetP, U2NetPVehicle
+
+ROOT = Path(__file__).parents[1]
+WEIGHTS = ROOT / "weights" / "u2netp_vehicle.safetensors"
+GOLDEN = Path(__file__).parent / "data" / "u2netp_vehicle_golden.npz"
+
+
+@pytest.fixture(scope="module")
+def net() -> U2NetPVehicle:
+    m = U2NetPVehicle()
+    m.load_state_dict(load_file(str(WEIGHTS), device="cpu"), strict=True)
+    return m.eval()
+
+
+def test_file_holds_the_body_and_a_glass_head_with_provenance():
+    state = load_file(str(WEIGHTS), device="cpu")
+    generic = U2NetP().state_dict()
+    body = {k for k in state if not k.startswith("glass.")}
+    assert body == set(generic) and all(state[k].shape == generic[k].shape for k in body)
+    assert {k for k in state if k.startswith("glass.")} == {"glass.0.weight", "glass.0.bias", "glass.2.weight", "glass.2.bias"}
+    with safe_open(str(WEIGHTS), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["model"] == "u2netp_vehicle" and "Carvana" in meta["data"] and "Car Parts" in meta["data"]
+    assert "tools/train_vehicle_net.py" in meta["command"]
+    assert json.loads(meta["selection"])["score"] > 0
+
+
+def test_golden_output(net):
+    g = np.load(GOLDEN)
+    assert str(g["weights_sha256"]) == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest(), (
+        "the golden belongs to other weights: run `python tools/vehicle_golden.py`")
+    x = normalize(torch.from_numpy(g["image"]).permute(2, 0, 1)[None].double().div(255))
+    with torch.no_grad():
+        out64 = net.double()(x)[0].float().numpy()
+        out32 = net.float()(x.float())[0].numpy()
+    assert out64.shape == (2, 160, 160)
+    assert np.abs(out64 - g["out"]).max() < 1e-4
+    assert np.abs(out32 - g["out"]).max() < 2e-3 and np.abs(out32 - g["out"]).mean() < 1e-4
+    # the scene has a car: the vehicle channel says so, and glass stays inside it
+    assert (g["out"][0] >= 0.5).mean() > 0.05
+    assert ((g["out"][1] >= 0.5) & (g["out"][0] < 0.5)).sum() <= 0.01 * (g["out"][1] >= 0.5).sum() + 5
+
+
+def test_registry_and_default_loader():
+    assert isinstance(MODEL_BUILDERS["u2netp_vehicle"](), U2NetPVehicle)
+    assert loaders.DEFAULT_MATTE_MODEL == "u2netp_vehicle"
+    net = loaders.load_matte_net(device="cpu")
+    assert isinstance(net, U2NetPVehicle) and not net.training
+    assert all(not p.requires_grad for p in net.parameters())
+    with pytest.raises(ValueError, match="unknown matte model"):
+        loaders.load_matte_net("u2net_full")
