@@ -74,6 +74,11 @@ def main(argv=None) -> None:
     ap.add_argument("--fast", action="store_true", help="bgr_core with Pipeline(fast=True)")
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
     ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
+    ap.add_argument("--matte-model", default=None, help="bgr_core's Pipeline(matte_model=...)")
+    ap.add_argument("--one-call", action="store_true",
+                    help="bgr_core as most users call it: remove_background(image_file=...) with its defaults "
+                         "(white, shadow, window correction; layout center as rembg's peers), one photo at a time, "
+                         "each result saved as jpg")
     args = ap.parse_args(argv)
 
     digest = hashlib.md5(ONNX.read_bytes()).hexdigest()
@@ -94,8 +99,9 @@ def main(argv=None) -> None:
     files = files[: args.limit]
     out = Path(tempfile.mkdtemp(prefix="peer-out-"))
     session = rembg.new_session("u2netp")
+    options = {} if args.matte_model is None else {"matte_model": args.matte_model}
     pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=args.fast, net_size=args.net_size,
-                    output_dir=out / "bgr")
+                    output_dir=out / "bgr", **options)
     params = {**REQUEST, "window_correction": args.window_correction}
     (out / "rembg").mkdir(parents=True)
 
@@ -107,7 +113,17 @@ def main(argv=None) -> None:
 
     def run_bgr(paths) -> float:
         start = time.perf_counter()
-        results = list(pipe.remove_backgrounds(paths, **params))
+        if args.one_call:
+            from bgr_core import remove_background
+
+            (out / "one").mkdir(exist_ok=True)
+            results = []
+            for p in paths:
+                results.append(remove_background(image_file=str(p), layout="center"))
+                if results[-1].ok:
+                    results[-1].save(out / "one" / f"{p.stem}.jpg")
+        else:
+            results = list(pipe.remove_backgrounds(paths, **params))
         wall = time.perf_counter() - start
         bad = [r.error for r in results if not r.ok]
         if bad:
@@ -131,6 +147,8 @@ def main(argv=None) -> None:
           f"rembg {getattr(rembg, '__version__', '?')}")
     print(f"rembg remove() u2netp (cut-out, png):               {med['rembg']:.2f} img/s")
     mode = ("fast" if args.fast else "default") + (f" net_size={args.net_size}" if args.net_size else "")
+    if args.one_call:
+        mode, params = "remove_background() one by one, defaults", {"layout": "center"}
     print(f"bgr_core {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}, jpg): "
           f"{med['bgr_core']:.2f} img/s")
     print(f"ratio bgr_core / rembg: {med['bgr_core'] / med['rembg']:.2f}x")

@@ -83,6 +83,7 @@ class CarPartsSample:
     path: Path
     size: tuple[int, int]  # (H, W)
     polygons: dict[str, list[np.ndarray]] = field(default_factory=dict)  # category -> [(N, 2)]
+    image_id: int = -1  # COCO id: even ids are the held-out half (never trained or fitted on)
 
     @cached_property
     def image(self) -> np.ndarray:
@@ -128,7 +129,9 @@ class CarPartsSample:
         return dist <= 0.03 * float(np.hypot(h, w))
 
 
-def load_carparts(data: Path, limit: int | None = None) -> list[CarPartsSample]:
+def load_carparts(data: Path, limit: int | None = None, split: str = "all") -> list[CarPartsSample]:
+    """The annotated carparts photos; `split` "held" keeps the even COCO ids (the half no
+    learned or fitted part of bgr_core has seen), "fit" the odd ones, "all" both."""
     folder = data / "carparts"
     ann = json.loads((folder / "annotations.json").read_text())
     cats = {c["id"]: c["name"] for c in ann["categories"]}
@@ -146,7 +149,9 @@ def load_carparts(data: Path, limit: int | None = None) -> list[CarPartsSample]:
         if im["id"] not in by_image:
             continue  # no annotations: skipped
         path = folder / im.get("path", f"JPEGImages/{im['file_name']}")
-        samples.append(CarPartsSample(im["file_name"], path, (im["height"], im["width"]), by_image[im["id"]]))
+        if split == "held" and im["id"] % 2 == 1 or split == "fit" and im["id"] % 2 == 0:
+            continue
+        samples.append(CarPartsSample(im["file_name"], path, (im["height"], im["width"]), by_image[im["id"]], im["id"]))
     return samples[:limit] if limit else samples
 
 
@@ -175,6 +180,73 @@ def load_carvana(data: Path, limit: int | None = None) -> list[CarvanaSample]:
         label = folder / "labels" / f"{img.stem}_mask.gif"
         if label.exists():
             out.append(CarvanaSample(img.stem, img, label))
+    return out[:limit] if limit else out
+
+
+@dataclass
+class CarvanaCarSample:
+    """A view of a validation car from ``carvana/`` (the cars of ``masks/carvana``, never
+    trained on), resized back to its true 3:2 aspect (768x512)."""
+
+    name: str
+    path: Path
+    label_path: Path
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        import cv2
+
+        return cv2.resize(_read_rgb(self.path), (768, 512), interpolation=cv2.INTER_LINEAR)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        import cv2
+        from PIL import Image
+
+        with Image.open(self.label_path) as im:
+            m = (np.asarray(im) == 1).astype(np.uint8)
+        return cv2.resize(m, (768, 512), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def load_carvana_cars(data: Path, limit: int | None = None) -> list[CarvanaCarSample]:
+    """All 16 views of each car of ``masks/carvana`` found in ``carvana/``."""
+    cars = sorted({p.stem.split("_")[0] for p in (data / "masks" / "carvana" / "images").glob("*.jpg")})
+    out = []
+    for car in cars:
+        for img in sorted((data / "carvana" / "images").glob(f"{car}_*.jpg")):
+            label = data / "carvana" / "labels" / f"{img.stem}_mask.gif"
+            if label.exists():
+                out.append(CarvanaCarSample(img.stem, img, label))
+    return out[:limit] if limit else out
+
+
+CAMVID_CAR = 8
+
+
+@dataclass
+class CamVidSample:
+    """A CamVid driving frame; ``cars`` (H, W) bool is every pixel of class Car."""
+
+    name: str
+    path: Path
+    label_path: Path
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        return _read_rgb(self.path)
+
+    @cached_property
+    def cars(self) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(self.label_path) as im:
+            return np.asarray(im) == CAMVID_CAR
+
+
+def load_camvid(data: Path, limit: int | None = None) -> list[CamVidSample]:
+    folder = data / "masks" / "camvid"
+    out = [CamVidSample(p.stem, p, folder / "annot" / p.name) for p in sorted((folder / "images").glob("*.png"))
+           if (folder / "annot" / p.name).exists()]
     return out[:limit] if limit else out
 
 
@@ -239,6 +311,40 @@ CARVANA_MEASURES: dict[str, Callable[[Frame, CarvanaSample], float]] = {
 }
 
 
+def on_cars(frame: Frame, sample: CamVidSample) -> float:
+    """Share of the matte on pixels labelled Car (dilated by 1 % of the diagonal: the
+    labels' edges are coarse); what is left lies on road, people, buildings."""
+    import cv2
+
+    m = _matte(frame)
+    if not m.any():
+        return float("nan")
+    r = max(1, round(0.01 * float(np.hypot(*sample.cars.shape))))
+    cars = cv2.dilate(sample.cars.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    return float((m & cars).sum() / m.sum())
+
+
+def one_car(frame: Frame, sample: CamVidSample) -> float:
+    """Share of the matte on its single most-covered labelled car component: 1 when the
+    matte holds one car, lower when it spreads over several."""
+    import cv2
+
+    m = _matte(frame)
+    if not m.any():
+        return float("nan")
+    n, lab = cv2.connectedComponents(sample.cars.astype(np.uint8))
+    if n <= 1:
+        return 0.0
+    counts = np.bincount(lab[m], minlength=n)[1:]
+    return float(counts.max() / max(1, (m & (lab > 0)).sum()))
+
+
+CAMVID_MEASURES: dict[str, Callable[[Frame, CamVidSample], float]] = {
+    "on_cars": on_cars,
+    "one_car": one_car,
+}
+
+
 # -- methods ---------------------------------------------------------------------------
 
 
@@ -300,7 +406,7 @@ def raw_method(net: torch.nn.Module, size: int = 320) -> Callable[[list[Frame]],
         with torch.inference_mode():
             for f in frames:
                 x = F.interpolate(f.image[None], size=(size, size), mode="bilinear", align_corners=False)
-                p = net(normalize(x))
+                p = net(normalize(x))[:, :1]  # a vehicle net also gives glass
                 a = F.interpolate(p, size=f.size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
                 out.append(f.replace(alpha=a))
         return out
@@ -323,6 +429,11 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
 
         matte, windows = VehicleMatte(net), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
+    if "windows-cues" in which:  # the cue model + GrabCut, whatever the net
+        from bgr_core.stages.windows import WindowCorrection
+
+        matte_c, cues = VehicleMatte(net), WindowCorrection("tint", source="cues")
+        table["windows-cues"] = lambda frames: cues(matte_c(frames))
     if "stage-fast" in which:
         table["VehicleMatte.fast"] = VehicleMatte.fast(net)
     for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
@@ -332,6 +443,8 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
             table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
+    if "stage-noflip" in which:
+        table["VehicleMatte flip=False"] = VehicleMatte(net, flip=False)
     if "stage-nocrop" in which:
         table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
     return table
@@ -386,9 +499,11 @@ def report_glass(label: str, samples, scores: dict[str, np.ndarray], seconds: fl
           f"(goal <= 0.10, {int((out > 0.3).sum())} above 0.3)  [{seconds:.0f} s]")
 
 
-def report_carvana(label: str, scores: dict[str, np.ndarray], seconds: float) -> None:
-    parts = [f"{k} mean {v.mean():.4f} min {v.min():.4f}" for k, v in scores.items()]
-    print(f"{label:32s} carvana " + "  ".join(parts) + f"  [{seconds:.0f} s]")
+def report_carvana(label: str, scores: dict[str, np.ndarray], seconds: float, name: str = "carvana") -> None:
+    parts = [f"{k} mean {np.nanmean(v):.4f} min {np.nanmin(v):.4f}" for k, v in scores.items()]
+    below = {k: int((v < 0.9).sum()) for k, v in scores.items()}
+    print(f"{label:32s} {name} " + "  ".join(parts) + f"  below 0.9: {below}  ({len(next(iter(scores.values())))} photos)"
+          f"  [{seconds:.0f} s]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -396,36 +511,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, windows")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default glass source), windows-cues")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")
+    ap.add_argument("--model", default=None, help="matte net (bgr_core.loaders.MATTE_MODELS; default: the pipeline's)")
+    ap.add_argument("--weights", type=Path, default=None, help="that net's weights file (default: the shipped one)")
+    ap.add_argument("--split", default="held", choices=("held", "fit", "all"),
+                    help="carparts photos: held (even ids, never trained or fitted on), fit, all")
+    ap.add_argument("--sets", default="carparts,carvana,cars,camvid",
+                    help="comma list: carparts, carvana (masks/carvana, 16), cars (all views of those 16 cars), camvid")
     args = ap.parse_args(argv)
     if not (args.data / "carparts").is_dir():
         print(f"no data at {args.data}: nothing to measure", file=sys.stderr)
         return 1
 
-    from bgr_core.loaders import load_u2netp
+    from bgr_core.loaders import DEFAULT_MATTE_MODEL, load_matte_net
 
     torch.set_grad_enabled(False)
     device = torch.device(args.device)
-    net = MemoNet(OnnxNet(args.onnx) if args.onnx else load_u2netp(device), args.cache)
+    model = args.model or DEFAULT_MATTE_MODEL
+    net = MemoNet(OnnxNet(args.onnx) if args.onnx else load_matte_net(model, device, args.weights), args.cache)
     table = methods(net, args.methods.split(","), device)
-    carparts = load_carparts(args.data, args.limit)
-    carvana = load_carvana(args.data, args.limit)
-    print(f"carparts: {len(carparts)} annotated photos, carvana: {len(carvana)} photos, device {device}")
+    sets = args.sets.split(",")
+    carparts = load_carparts(args.data, args.limit, args.split) if "carparts" in sets else []
+    extra = {
+        "carvana": (load_carvana(args.data, args.limit) if "carvana" in sets else [], CARVANA_MEASURES),
+        "cars": (load_carvana_cars(args.data, args.limit) if "cars" in sets else [], CARVANA_MEASURES),
+        "camvid": (load_camvid(args.data, args.limit) if "camvid" in sets else [], CAMVID_MEASURES),
+    }
+    print(f"net: {'onnx ' + str(args.onnx) if args.onnx else model}; carparts ({args.split}): {len(carparts)} "
+          f"annotated photos; " + ", ".join(f"{k}: {len(v[0])}" for k, v in extra.items()) + f"; device {device}")
     for label, method in table.items():
-        if label == "windows":
+        if label.startswith("windows"):
             with_glass = [x for x in carparts if x.glass.any()]
             scores, secs = evaluate(method, with_glass, GLASS_MEASURES, device, args.batch)
             report_glass(label, with_glass, scores, secs)
             net.save()
             continue
-        scores, secs = evaluate(method, carparts, CARPARTS_MEASURES, device, args.batch)
-        report_carparts(label, carparts, scores, secs)
-        if carvana:
-            scores, secs = evaluate(method, carvana, CARVANA_MEASURES, device, args.batch)
-            report_carvana(label, scores, secs)
+        if carparts:
+            scores, secs = evaluate(method, carparts, CARPARTS_MEASURES, device, args.batch)
+            report_carparts(label, carparts, scores, secs)
+        for name, (samples, measures) in extra.items():
+            if samples:
+                scores, secs = evaluate(method, samples, measures, device, args.batch)
+                report_carvana(label, scores, secs, name)
         net.save()
     print(f"net runs: {net.calls}")
     return 0

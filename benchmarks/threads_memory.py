@@ -51,13 +51,13 @@ def main(argv=None) -> int:
     h, w = (int(v) for v in args.size.split("x"))
 
     loads = []
-    real_load = loaders.load_u2netp
+    real_load = loaders.load_matte_net
 
     def counting(*a, **k):
         loads.append(a)
         return real_load(*a, **k)
 
-    loaders.load_u2netp = counting
+    loaders.load_matte_net = counting
     pipe = Pipeline("cpu")
     if not args.full_segment:
         pipe._segment = VehicleMatte(pipe.segment.net, net_size=96, flip=False, crop_pass=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .request import BACKGROUNDS, EFFECTS, LAYOUTS, OUTPUT_FORMATS, PLATE_MODES, REFINE_MODES, WINDOW_MODES
+from .weights import DEFAULT_MATTE_MODEL, MATTE_MODELS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -47,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--fast", action="store_true",
                    help="throughput mode of the matte: no mirror augmentation, crop pass only for small cars")
+    p.add_argument("--matte-model", default=DEFAULT_MATTE_MODEL, choices=list(MATTE_MODELS),
+                   help="matte net: u2netp_vehicle (trained on vehicles, default) or u2netp (generic)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -142,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
             return 2
     try:
-        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=args.fast)
+        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=args.fast, matte_model=args.matte_model)
     except (BGRError, ValueError, RuntimeError) as err:  # bad --device or --batch-size
         print(f"bgr: {err}", file=sys.stderr)
         return 2

@@ -11,10 +11,14 @@ import torch
 from torch import nn
 
 from . import weights
+from .weights import DEFAULT_MATTE_MODEL, MATTE_MODELS
 from .errors import RequestFailed, WeightsNotFound
 
 __all__ = [
     "load_u2netp",
+    "load_matte_net",
+    "MATTE_MODELS",
+    "DEFAULT_MATTE_MODEL",
     "load_sam",
     "sam_available",
     "load_sd_inpaint",
@@ -39,31 +43,43 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def load_u2netp(
-    device: str | torch.device = "cpu", path: str | os.PathLike | None = None
+def load_matte_net(
+    name: str = DEFAULT_MATTE_MODEL, device: str | torch.device = "cpu", path: str | os.PathLike | None = None
 ) -> nn.Module:
-    """The U2NetP net in eval mode on `device`, from the shipped safetensors (see `weights`)."""
+    """A matte net of `MATTE_MODELS` in eval mode on `device`, loaded once per file and
+    device: weights read on the CPU, strictly, then moved. The generic ``"u2netp"`` gives
+    (B, 1, H, W); ``"u2netp_vehicle"`` gives (B, 2, H, W) (vehicle, glass)."""
     from safetensors.torch import load_file
 
-    from .models import build_u2netp
+    from .models import MODEL_BUILDERS
 
-    file = weights.resolve("u2netp", path)
+    if name not in MATTE_MODELS:
+        raise ValueError(f"unknown matte model {name!r}; known: {', '.join(MATTE_MODELS)}")
+    builder, key = MATTE_MODELS[name]
+    file = weights.resolve(key, path)
     dev = torch.device(device)
-    key = ("u2netp", str(Path(file).resolve()), str(dev))
+    cache_key = (name, str(Path(file).resolve()), str(dev))
     with _LOCK:
-        net = _CACHE.get(key)
+        net = _CACHE.get(cache_key)
         if net is None:
-            net = build_u2netp()
+            net = MODEL_BUILDERS[builder]()
             try:
                 state = load_file(str(file), device="cpu")
                 net.load_state_dict(state, strict=True)
             except Exception as err:  # corrupt or foreign file
-                raise RequestFailed(f"could not load U2NetP weights from '{file}': {err}") from err
+                raise RequestFailed(f"could not load {name} weights from '{file}': {err}") from err
             # channels-last: oneDNN's fast convolution paths on CPU (about 1.5x over the
             # default NCHW one, which falls back to slow_conv2d) and tensor cores on CUDA.
             net = net.eval().requires_grad_(False).to(dev).to(memory_format=torch.channels_last)
-            _CACHE[key] = net
+            _CACHE[cache_key] = net
     return net
+
+
+def load_u2netp(
+    device: str | torch.device = "cpu", path: str | os.PathLike | None = None
+) -> nn.Module:
+    """The generic U2NetP net in eval mode on `device` (``load_matte_net("u2netp")``)."""
+    return load_matte_net("u2netp", device, path)
 
 
 # -- Segment Anything ------------------------------------------------------------------

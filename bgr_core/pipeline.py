@@ -61,8 +61,11 @@ class Pipeline:
     Args:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         batch_size: images per batch through the stages (memory grows with it).
-        weights: explicit weight paths by key (``{"u2netp": "/path/u2netp.safetensors"}``);
+        weights: explicit weight paths by key (``{"u2netp_vehicle": "/path/net.safetensors"}``);
             others resolve as `bgr_core.weights` documents.
+        matte_model: the matte net, a name of `bgr_core.loaders.MATTE_MODELS`:
+            ``"u2netp_vehicle"`` (default: U2NetP trained on vehicle masks, with a glass
+            head) or ``"u2netp"`` (the generic salient-object net it started from).
         limits: input limits (pixels, bytes, network); `allow_network` / `allow_private`
             override the corresponding fields.
         api_keys: when given (or set in ``$BGR_API_KEYS``, comma-separated), each request
@@ -111,6 +114,7 @@ class Pipeline:
         streams: int | None = None,
         net_size: int | None = None,
         keep_freed_memory: bool = True,
+        matte_model: str = loaders.DEFAULT_MATTE_MODEL,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -137,6 +141,9 @@ class Pipeline:
         if net_size is not None and not 64 <= net_size <= 1024:
             raise ValueError(f"`net_size` must be between 64 and 1024 but is {net_size}")
         self.net_size = int(net_size) if net_size is not None else None
+        if matte_model not in loaders.MATTE_MODELS:
+            raise ValueError(f"`matte_model` must be one of {', '.join(map(repr, loaders.MATTE_MODELS))} but is {matte_model!r}")
+        self.matte_model = matte_model
         self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
@@ -153,7 +160,8 @@ class Pipeline:
         """The vehicle matte stage (U2NetP loaded once, on this pipeline's device)."""
         with self._lock:
             if self._segment is None:
-                net = loaders.load_u2netp(self.device, self.weights.get("u2netp"))
+                key = loaders.MATTE_MODELS[self.matte_model][1]
+                net = loaders.load_matte_net(self.matte_model, self.device, self.weights.get(key))
                 options = {} if self.net_size is None else {"net_size": self.net_size, "recheck_size": None}
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)
             return self._segment
@@ -183,8 +191,8 @@ class Pipeline:
         stages: list[Stage] = [self.segment]
         if request.refine == "sam" or (request.refine == "auto" and self.sam_configured()):
             stages.append(self.sam_refine)  # before the windows and plates: they read alpha and box
-        if request.window_correction != "none":
-            stages.append(WindowCorrection(request.window_correction))
+        # always: with "none" it drops the glass a vehicle net put on the frame
+        stages.append(WindowCorrection(request.window_correction))
         if request.plate_replacement != "none":
             if request.plate_replacement == "image" and plate is None:
                 raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import WeightsNotFound
 
-__all__ = ["WeightSpec", "KNOWN_WEIGHTS", "candidates", "resolve", "ENV_VAR"]
+__all__ = ["WeightSpec", "KNOWN_WEIGHTS", "MATTE_MODELS", "DEFAULT_MATTE_MODEL", "candidates", "resolve", "ENV_VAR"]
 
 ENV_VAR = "BGR_WEIGHTS_DIR"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,7 +44,13 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
         WeightSpec(
             "u2netp",
             "u2netp.safetensors",
-            "U2NetP vehicle segmentation (shipped)",
+            "generic U2NetP salient-object net (shipped, matte_model='u2netp')",
+            shipped=True,
+        ),
+        WeightSpec(
+            "u2netp_vehicle",
+            "u2netp_vehicle.safetensors",
+            "U2NetP trained on vehicle masks, with a window-glass head (shipped, the default matte net)",
             shipped=True,
         ),
         WeightSpec(
@@ -70,6 +76,14 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
         ),
     )
 }
+
+
+# Matte nets by name: (builder name in `bgr_core.models.MODEL_BUILDERS`, weight key).
+MATTE_MODELS: dict[str, tuple[str, str]] = {
+    "u2netp_vehicle": ("u2netp_vehicle", "u2netp_vehicle"),  # the default: vehicle + glass
+    "u2netp": ("u2netp", "u2netp"),  # the generic salient-object net
+}
+DEFAULT_MATTE_MODEL = "u2netp_vehicle"
 
 
 def _in_checkout() -> bool:

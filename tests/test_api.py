@@ -119,7 +119,7 @@ def test_error_codes(tmp_path):
     assert r.error == "request_failed" and "sam_vit_b_01ec64.pth" in r.error_description
     assert "BGR_WEIGHTS_DIR" in r.error_description
 
-    missing = Pipeline("cpu", weights={"u2netp": tmp_path / "nope.safetensors"})
+    missing = Pipeline("cpu", weights={"u2netp_vehicle": tmp_path / "nope.safetensors"})
     r = missing.remove_background(image_file=scene.image, **OFF)
     assert r.error == "request_failed" and "nope.safetensors" in r.error_description
 

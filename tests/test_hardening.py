@@ -414,14 +414,14 @@ def test_descriptions_name_parameter_allowed_values_and_given_path(fast_pipeline
 
 def test_segment_loads_once_under_concurrency(monkeypatch):
     calls = []
-    real = loaders.load_u2netp
+    real = loaders.load_matte_net
 
     def spy(*args, **kwargs):
         calls.append(args)
         time.sleep(0.05)  # widen the race window
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loaders, "load_u2netp", spy)
+    monkeypatch.setattr(loaders, "load_matte_net", spy)
     pipe = Pipeline("cpu")
     seen = []
     threads = [threading.Thread(target=lambda: seen.append(pipe.segment)) for _ in range(8)]
@@ -436,7 +436,7 @@ def test_segment_loads_once_under_concurrency(monkeypatch):
 def test_threads_share_one_pipeline(fast_pipeline, monkeypatch):
     """8 threads x 10 calls on one Pipeline give the serial bytes; nothing reloads."""
     loads = []
-    monkeypatch.setattr(loaders, "load_u2netp", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr(loaders, "load_matte_net", lambda *a, **k: loads.append(a))
     images = [synthetic_car_scene(120, 160, seed).image for seed in range(4)]
     params = [
         {**OFF},

@@ -18,6 +18,7 @@ from .base import FrameStage
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
 
 WINDOW_MODES = ("tint", "see_through", "none")
+GLASS_SOURCES = ("auto", "net", "cues")
 
 
 class WindowCorrection(FrameStage):
@@ -34,7 +35,8 @@ class WindowCorrection(FrameStage):
             ``"see_through"``: the same tint, and the matte inside the glass is lowered
             to `opacity`, so a background composited later shows through the windows,
             dimmed (transparent output: glass alpha < 1).
-            ``"none"``: frames are returned unchanged, no glass is computed.
+            ``"none"``: no glass is computed and none is kept (a ``glass`` layer that the
+            matte net put on the frame is dropped); nothing else changes.
         strength: how much of the glass colour is replaced by the tone, in [0, 1].
         interior: share of the interior seen through the glass that is kept, in [0, 1]
             (0: one even tone on all the glass).
@@ -42,8 +44,13 @@ class WindowCorrection(FrameStage):
         top, bottom: RGB in [0, 1] of the tone at the top and bottom of each window.
         fill_alpha: for ``"tint"``, raise the matte to the glass mask inside the glass.
         work_size, refine: see `bgr_core.functional.glass.detect_glass`.
+        source: where the glass comes from. ``"net"``: the ``glass`` the matte stage
+            already put on the frame (the vehicle net's glass head); ``"cues"``:
+            `bgr_core.functional.glass.detect_glass` (hand cues, a calibrated cue model,
+            GrabCut); ``"auto"`` (default): the net's glass when the frame has one, else
+            the cues.
 
-    Reads ``image``, ``alpha`` (and nothing else); sets ``glass`` (1, H, W) in [0, 1]
+    Reads ``image``, ``alpha`` (and ``glass`` with source "net" / "auto"); sets ``glass`` (1, H, W) in [0, 1]
     and updates ``image`` (and ``alpha``) only where ``glass > 0``: every other pixel
     stays bit-identical. Frames with ``error`` pass through untouched; a frame without
     ``alpha`` raises `ValueError` (run the segment stage first).
@@ -63,6 +70,7 @@ class WindowCorrection(FrameStage):
         fill_alpha: bool = True,
         work_size: int = G.WORK_SIZE,
         refine: bool = True,
+        source: str = "auto",
     ) -> None:
         if mode not in WINDOW_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
@@ -72,6 +80,8 @@ class WindowCorrection(FrameStage):
         for name, colour in (("top", top), ("bottom", bottom)):
             if len(colour) != 3 or not all(0.0 <= float(c) <= 1.0 for c in colour):
                 raise ValueError(f"`{name}` must be 3 RGB values in [0, 1] but is {colour}")
+        if source not in GLASS_SOURCES:
+            raise ValueError(f"`source` must be one of {', '.join(GLASS_SOURCES)} but is '{source}'")
         if int(work_size) < 32:
             raise ValueError(f"`work_size` must be >= 32 but is {work_size}")
         self.mode = mode
@@ -83,16 +93,17 @@ class WindowCorrection(FrameStage):
         self.fill_alpha = bool(fill_alpha)
         self.work_size = int(work_size)
         self.refine = bool(refine)
+        self.source = source
 
     def __repr__(self) -> str:
         return (
             f"WindowCorrection(mode={self.mode!r}, strength={self.strength}, "
-            f"interior={self.interior}, opacity={self.opacity})"
+            f"interior={self.interior}, opacity={self.opacity}, source={self.source!r})"
         )
 
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        if self.mode == "none":  # off: not even the glass is computed
-            return list(frames)
+        if self.mode == "none":  # off: not even the glass is computed, nor kept
+            return [f if f.glass is None else f.replace(glass=None) for f in frames]
         return super().__call__(frames)
 
     def process(self, frame: Frame) -> Frame:
@@ -105,7 +116,13 @@ class WindowCorrection(FrameStage):
         image = frame.image[None]
         alpha = frame.alpha[None].to(image.dtype)
         likeness = None
-        if self.interior > 0:
+        if self.source != "cues" and frame.glass is not None:
+            glass = frame.glass[None].to(image.dtype)
+            if self.interior > 0:
+                likeness = G.background_likeness(image, alpha, glass, work_size=self.work_size)
+        elif self.source == "net":
+            raise ValueError("WindowCorrection(source='net') needs `glass` on the frame: use a matte net with a glass head")
+        elif self.interior > 0:
             glass, likeness = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine, likeness=True)
         else:
             glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
