@@ -341,3 +341,12 @@ def test_cuda_matches_cpu():
         assert c.ok and g.ok
         assert _iou(c.mask >= 0.5, g.mask >= 0.5) > 0.98  # fp16 autocast on CUDA
         assert np.abs(c.mask - g.mask).mean() < 0.01
+
+
+def test_matte_model_by_name():
+    from bgr_core.models import U2NetP, U2NetPVehicle
+
+    assert isinstance(Pipeline("cpu").segment.net, U2NetPVehicle)
+    assert type(Pipeline("cpu", matte_model="u2netp").segment.net) is U2NetP
+    with pytest.raises(ValueError, match="`matte_model`"):
+        Pipeline("cpu", matte_model="u2net")

@@ -413,3 +413,40 @@ def test_stage_on_large_photo_with_small_car(net):
     x0, y0, x1, y1 = out.box.tolist()
     h, w = out.size
     assert (x1 - x0) * (y1 - y0) > 0.02 * h * w
+
+
+# -- a matte net with a glass head -------------------------------------------------------
+
+
+class _TwoChannelNet(torch.nn.Module):
+    """Stands in for U2NetPVehicle: a centred box as the vehicle, its top third as glass."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        out = torch.zeros(b, 2, h, w)
+        out[:, 0, h // 4 : 3 * h // 4, w // 5 : 4 * w // 5] = 1
+        out[:, 1, h // 4 : h // 3, w // 5 : 4 * w // 5] = 1
+        return out
+
+
+def test_glass_head_reaches_the_frame_under_the_matte():
+    frame = Frame(image=torch.rand(3, 120, 200))
+    out = VehicleMatte(_TwoChannelNet(), net_size=64)([frame])[0]
+    assert out.error is None and out.glass is not None and out.glass.shape == (1, 120, 200)
+    assert (out.glass <= out.alpha + 1e-6).all()
+    g = out.glass[0] >= 0.5
+    rows = torch.nonzero(g.any(1))[:, 0]
+    assert g.any() and rows.max() < 120 // 3 + 3  # the top band, as the head said
+
+
+def test_generic_net_leaves_glass_unset():
+    class One(_TwoChannelNet):
+        def forward(self, x):
+            return super().forward(x)[:, :1]
+
+    out = VehicleMatte(One(), net_size=64)([Frame(image=torch.rand(3, 120, 200))])[0]
+    assert out.error is None and out.glass is None
