@@ -20,7 +20,7 @@ silently; it reports the count (must be 0).
 bgr_core side: ``Pipeline(...).remove_backgrounds(paths, background="white_background",
 effect="shadow", layout="center")`` with window correction on (its default), outputs
 encoded as jpg and written to disk: more work per photo than rembg's cut-out.
-``--fast`` / ``--net-size 224`` / ``--window-correction none`` pick bgr_core's
+``--thorough`` / ``--net-size 224`` / ``--window-correction none`` pick bgr_core's
 throughput options (its batches run on two threads on the CPU: ``Pipeline(streams=2)``).
 
 Both run over the same N photos, alternating round by round (rembg, bgr, rembg, ...),
@@ -71,7 +71,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--fast", action="store_true", help="bgr_core with Pipeline(fast=True)")
+    ap.add_argument("--thorough", action="store_true", help="bgr_core with Pipeline(fast=False)")
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
     ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
     ap.add_argument("--matte-model", default=None, help="bgr_core's Pipeline(matte_model=...)")
@@ -100,7 +100,7 @@ def main(argv=None) -> None:
     out = Path(tempfile.mkdtemp(prefix="peer-out-"))
     session = rembg.new_session("u2netp")
     options = {} if args.matte_model is None else {"matte_model": args.matte_model}
-    pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=args.fast, net_size=args.net_size,
+    pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=not args.thorough, net_size=args.net_size,
                     output_dir=out / "bgr", **options)
     params = {**REQUEST, "window_correction": args.window_correction}
     (out / "rembg").mkdir(parents=True)
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
           f"rembg {getattr(rembg, '__version__', '?')}")
     print(f"rembg remove() u2netp (cut-out, png):               {med['rembg']:.2f} img/s")
-    mode = ("fast" if args.fast else "default") + (f" net_size={args.net_size}" if args.net_size else "")
+    mode = ("thorough" if args.thorough else "default (fast)") + (f" net_size={args.net_size}" if args.net_size else "")
     if args.one_call:
         mode, params = "remove_background() one by one, defaults", {"layout": "center"}
     print(f"bgr_core {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}, jpg): "

@@ -83,11 +83,12 @@ def run_folder(pipe, files: list[Path]) -> tuple[float, dict[str, float], int]:
 
 
 def mode_options(mode: str) -> dict:
-    """"default", "fast", or either with "@N" (net input NxN, e.g. "fast@224")."""
+    """"default" (the Pipeline's, which is fast), "fast", "thorough" (fast=False), each
+    optionally with "@N" (net input NxN, e.g. "fast@224")."""
     name, _, size = mode.partition("@")
-    if name not in ("default", "fast"):
-        raise SystemExit(f"mode must be default or fast (optionally @N), got {mode!r}")
-    return {"fast": name == "fast", "net_size": int(size) if size else None}
+    if name not in ("default", "fast", "thorough"):
+        raise SystemExit(f"mode must be default, fast or thorough (optionally @N), got {mode!r}")
+    return {"fast": name != "thorough", "net_size": int(size) if size else None}
 
 
 def make_pipeline(device: str, batch: int, mode: str, workers: int, out: Path):
@@ -176,7 +177,7 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", help="comma-separated: cpu,cuda (cuda skipped when absent)")
     ap.add_argument("--batch", default="4", help="comma-separated batch sizes")
     ap.add_argument("--sizes", default="native,1024", help="comma-separated: native and/or a long side in px")
-    ap.add_argument("--modes", default="default,fast", help="comma-separated: default, fast (Pipeline(fast=True)), each optionally @N for Pipeline(net_size=N)")
+    ap.add_argument("--modes", default="default,fast", help="comma-separated: default, fast (Pipeline(fast=True), the default), thorough (fast=False), each optionally @N for Pipeline(net_size=N)")
     ap.add_argument("--workers", type=int, default=2, help="decode/encode threads")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", help="write the rows here")

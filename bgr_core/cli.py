@@ -46,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=OUTPUT_FORMATS, help="output format (auto: png for transparent, else jpg)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--fast", action="store_true",
-                   help="throughput mode of the matte: no mirror augmentation, crop pass only for small cars")
+    p.add_argument("--thorough", action="store_true",
+                   help="thorough matte preset: the net at 320 on the photo and its mirror, a crop pass "
+                        "(2-4 net runs a photo; the default runs it about once)")
     p.add_argument("--matte-model", default=DEFAULT_MATTE_MODEL, choices=list(MATTE_MODELS),
                    help="matte net: u2netp_vehicle (trained on vehicles, default) or u2netp (generic)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
             return 2
     try:
-        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=args.fast, matte_model=args.matte_model)
+        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=not args.thorough, matte_model=args.matte_model)
     except (BGRError, ValueError, RuntimeError) as err:  # bad --device or --batch-size
         print(f"bgr: {err}", file=sys.stderr)
         return 2
