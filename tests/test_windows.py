@@ -281,7 +281,7 @@ def test_real_photo_trees_through_the_windows():
 def test_glass_from_the_net_is_used_as_given(scene):
     frame, truth, _ = scene
     given = frame.replace(glass=truth.float())
-    out = WindowCorrection("tint")([given])[0]  # source="auto": the frame's glass
+    out = WindowCorrection("tint", source="auto")([given])[0]  # the frame's glass
     assert torch.equal(out.glass, truth.float())
     inside = truth[0]
     assert (out.image[:, inside] - frame.image[:, inside]).abs().mean() > 0.05  # tinted there

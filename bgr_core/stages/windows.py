@@ -47,8 +47,10 @@ class WindowCorrection(FrameStage):
         source: where the glass comes from. ``"net"``: the ``glass`` the matte stage
             already put on the frame (the vehicle net's glass head); ``"cues"``:
             `bgr_core.functional.glass.detect_glass` (hand cues, a calibrated cue model,
-            GrabCut); ``"auto"`` (default): the net's glass when the frame has one, else
-            the cues.
+            GrabCut; the default: on held-out carparts photos glass recall 0.872 with 9.7 %
+            marked outside the glass, against 0.888 and 18.4 % for the vehicle net's
+            glass head); ``"auto"``: the net's glass when the frame has one, else the
+            cues.
 
     Reads ``image``, ``alpha`` (and ``glass`` with source "net" / "auto"); sets ``glass`` (1, H, W) in [0, 1]
     and updates ``image`` (and ``alpha``) only where ``glass > 0``: every other pixel
@@ -70,7 +72,7 @@ class WindowCorrection(FrameStage):
         fill_alpha: bool = True,
         work_size: int = G.WORK_SIZE,
         refine: bool = True,
-        source: str = "auto",
+        source: str = "cues",
     ) -> None:
         if mode not in WINDOW_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
