@@ -156,7 +156,9 @@ def load_carparts(data: Path, limit: int | None = None, split: str = "all") -> l
 
 
 @dataclass
-class CarvanaSample:
+class LabelledPhoto:
+    """A photo and its label image (read on first use)."""
+
     name: str
     path: Path
     label_path: Path
@@ -165,6 +167,8 @@ class CarvanaSample:
     def image(self) -> np.ndarray:
         return _read_rgb(self.path)
 
+
+class CarvanaSample(LabelledPhoto):
     @cached_property
     def mask(self) -> np.ndarray:
         from PIL import Image
@@ -183,28 +187,21 @@ def load_carvana(data: Path, limit: int | None = None) -> list[CarvanaSample]:
     return out[:limit] if limit else out
 
 
-@dataclass
-class CarvanaCarSample:
+class CarvanaCarSample(CarvanaSample):
     """A view of a validation car from ``carvana/`` (the cars of ``masks/carvana``, never
     trained on), resized back to its true 3:2 aspect (768x512)."""
-
-    name: str
-    path: Path
-    label_path: Path
 
     @cached_property
     def image(self) -> np.ndarray:
         import cv2
 
-        return cv2.resize(_read_rgb(self.path), (768, 512), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(CarvanaSample.image.func(self), (768, 512), interpolation=cv2.INTER_LINEAR)
 
     @cached_property
     def mask(self) -> np.ndarray:
         import cv2
-        from PIL import Image
 
-        with Image.open(self.label_path) as im:
-            m = (np.asarray(im) == 1).astype(np.uint8)
+        m = CarvanaSample.mask.func(self).astype(np.uint8)
         return cv2.resize(m, (768, 512), interpolation=cv2.INTER_NEAREST) > 0
 
 
@@ -223,17 +220,8 @@ def load_carvana_cars(data: Path, limit: int | None = None) -> list[CarvanaCarSa
 CAMVID_CAR = 8
 
 
-@dataclass
-class CamVidSample:
+class CamVidSample(LabelledPhoto):
     """A CamVid driving frame; ``cars`` (H, W) bool is every pixel of class Car."""
-
-    name: str
-    path: Path
-    label_path: Path
-
-    @cached_property
-    def image(self) -> np.ndarray:
-        return _read_rgb(self.path)
 
     @cached_property
     def cars(self) -> np.ndarray:
