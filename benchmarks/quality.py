@@ -431,6 +431,13 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
             table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
+    for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
+        m = re.fullmatch(r"windows-cues(\d+)", name)
+        if m:
+            from bgr_core.stages.windows import WindowCorrection
+
+            stage_n, cues_n = VehicleMatte.fast(net), WindowCorrection("tint", source="cues", work_size=int(m[1]))
+            table[name] = lambda frames, a=stage_n, b=cues_n: b(a(frames))
     if "stage-noflip" in which:
         table["VehicleMatte flip=False"] = VehicleMatte(net, flip=False)
     if "stage-nocrop" in which:
