@@ -35,11 +35,11 @@ def _read(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _mattes(pipe, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _mattes(stage, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     from bgr_core.frame import Frame
 
     frame = Frame(image=torch.from_numpy(image.copy()).permute(2, 0, 1).float().div(255))
-    out = pipe.segment([frame])[0]
+    out = stage([frame])[0]
     if out.alpha is None:
         return np.zeros(image.shape[:2], np.float32), None
     glass = None if out.glass is None else out.glass[0].numpy()
@@ -66,7 +66,10 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/matte_sheet.png"))
     args = ap.parse_args(argv)
     photos = [p for p in (args.photos or DEFAULT) if p.exists()]
-    generic, vehicle = Pipeline("cpu", matte_model="u2netp"), Pipeline("cpu")
+    from bgr_core.stages.segment import VehicleMatte
+
+    generic = Pipeline("cpu", matte_model="u2netp").segment
+    vehicle = VehicleMatte.fast(Pipeline("cpu").segment.net, glass=True)  # the default preset, with the head's glass
     rows = []
     for path in photos:
         image = _read(path)

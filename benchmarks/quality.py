@@ -417,11 +417,11 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
 
         matte, windows = VehicleMatte(net), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
-    if "windows-cues" in which:  # the cue model + GrabCut, whatever the net
+    if "windows-net" in which:  # the vehicle net's glass head instead of the cue model
         from bgr_core.stages.windows import WindowCorrection
 
-        matte_c, cues = VehicleMatte(net), WindowCorrection("tint", source="cues")
-        table["windows-cues"] = lambda frames: cues(matte_c(frames))
+        matte_g, head = VehicleMatte(net, glass=True), WindowCorrection("tint", source="net")
+        table["windows-net"] = lambda frames: head(matte_g(frames))
     if "stage-fast" in which:
         table["VehicleMatte.fast"] = VehicleMatte.fast(net)
     for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
@@ -506,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default glass source), windows-cues")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-net (the glass head), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

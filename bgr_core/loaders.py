@@ -55,14 +55,13 @@ def load_matte_net(
 
     if name not in MATTE_MODELS:
         raise ValueError(f"unknown matte model {name!r}; known: {', '.join(MATTE_MODELS)}")
-    builder, key = MATTE_MODELS[name]
-    file = weights.resolve(key, path)
+    file = weights.resolve(name, path)
     dev = torch.device(device)
     cache_key = (name, str(Path(file).resolve()), str(dev))
     with _LOCK:
         net = _CACHE.get(cache_key)
         if net is None:
-            net = MODEL_BUILDERS[builder]()
+            net = MODEL_BUILDERS[name]()
             try:
                 state = load_file(str(file), device="cpu")
                 net.load_state_dict(state, strict=True)

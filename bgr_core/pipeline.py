@@ -162,8 +162,7 @@ class Pipeline:
         """The vehicle matte stage (U2NetP loaded once, on this pipeline's device)."""
         with self._lock:
             if self._segment is None:
-                key = loaders.MATTE_MODELS[self.matte_model][1]
-                net = loaders.load_matte_net(self.matte_model, self.device, self.weights.get(key))
+                net = loaders.load_matte_net(self.matte_model, self.device, self.weights.get(self.matte_model))
                 options = {} if self.net_size is None else {"net_size": self.net_size, "recheck_size": None}
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)
             return self._segment
@@ -193,8 +192,8 @@ class Pipeline:
         stages: list[Stage] = [self.segment]
         if request.refine == "sam" or (request.refine == "auto" and self.sam_configured()):
             stages.append(self.sam_refine)  # before the windows and plates: they read alpha and box
-        # always: with "none" it drops the glass a vehicle net put on the frame
-        stages.append(WindowCorrection(request.window_correction))
+        if request.window_correction != "none":
+            stages.append(WindowCorrection(request.window_correction))
         if request.plate_replacement != "none":
             if request.plate_replacement == "image" and plate is None:
                 raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")

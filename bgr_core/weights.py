@@ -78,11 +78,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
-# Matte nets by name: (builder name in `bgr_core.models.MODEL_BUILDERS`, weight key).
-MATTE_MODELS: dict[str, tuple[str, str]] = {
-    "u2netp_vehicle": ("u2netp_vehicle", "u2netp_vehicle"),  # the default: vehicle + glass
-    "u2netp": ("u2netp", "u2netp"),  # the generic salient-object net
-}
+# Matte nets by name; a name is both its builder in `bgr_core.models.MODEL_BUILDERS` and
+# its key in `KNOWN_WEIGHTS`.
+MATTE_MODELS: tuple[str, ...] = (
+    "u2netp_vehicle",  # the default: vehicle + glass
+    "u2netp",  # the generic salient-object net
+)
 DEFAULT_MATTE_MODEL = "u2netp_vehicle"
 
 

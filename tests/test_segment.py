@@ -435,7 +435,8 @@ class _TwoChannelNet(torch.nn.Module):
 
 def test_glass_head_reaches_the_frame_under_the_matte():
     frame = Frame(image=torch.rand(3, 120, 200))
-    out = VehicleMatte(_TwoChannelNet(), net_size=64)([frame])[0]
+    assert VehicleMatte(_TwoChannelNet(), net_size=64)([frame])[0].glass is None  # not asked for
+    out = VehicleMatte(_TwoChannelNet(), net_size=64, glass=True)([frame])[0]
     assert out.error is None and out.glass is not None and out.glass.shape == (1, 120, 200)
     assert (out.glass <= out.alpha + 1e-6).all()
     g = out.glass[0] >= 0.5
@@ -448,5 +449,5 @@ def test_generic_net_leaves_glass_unset():
         def forward(self, x):
             return super().forward(x)[:, :1]
 
-    out = VehicleMatte(One(), net_size=64)([Frame(image=torch.rand(3, 120, 200))])[0]
+    out = VehicleMatte(One(), net_size=64, glass=True)([Frame(image=torch.rand(3, 120, 200))])[0]
     assert out.error is None and out.glass is None

@@ -2,7 +2,7 @@
 crop around the vehicle → holes closed, strays removed → edge-aware upsampling.
 
 `VehicleMatte` sets ``alpha`` (1, H, W) float in [0, 1] at full resolution and ``box``
-(4,) XYXY pixels of the main vehicle, and, when the net has a glass head
+(4,) XYXY pixels of the main vehicle, and, with ``glass=True`` and a net with a glass head
 (`bgr_core.models.U2NetPVehicle`), ``glass`` (1, H, W): the net's window glass, never
 above ``alpha``; frames without a vehicle-like foreground get
 ``error=NoData(...)``. The pure pieces live in `bgr_core.functional.matte`.
@@ -41,9 +41,12 @@ class VehicleMatte(Stage):
     """The vehicle alpha matte and box, from U2NetP, batched over frames.
 
     net: a matte net (``bgr_core.loaders.load_matte_net``): (B, 3, S, S) normalised →
-    (B, C, S, S) probability, channel 0 the vehicle, channel 1 (when C = 2) glass, which
-    comes from the first whole-image pass (or the recheck). Options:
+    (B, C, S, S) probability, channel 0 the vehicle, channel 1 (when C = 2) glass. Options:
 
+    - glass: put the net's glass (channel 1, from the first whole-image pass or the
+      recheck) on the frame as ``glass``, upsampled to full resolution; off by default,
+      as the pipeline's window correction finds the glass from cues
+      (`WindowCorrection(source="cues")`), so the upsampling is not paid for nothing.
     - net_size: the net's square input side (320, as trained).
     - recheck_size: with a smaller `net_size`, run the net again at this larger size on
       the photos where the first pass is unsure: more than `recheck_unsure` of the
@@ -106,6 +109,7 @@ class VehicleMatte(Stage):
         antialias: bool = True,
         flip: bool = True,
         amp_dtype: torch.dtype | None = torch.float16,
+        glass: bool = False,
     ) -> None:
         if refine not in ("guided", "bilinear"):
             raise ValueError(f"refine must be 'guided' or 'bilinear', got {refine!r}")
@@ -132,6 +136,7 @@ class VehicleMatte(Stage):
         self.antialias = bool(antialias)
         self.flip = bool(flip)
         self.amp_dtype = amp_dtype
+        self.glass = bool(glass)
 
     @classmethod
     def fast(cls, net: nn.Module, **overrides) -> "VehicleMatte":
@@ -205,7 +210,7 @@ class VehicleMatte(Stage):
         # Pass 1: every image squashed to the net's square input.
         inputs = [M.net_input([frames[i].image], self.net_size, self.antialias) for i in todo]
         first = self._run_grouped(inputs)
-        glass = [prob[1:2] if prob.shape[0] > 1 else None for prob in first]  # (1, S, S) or None
+        glass = [self._glass_of(prob) for prob in first]  # (1, S, S) or None
         canvases = [self._canvas(frames[i], prob[:1]) for i, prob in zip(todo, first)]
         host = [c[0].cpu().numpy() for c in canvases]  # one device-to-host copy per canvas
         selections = [M.select_vehicle(c, self.threshold, self.min_area) for c in host]
@@ -271,7 +276,7 @@ class VehicleMatte(Stage):
         inputs = [M.net_input([frames[todo[k]].image], self.recheck_size, self.antialias) for k in unsure]
         for k, prob in zip(unsure, self._run_grouped(inputs)):
             canvases[k] = self._canvas(frames[todo[k]], prob[:1])
-            glass[k] = prob[1:2] if prob.shape[0] > 1 else None
+            glass[k] = self._glass_of(prob)
             host[k] = canvases[k][0].cpu().numpy()
             selections[k] = M.select_vehicle(host[k], self.threshold, self.min_area)
 
@@ -295,6 +300,10 @@ class VehicleMatte(Stage):
         radius = max(1, round(self.radius * frame.size[0] / canvas.shape[-2]))
         alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
         return alpha
+
+    def _glass_of(self, prob: Tensor) -> Tensor | None:
+        """The glass channel (1, S, S) of a net output (C, S, S), when asked for and present."""
+        return prob[1:2] if self.glass and prob.shape[0] > 1 else None
 
     @staticmethod
     def _glass(frame: Frame, prob: Tensor, alpha: Tensor) -> Tensor:
