@@ -236,7 +236,8 @@ def raw_method(net: torch.nn.Module, size: int = 320) -> Callable[[list[Frame]],
     return run
 
 
-def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) -> dict[str, Callable]:
+def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
+            amp: torch.dtype | None = None) -> dict[str, Callable]:
     from bgr_core.stages.segment import VehicleMatte
 
     table: dict[str, Callable] = {}
@@ -245,37 +246,37 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device) ->
             size = int(name[3:] or 320)
             table[f"raw U2NetP {size}"] = raw_method(net, size)
     if "stage" in which:
-        table["VehicleMatte"] = VehicleMatte(net)
+        table["VehicleMatte"] = VehicleMatte(net, cpu_amp_dtype=amp)
     if "windows" in which:
         from bgr_core.stages.windows import WindowCorrection
 
-        matte, windows = VehicleMatte(net), WindowCorrection("tint")
+        matte, windows = VehicleMatte(net, cpu_amp_dtype=amp), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
     if "windows-net" in which:  # the vehicle net's glass head instead of the cue model
         from bgr_core.stages.windows import WindowCorrection
 
-        matte_g, head = VehicleMatte(net, glass=True), WindowCorrection("tint", source="net")
+        matte_g, head = VehicleMatte(net, cpu_amp_dtype=amp, glass=True), WindowCorrection("tint", source="net")
         table["windows-net"] = lambda frames: head(matte_g(frames))
     if "stage-fast" in which:
-        table["VehicleMatte.fast"] = VehicleMatte.fast(net)
+        table["VehicleMatte.fast"] = VehicleMatte.fast(net, cpu_amp_dtype=amp)
     for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
         m = re.fullmatch(r"stage-fast(\d+)(?:r(\d+))?", name)
         if m and name != "stage-fast320":
             opts = {"net_size": int(m[1])} | ({"recheck_size": int(m[2])} if m[2] else {})
-            table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, **opts)
+            table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, cpu_amp_dtype=amp, **opts)
     if "stage-fast320" in which:
-        table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, work_size=320)
+        table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
         m = re.fullmatch(r"windows-cues(\d+)", name)
         if m:
             from bgr_core.stages.windows import WindowCorrection
 
-            stage_n, cues_n = VehicleMatte.fast(net), WindowCorrection("tint", source="cues", work_size=int(m[1]))
+            stage_n, cues_n = VehicleMatte.fast(net, cpu_amp_dtype=amp), WindowCorrection("tint", source="cues", work_size=int(m[1]))
             table[name] = lambda frames, a=stage_n, b=cues_n: b(a(frames))
     if "stage-noflip" in which:
-        table["VehicleMatte flip=False"] = VehicleMatte(net, flip=False)
+        table["VehicleMatte flip=False"] = VehicleMatte(net, cpu_amp_dtype=amp, flip=False)
     if "stage-nocrop" in which:
-        table["VehicleMatte crop_pass=False"] = VehicleMatte(net, crop_pass=False)
+        table["VehicleMatte crop_pass=False"] = VehicleMatte(net, cpu_amp_dtype=amp, crop_pass=False)
     return table
 
 
@@ -340,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
+                    help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
     ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-net (the glass head), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
@@ -361,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = torch.device(args.device)
     model = args.model or DEFAULT_MATTE_MODEL
     net = MemoNet(OnnxNet(args.onnx) if args.onnx else load_matte_net(model, device, args.weights), args.cache)
-    table = methods(net, args.methods.split(","), device)
+    amp = {"none": None, "bf16": torch.bfloat16, "auto": "auto"}[args.cpu_amp]
+    table = methods(net, args.methods.split(","), device, amp)
     sets = args.sets.split(",")
     carparts = load_carparts(args.data, args.limit, args.split) if "carparts" in sets else []
     extra = {

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--format", default="auto", choices=OUTPUT_FORMATS, help="output format (auto: png for transparent, else jpg)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--cpu-dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="the matte net's precision on the CPU (auto: bfloat16 where the CPU has it natively)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--thorough", action="store_true",
                    help="thorough matte preset: the net at 320 on the photo and its mirror, a crop pass "
@@ -146,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
             return 2
     try:
-        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=not args.thorough, matte_model=args.matte_model)
+        pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=not args.thorough, matte_model=args.matte_model,
+                            cpu_dtype=args.cpu_dtype)
     except (BGRError, ValueError, RuntimeError) as err:  # bad --device or --batch-size
         print(f"bgr: {err}", file=sys.stderr)
         return 2

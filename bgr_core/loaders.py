@@ -26,6 +26,7 @@ __all__ = [
     "sam_model_type",
     "SAM_TYPES",
     "resolve_device",
+    "cpu_native_bfloat16",
     "clear_cache",
 ]
 
@@ -41,6 +42,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RequestFailed("device 'cuda' was asked for but CUDA is not available here")
     return dev
+
+
+def cpu_native_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (Intel AMX or AVX512-BF16),
+    so that bfloat16 autocast makes the net faster (about 2.5x for U2NetP on 2 cores);
+    without them oneDNN emulates bfloat16 and it is slower than float32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    except Exception:  # a torch without these probes: assume no
+        return False
 
 
 def load_matte_net(

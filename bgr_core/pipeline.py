@@ -43,6 +43,8 @@ __all__ = ["Pipeline"]
 log = logging.getLogger("bgr_core")
 
 KEYS_ENV_VAR = "BGR_API_KEYS"
+# Pipeline(cpu_dtype=...) -> VehicleMatte(cpu_amp_dtype=...)
+CPU_DTYPES = {"auto": "auto", "float32": None, "bfloat16": torch.bfloat16}
 
 
 def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -89,6 +91,10 @@ class Pipeline:
             its own thread (None: 2 on the CPU, where the net alone leaves cores idle and
             the per-image post-processing is single-threaded, 1 on CUDA). Results and
             their order are the same for any value.
+        cpu_dtype: the matte net's precision on the CPU: ``"auto"`` (bfloat16 autocast
+            where the CPU has it natively, Intel AMX or AVX512-BF16: about 2.5x faster, the
+            held-out figures unchanged within 0.001; float32 elsewhere), ``"float32"`` or
+            ``"bfloat16"``. CUDA always runs the net in float16 autocast.
         keep_freed_memory: on the CPU, call `bgr_core.memory.keep_freed_memory` (glibc
             keeps freed large blocks for reuse instead of unmapping them after every
             layer: the net runs about 1.5x faster; process-wide; the process then keeps
@@ -117,6 +123,7 @@ class Pipeline:
         net_size: int | None = None,
         keep_freed_memory: bool = True,
         matte_model: str = loaders.DEFAULT_MATTE_MODEL,
+        cpu_dtype: str = "auto",
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -146,6 +153,9 @@ class Pipeline:
         if matte_model not in loaders.MATTE_MODELS:
             raise ValueError(f"`matte_model` must be one of {', '.join(map(repr, loaders.MATTE_MODELS))} but is {matte_model!r}")
         self.matte_model = matte_model
+        if cpu_dtype not in CPU_DTYPES:
+            raise ValueError(f"`cpu_dtype` must be one of {', '.join(map(repr, CPU_DTYPES))} but is {cpu_dtype!r}")
+        self.cpu_dtype = cpu_dtype
         self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
@@ -164,6 +174,7 @@ class Pipeline:
             if self._segment is None:
                 net = loaders.load_matte_net(self.matte_model, self.device, self.weights.get(self.matte_model))
                 options = {} if self.net_size is None else {"net_size": self.net_size, "recheck_size": None}
+                options["cpu_amp_dtype"] = CPU_DTYPES[self.cpu_dtype]
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)
             return self._segment
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bgr_core import Pipeline, remove_background
+from bgr_core import Pipeline, loaders, remove_background
 from bgr_core.testing import synthetic_car_scene
 
 OFF = {"effect": "none", "window_correction": "none"}  # stages of later versions
@@ -316,12 +316,27 @@ def test_net_size_option_reaches_the_matte():
     scene = _scene(2)
     pipe = Pipeline("cpu", fast=True, net_size=224)
     assert pipe.segment.net_size == 224 and not pipe.segment.flip
-    assert Pipeline("cpu").segment.net_size == 224 and Pipeline("cpu", fast=False).segment.net_size == 320
+    assert Pipeline("cpu", cpu_dtype="float32").segment.net_size == 224
+    assert Pipeline("cpu", cpu_dtype="bfloat16").segment.net_size == 288  # reduced precision: a larger input
+    assert Pipeline("cpu", fast=False).segment.net_size == 320
     r = pipe.remove_background(image_file=scene.image, **OFF)
     best = Pipeline("cpu", fast=False).remove_background(image_file=scene.image, **OFF)
     assert r.ok and _iou(r.mask >= 0.5, best.mask >= 0.5) > 0.9
     with pytest.raises(ValueError, match="`net_size` must be between 64 and 1024 but is 8"):
         Pipeline("cpu", net_size=8)
+
+
+def test_cpu_dtype_option_reaches_the_matte_and_bfloat16_stays_close():
+    scene = _scene(4)
+    assert Pipeline("cpu", cpu_dtype="float32").segment.cpu_amp_dtype is None
+    assert Pipeline("cpu", cpu_dtype="bfloat16").segment.cpu_amp_dtype is torch.bfloat16
+    auto = Pipeline("cpu").segment
+    assert auto.cpu_amp_dtype is (torch.bfloat16 if loaders.cpu_native_bfloat16() else None)
+    exact = Pipeline("cpu", cpu_dtype="float32", net_size=288).remove_background(image_file=scene.image, **OFF)
+    half = Pipeline("cpu", cpu_dtype="bfloat16", net_size=288).remove_background(image_file=scene.image, **OFF)
+    assert exact.ok and half.ok and _iou(exact.mask >= 0.5, half.mask >= 0.5) > 0.98
+    with pytest.raises(ValueError, match="`cpu_dtype` must be one of 'auto', 'float32', 'bfloat16' but is 'half'"):
+        Pipeline("cpu", cpu_dtype="half")
 
 
 def test_fast_default_is_close_to_the_thorough_preset():

@@ -272,6 +272,30 @@ def test_stage_stub_sets_alpha_box_and_nodata():
     assert frames[0].alpha is None  # inputs untouched
 
 
+class DtypeSpy(StubNet):
+    """StubNet that records the dtype its first convolution would compute in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype)
+        return super().forward(x)
+
+
+def test_stage_cpu_amp_dtype_and_the_fast_preset_size():
+    spy = DtypeSpy()
+    VehicleMatte(spy, net_size=64, flip=False, crop_pass=False)([_scene_frame()])
+    VehicleMatte(spy, net_size=64, flip=False, crop_pass=False, cpu_amp_dtype=torch.bfloat16)([_scene_frame()])
+    assert spy.dtypes == [torch.float32, torch.bfloat16]
+    assert VehicleMatte.fast(spy, cpu_amp_dtype=None).net_size == 224
+    assert VehicleMatte.fast(spy, cpu_amp_dtype=torch.bfloat16).net_size == 288
+    assert VehicleMatte.fast(spy, cpu_amp_dtype=torch.bfloat16, net_size=160).net_size == 160
+    with pytest.raises(ValueError, match="cpu_amp_dtype must be None, 'auto'"):
+        VehicleMatte(spy, cpu_amp_dtype=torch.float64)
+
+
 class UnsureAtSmallSize(StubNet):
     """StubNet, but below `sure_size` it hesitates (probability <= 0.7) on blue objects."""
 

@@ -76,8 +76,11 @@ class VehicleMatte(Stage):
       computed on the canvas and applied at full resolution) or "bilinear".
     - antialias: antialiased resizing of the images to the net's input.
     - amp_dtype: autocast dtype for the net on CUDA (float16, bfloat16, or None for
-      float32); the CPU always runs float32. The net runs channels-last under
-      ``torch.inference_mode``.
+      float32).
+    - cpu_amp_dtype: autocast dtype for the net on the CPU: None (float32), bfloat16,
+      or "auto" (bfloat16 where the CPU has it natively,
+      `bgr_core.loaders.cpu_native_bfloat16`, else float32). The net runs
+      channels-last under ``torch.inference_mode``.
 
     ``VehicleMatte.fast(net)`` is the throughput preset (no mirror augmentation, crop
     pass only for small vehicles).
@@ -109,6 +112,7 @@ class VehicleMatte(Stage):
         antialias: bool = True,
         flip: bool = True,
         amp_dtype: torch.dtype | None = torch.float16,
+        cpu_amp_dtype: torch.dtype | str | None = None,
         glass: bool = False,
     ) -> None:
         if refine not in ("guided", "bilinear"):
@@ -136,20 +140,30 @@ class VehicleMatte(Stage):
         self.antialias = bool(antialias)
         self.flip = bool(flip)
         self.amp_dtype = amp_dtype
+        if cpu_amp_dtype == "auto":
+            from ..loaders import cpu_native_bfloat16
+
+            cpu_amp_dtype = torch.bfloat16 if cpu_native_bfloat16() else None
+        if cpu_amp_dtype not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(f"cpu_amp_dtype must be None, 'auto', torch.bfloat16 or torch.float16, got {cpu_amp_dtype!r}")
+        self.cpu_amp_dtype = cpu_amp_dtype
         self.glass = bool(glass)
 
     @classmethod
     def fast(cls, net: nn.Module, **overrides) -> "VehicleMatte":
         """The throughput preset: no mirror test-time augmentation, the crop pass only for
-        small vehicles (crop at most a quarter of the image), and the net at 224x224 (half
-        the pixels of 320) with a recheck at 320 where that pass is unsure, so the net
-        runs about 1.05 times per photo at 224 instead of 2-4 times at 320. On carparts
-        the matte keeps the figures of the net at 320 (recall / precision proxy 0.983 /
-        0.990); on studio photos, where 224 alone joins large lettering on the wall to
-        the car (Carvana IoU 0.946), the recheck brings it to 0.968 (0.978 at 320:
-        ``net_size=320``). `overrides` are any other options (`benchmarks/quality.py`)."""
-        options = {"flip": False, "crop_max_area": 0.25, "net_size": 224, "recheck_size": 320, **overrides}
-        return cls(net, **options)
+        small vehicles (crop at most a quarter of the image), the net in bfloat16 on a
+        CPU that has it natively (``cpu_amp_dtype="auto"``) and at 288x288 where it runs
+        in reduced precision (CUDA, or such a CPU: 2.5x faster than float32), else at
+        224x224 (half the pixels of 320), with a recheck at 320 where the first pass is
+        unsure. The net runs about 1.05 times per photo instead of 2-4 times. Held-out
+        figures for each choice are in the README (Quality); `overrides` are any other
+        options (`benchmarks/quality.py`)."""
+        options = {"flip": False, "crop_max_area": 0.25, "recheck_size": 320, "cpu_amp_dtype": "auto", **overrides}
+        stage = cls(net, **{"net_size": 224, **options})
+        if "net_size" not in overrides and stage.reduced_precision:
+            stage.net_size = 288
+        return stage
 
     def __repr__(self) -> str:
         return (
@@ -164,16 +178,25 @@ class VehicleMatte(Stage):
             return p.device
         return torch.device("cpu")
 
+    def _amp(self, dev: torch.device) -> torch.dtype | None:
+        """The autocast dtype of the net on `dev` (None: float32)."""
+        return self.amp_dtype if dev.type == "cuda" else self.cpu_amp_dtype if dev.type == "cpu" else None
+
+    @property
+    def reduced_precision(self) -> bool:
+        """Whether the net runs in float16 / bfloat16 on its device."""
+        return self._amp(self._net_device()) is not None
+
     def _run(self, x: Tensor) -> Tensor:
         """(B, 3, S, S) normalised, any device → (B, C, S, S) probability on x's device
         (C = 1 for the generic net; a vehicle net adds glass as channel 1)."""
         dev = self._net_device()
-        amp = self.amp_dtype if dev.type == "cuda" else None
+        amp = self._amp(dev)
         outs = []
         for start in range(0, x.shape[0], self.batch_size):
             chunk = x[start : start + self.batch_size].to(dev, torch.float32, non_blocking=True)
             chunk = chunk.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
+            with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
                 y = self.net(chunk)
             outs.append(y.to(x.device, torch.float32).contiguous())
         return torch.cat(outs, dim=0).clamp(0.0, 1.0)
