@@ -3,8 +3,8 @@
     python benchmarks/matte_sheet.py -o /tmp/sheet.png [photos ...]
 
 Each row: the photo with the generic U2NetP's matte outlined (red), the same with the
-vehicle net's (green), the vehicle net's cut-out on white with its glass tinted
-blue, and a 3x zoom of the part of the outline where the two mattes differ most. Without
+vehicle net's (green), the vehicle net's cut-out on white with the glass that the
+default window correction finds tinted blue, and a 3x zoom of the part of the outline where the two mattes differ most. Without
 photos it takes the shared example photos, the carparts held-out photos where the generic
 matte scores worst, and the CamVid frames.
 """
@@ -35,15 +35,16 @@ def _read(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _mattes(stage, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _mattes(stage, image: np.ndarray, windows=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stage's matte and, with a `windows` stage run after it, that stage's glass."""
     from bgr_core.frame import Frame
 
     frame = Frame(image=torch.from_numpy(image.copy()).permute(2, 0, 1).float().div(255))
     out = stage([frame])[0]
     if out.alpha is None:
         return np.zeros(image.shape[:2], np.float32), None
-    glass = None if out.glass is None else out.glass[0].numpy()
-    return out.alpha[0].numpy(), glass
+    glass = None if windows is None else windows([out])[0].glass
+    return out.alpha[0].numpy(), None if glass is None else glass[0].numpy()
 
 
 def _outline(image: np.ndarray, alpha: np.ndarray, colour) -> np.ndarray:
@@ -66,15 +67,15 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/matte_sheet.png"))
     args = ap.parse_args(argv)
     photos = [p for p in (args.photos or DEFAULT) if p.exists()]
-    from bgr_core.stages.segment import VehicleMatte
+    from bgr_core.stages.windows import WindowCorrection
 
     generic = Pipeline("cpu", matte_model="u2netp").segment
-    vehicle = VehicleMatte.fast(Pipeline("cpu").segment.net, glass=True)  # the default preset, with the head's glass
+    vehicle, windows = Pipeline("cpu").segment, WindowCorrection("tint")  # the defaults
     rows = []
     for path in photos:
         image = _read(path)
         a_g, _ = _mattes(generic, image)
-        a_v, glass = _mattes(vehicle, image)
+        a_v, glass = _mattes(vehicle, image, windows)
         cut = image * a_v[..., None] + 255 * (1 - a_v[..., None])
         if glass is not None:
             g = glass[..., None]

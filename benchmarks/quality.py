@@ -252,11 +252,6 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
 
         matte, windows = VehicleMatte(net, cpu_amp_dtype=amp), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
-    if "windows-net" in which:  # the vehicle net's glass head instead of the cue model
-        from bgr_core.stages.windows import WindowCorrection
-
-        matte_g, head = VehicleMatte(net, cpu_amp_dtype=amp, glass=True), WindowCorrection("tint", source="net")
-        table["windows-net"] = lambda frames: head(matte_g(frames))
     if "stage-fast" in which:
         table["VehicleMatte.fast"] = VehicleMatte.fast(net, cpu_amp_dtype=amp)
     for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
@@ -271,7 +266,7 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         if m:
             from bgr_core.stages.windows import WindowCorrection
 
-            stage_n, cues_n = VehicleMatte.fast(net, cpu_amp_dtype=amp), WindowCorrection("tint", source="cues", work_size=int(m[1]))
+            stage_n, cues_n = VehicleMatte.fast(net, cpu_amp_dtype=amp), WindowCorrection("tint", work_size=int(m[1]))
             table[name] = lambda frames, a=stage_n, b=cues_n: b(a(frames))
     if "stage-noflip" in which:
         table["VehicleMatte flip=False"] = VehicleMatte(net, cpu_amp_dtype=amp, flip=False)
@@ -343,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
                     help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-net (the glass head), windows-cuesN (cue model at work size N on the fast matte)")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")

@@ -59,8 +59,8 @@ def load_matte_net(
     name: str = DEFAULT_MATTE_MODEL, device: str | torch.device = "cpu", path: str | os.PathLike | None = None
 ) -> nn.Module:
     """A matte net of `MATTE_MODELS` in eval mode on `device`, loaded once per file and
-    device: weights read on the CPU, strictly, then moved. The generic ``"u2netp"`` gives
-    (B, 1, H, W); ``"u2netp_vehicle"`` gives (B, 2, H, W) (vehicle, glass)."""
+    device: weights read on the CPU, strictly, then moved. Both give (B, 1, H, W): the
+    generic ``"u2netp"`` the salient object, ``"u2netp_vehicle"`` the vehicle."""
     from safetensors.torch import load_file
 
     from .models import MODEL_BUILDERS

@@ -66,8 +66,8 @@ class Pipeline:
         weights: explicit weight paths by key (``{"u2netp_vehicle": "/path/net.safetensors"}``);
             others resolve as `bgr_core.weights` documents.
         matte_model: the matte net, a name of `bgr_core.loaders.MATTE_MODELS`:
-            ``"u2netp_vehicle"`` (default: U2NetP trained on vehicle masks, with a glass
-            head) or ``"u2netp"`` (the generic salient-object net it started from).
+            ``"u2netp_vehicle"`` (default: U2NetP trained on vehicle masks) or
+            ``"u2netp"`` (the generic salient-object net it started from).
         limits: input limits (pixels, bytes, network); `allow_network` / `allow_private`
             override the corresponding fields.
         api_keys: when given (or set in ``$BGR_API_KEYS``, comma-separated), each request

@@ -50,7 +50,7 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
         WeightSpec(
             "u2netp_vehicle",
             "u2netp_vehicle.safetensors",
-            "U2NetP trained on vehicle masks, with a window-glass head (shipped, the default matte net)",
+            "U2NetP trained on vehicle masks (shipped, the default matte net)",
             shipped=True,
         ),
         WeightSpec(
@@ -81,7 +81,7 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
 # Matte nets by name; a name is both its builder in `bgr_core.models.MODEL_BUILDERS` and
 # its key in `KNOWN_WEIGHTS`.
 MATTE_MODELS: tuple[str, ...] = (
-    "u2netp_vehicle",  # the default: vehicle + glass
+    "u2netp_vehicle",  # the default: trained on vehicle masks
     "u2netp",  # the generic salient-object net
 )
 DEFAULT_MATTE_MODEL = "u2netp_vehicle"

@@ -359,9 +359,9 @@ def test_cuda_matches_cpu():
 
 
 def test_matte_model_by_name():
-    from bgr_core.models import U2NetP, U2NetPVehicle
-
-    assert isinstance(Pipeline("cpu").segment.net, U2NetPVehicle)
-    assert type(Pipeline("cpu", matte_model="u2netp").segment.net) is U2NetP
+    vehicle = Pipeline("cpu").segment.net
+    generic = Pipeline("cpu", matte_model="u2netp").segment.net
+    assert vehicle is loaders.load_matte_net("u2netp_vehicle", "cpu")
+    assert generic is loaders.load_matte_net("u2netp", "cpu") and generic is not vehicle
     with pytest.raises(ValueError, match="`matte_model`"):
         Pipeline("cpu", matte_model="u2net")

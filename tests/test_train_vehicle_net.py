@@ -81,3 +81,20 @@ def test_unknown_pixels_are_pulled_towards_the_teacher():
     assert at_teacher < away
     # and without distillation the unknown pixels cost nothing
     assert T.loss_fn((-logit,) * 7 + (torch.zeros_like(logit),), b, None, 0.0)[1]["fuse"] == 0.0
+
+
+def test_saved_weights_are_the_body_only_and_load_strictly_into_the_runtime_net(tmp_path):
+    from safetensors.torch import load_file
+
+    from bgr_core.models import MODEL_BUILDERS
+
+    net = T.init_student(_generic(), 0).eval()
+    path = tmp_path / "net.safetensors"
+    T.save_weights(net, path, {"model": "u2netp_vehicle"})
+    state = load_file(str(path))
+    assert not any(k.startswith("glass.") for k in state)  # the auxiliary head is not shipped
+    runtime = MODEL_BUILDERS["u2netp_vehicle"]()
+    runtime.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(runtime.eval()(x), net(x)[:, :1])

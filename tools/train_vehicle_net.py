@@ -1,4 +1,5 @@
-"""Train the vehicle + glass net (`bgr_core.models.U2NetPVehicle`) from the generic U2NetP.
+"""Train the vehicle net (``weights/u2netp_vehicle.safetensors``, a `bgr_core.models.U2NetP`)
+from the generic U2NetP, with an auxiliary glass head that is not shipped (`GlassAuxNet`).
 
     python tools/train_vehicle_net.py                       # reproduces weights/u2netp_vehicle.safetensors
     python tools/train_vehicle_net.py --resume              # goes on from --ckpt
@@ -36,13 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import vehicle_data as V  # noqa: E402
 from bgr_core.functional.matte import normalize  # noqa: E402
-from bgr_core.models import U2NetP, U2NetPVehicle  # noqa: E402
+from bgr_core.models import U2NetP  # noqa: E402
 
 FROZEN = ("stage1", "stage2")
 ENCODER = ("stage3", "stage4", "stage5", "stage6")
@@ -51,16 +53,45 @@ ENCODER = ("stage3", "stage4", "stage5", "stage6")
 # -- model ------------------------------------------------------------------------------
 
 
+class GlassAuxNet(U2NetP):
+    """U2NetP with a second head for window glass, used only while training.
+
+    Same body as `U2NetP` (its generic weights are the starting point); the glass head
+    reads the last decoder block's features: 3x3 conv (block_ch -> 16) + ReLU + 1x1 conv.
+    Its loss also trains the shared decoder on the carparts glass polygons. The head is
+    not shipped (`save_weights` writes the body only): at run time the cue model of
+    `bgr_core.functional.glass` found the glass better on held-out photos (README).
+
+    Input: as `U2NetP`. Output: ``forward(x)`` gives (B, 2, H, W) in [0, 1]: channel 0
+    the probability that a pixel belongs to the vehicle the photo is about, channel 1
+    that it is window glass of that vehicle. ``forward(x, logits=True)`` gives the
+    tuple (vehicle d0, d1, ..., d6, glass) of logits, each (B, 1, H, W), for training.
+    """
+
+    def __init__(self, in_ch: int = 3, mid_ch: int = 16, block_ch: int = 64, glass_ch: int = 16) -> None:
+        super().__init__(in_ch=in_ch, out_ch=1, mid_ch=mid_ch, block_ch=block_ch)
+        self.glass = nn.Sequential(
+            nn.Conv2d(block_ch, glass_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(glass_ch, 1, 1)
+        )
+
+    def forward(self, x: Tensor, logits: bool = False) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
+        hx1d, sides = self.features(x)
+        glass = self.glass(hx1d)
+        if logits:
+            return (*sides, glass)
+        return torch.sigmoid(torch.cat((sides[0], glass), dim=1))
+
+
 def load_generic(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path), device="cpu")
 
 
-def init_student(generic: dict[str, torch.Tensor], seed: int) -> U2NetPVehicle:
+def init_student(generic: dict[str, torch.Tensor], seed: int) -> GlassAuxNet:
     """The vehicle net with the generic body and a freshly initialised glass head."""
     torch.manual_seed(seed)
-    net = U2NetPVehicle()
+    net = GlassAuxNet()
     missing, unexpected = net.load_state_dict(generic, strict=False)
     if unexpected or any(not k.startswith("glass.") for k in missing):
         raise RuntimeError(f"generic weights do not fit the body: missing {missing}, unexpected {unexpected}")
@@ -73,7 +104,7 @@ def teacher_net(generic: dict[str, torch.Tensor]) -> U2NetP:
     return net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
 
-def param_groups(net: U2NetPVehicle, lr: float, encoder_scale: float, head_scale: float) -> list[dict]:
+def param_groups(net: GlassAuxNet, lr: float, encoder_scale: float, head_scale: float) -> list[dict]:
     groups: dict[str, list] = {"encoder": [], "decoder": [], "glass": []}
     for name, p in net.named_parameters():
         top = name.split(".")[0]
@@ -210,10 +241,11 @@ class _GenericAsTwo(torch.nn.Module):
 # -- saving -----------------------------------------------------------------------------
 
 
-def save_weights(net: U2NetPVehicle, path: Path, meta: dict[str, str]) -> None:
+def save_weights(net: GlassAuxNet, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
-    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    """The body only: the auxiliary glass head stays in the training checkpoint."""
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items() if not k.startswith("glass.")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata=meta)
@@ -314,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                         "data": "Carvana Image Masking Challenge (Kaggle competition terms) and Car Parts Dataset "
                                 "(Pasupa et al. 2021); see weights/README.md",
                         "command": "python tools/train_vehicle_net.py " + " ".join(argv or sys.argv[1:]),
-                        "input": "RGB 0..1, ImageNet-normalised; output (B, 2, H, W): vehicle, glass"}
+                        "input": "RGB 0..1, ImageNet-normalised; output (B, 1, H, W): the vehicle"}
                 net.eval()
                 save_weights(net, args.out, meta)
                 net.train()

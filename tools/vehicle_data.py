@@ -1,4 +1,4 @@
-"""Training data for the vehicle + glass net (`bgr_core.models.U2NetPVehicle`).
+"""Training data for the vehicle net (and the glass head it trains with, `train_vehicle_net.GlassAuxNet`).
 
 Never imported by the package; `tools/train_vehicle_net.py` uses it.
 

@@ -4,8 +4,8 @@
 
 The input is a seeded synthetic car scene (`bgr_core.testing.synthetic_car_scene`,
 seed 3, resized to 160x160 uint8, stored in the file so the test does not depend on the
-generator); the output is the net's (2, 160, 160) float32 probability (vehicle, glass)
-computed in float64 and stored with the weights' sha256.
+generator); the output is the net's (1, 160, 160) float32 vehicle probability computed
+in float64 and stored with the weights' sha256.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional.matte import normalize  # noqa: E402
-from bgr_core.models import U2NetPVehicle  # noqa: E402
+from bgr_core.models import MODEL_BUILDERS  # noqa: E402
 from bgr_core.testing import synthetic_car_scene  # noqa: E402
 
 SIZE = 160
@@ -48,13 +48,13 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", type=Path, default=ROOT / "weights" / "u2netp_vehicle.safetensors")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "u2netp_vehicle_golden.npz")
     args = ap.parse_args(argv)
-    net = U2NetPVehicle()
+    net = MODEL_BUILDERS["u2netp_vehicle"]()
     net.load_state_dict(load_file(str(args.weights), device="cpu"), strict=True)
     image = golden_input()
     out = run(net.eval(), image)
     sha = hashlib.sha256(args.weights.read_bytes()).hexdigest()
     np.savez_compressed(args.out, image=image, out=out, weights_sha256=sha)
-    print(f"wrote {args.out}: vehicle mean {out[0].mean():.4f}, glass mean {out[1].mean():.4f}, weights {sha[:12]}")
+    print(f"wrote {args.out}: vehicle mean {out[0].mean():.4f}, weights {sha[:12]}")
     return 0
 
 

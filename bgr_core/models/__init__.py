@@ -11,11 +11,10 @@ from typing import Callable
 
 from torch import nn
 
-from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPVehicle
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP
 
 __all__ = [
     "U2NetP",
-    "U2NetPVehicle",
     "build_u2netp_vehicle",
     "RSU",
     "RSU7",
@@ -34,9 +33,10 @@ def build_u2netp(**kwargs) -> U2NetP:
     return U2NetP(**kwargs)
 
 
-def build_u2netp_vehicle(**kwargs) -> U2NetPVehicle:
-    """U2NetP body with a glass head, trained on vehicle masks (see `U2NetPVehicle`)."""
-    return U2NetPVehicle(**kwargs)
+def build_u2netp_vehicle(**kwargs) -> U2NetP:
+    """U2NetP for the weights trained on vehicle masks (``u2netp_vehicle.safetensors``):
+    the same module as the generic net, its output the vehicle the photo is about."""
+    return U2NetP(**kwargs)
 
 
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {

@@ -42,7 +42,6 @@ __all__ = [
     "RSU4",
     "RSU4F",
     "U2NetP",
-    "U2NetPVehicle",
 ]
 
 
@@ -232,29 +231,3 @@ class U2NetP(nn.Module):
         if not return_sides:
             return torch.sigmoid(logits[0])
         return tuple(torch.sigmoid(d) for d in logits)
-
-
-class U2NetPVehicle(U2NetP):
-    """U2NetP trained on vehicle masks, with a second head for window glass.
-
-    Same body as `U2NetP` (its generic weights are the starting point); the glass head
-    reads the last decoder block's features: 3x3 conv (block_ch -> 16) + ReLU + 1x1 conv.
-
-    Input: as `U2NetP`. Output: ``forward(x)`` gives (B, 2, H, W) in [0, 1]: channel 0
-    the probability that a pixel belongs to the vehicle the photo is about, channel 1
-    that it is window glass of that vehicle. ``forward(x, logits=True)`` gives the
-    tuple (vehicle d0, d1, ..., d6, glass) of logits, each (B, 1, H, W), for training.
-    """
-
-    def __init__(self, in_ch: int = 3, mid_ch: int = 16, block_ch: int = 64, glass_ch: int = 16) -> None:
-        super().__init__(in_ch=in_ch, out_ch=1, mid_ch=mid_ch, block_ch=block_ch)
-        self.glass = nn.Sequential(
-            nn.Conv2d(block_ch, glass_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(glass_ch, 1, 1)
-        )
-
-    def forward(self, x: Tensor, logits: bool = False) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
-        hx1d, sides = self.features(x)
-        glass = self.glass(hx1d)
-        if logits:
-            return (*sides, glass)
-        return torch.sigmoid(torch.cat((sides[0], glass), dim=1))

@@ -2,9 +2,7 @@
 crop around the vehicle → holes closed, strays removed → edge-aware upsampling.
 
 `VehicleMatte` sets ``alpha`` (1, H, W) float in [0, 1] at full resolution and ``box``
-(4,) XYXY pixels of the main vehicle, and, with ``glass=True`` and a net with a glass head
-(`bgr_core.models.U2NetPVehicle`), ``glass`` (1, H, W): the net's window glass, never
-above ``alpha``; frames without a vehicle-like foreground get
+(4,) XYXY pixels of the main vehicle; frames without a vehicle-like foreground get
 ``error=NoData(...)``. The pure pieces live in `bgr_core.functional.matte`.
 """
 
@@ -34,19 +32,14 @@ class _Job:
     canvas: Tensor  # (1, h, w) probability on the working canvas
     crop: tuple[int, int, int, int] | None = None
     near: Tensor | None = None  # (1, h, w) bool, where the crop pass may change the matte
-    glass: Tensor | None = None  # (1, S, S) the net's glass probability, when it has a glass head
 
 
 class VehicleMatte(Stage):
     """The vehicle alpha matte and box, from U2NetP, batched over frames.
 
     net: a matte net (``bgr_core.loaders.load_matte_net``): (B, 3, S, S) normalised →
-    (B, C, S, S) probability, channel 0 the vehicle, channel 1 (when C = 2) glass. Options:
+    (B, 1, S, S) probability of the vehicle. Options:
 
-    - glass: put the net's glass (channel 1, from the first whole-image pass or the
-      recheck) on the frame as ``glass``, upsampled to full resolution; off by default,
-      as the pipeline's window correction finds the glass from cues
-      (`WindowCorrection(source="cues")`), so the upsampling is not paid for nothing.
     - net_size: the net's square input side (320, as trained).
     - recheck_size: with a smaller `net_size`, run the net again at this larger size on
       the photos where the first pass is unsure: more than `recheck_unsure` of the
@@ -113,7 +106,6 @@ class VehicleMatte(Stage):
         flip: bool = True,
         amp_dtype: torch.dtype | None = torch.float16,
         cpu_amp_dtype: torch.dtype | str | None = None,
-        glass: bool = False,
     ) -> None:
         if refine not in ("guided", "bilinear"):
             raise ValueError(f"refine must be 'guided' or 'bilinear', got {refine!r}")
@@ -147,7 +139,6 @@ class VehicleMatte(Stage):
         if cpu_amp_dtype not in (None, torch.bfloat16, torch.float16):
             raise ValueError(f"cpu_amp_dtype must be None, 'auto', torch.bfloat16 or torch.float16, got {cpu_amp_dtype!r}")
         self.cpu_amp_dtype = cpu_amp_dtype
-        self.glass = bool(glass)
 
     @classmethod
     def fast(cls, net: nn.Module, **overrides) -> "VehicleMatte":
@@ -188,8 +179,7 @@ class VehicleMatte(Stage):
         return self._amp(self._net_device()) is not None
 
     def _run(self, x: Tensor) -> Tensor:
-        """(B, 3, S, S) normalised, any device → (B, C, S, S) probability on x's device
-        (C = 1 for the generic net; a vehicle net adds glass as channel 1)."""
+        """(B, 3, S, S) normalised, any device → (B, 1, S, S) probability on x's device."""
         dev = self._net_device()
         amp = self._amp(dev)
         outs = []
@@ -202,7 +192,7 @@ class VehicleMatte(Stage):
         return torch.cat(outs, dim=0).clamp(0.0, 1.0)
 
     def _run_grouped(self, inputs: list[Tensor]) -> list[Tensor]:
-        """Net over a list of (1, 3, S, S) inputs, batched per device; (C, S, S) outputs."""
+        """Net over a list of (1, 3, S, S) inputs, batched per device; (1, S, S) outputs."""
         result: list[Tensor | None] = [None] * len(inputs)
         by_dev: dict[torch.device, list[int]] = {}
         for i, x in enumerate(inputs):
@@ -233,20 +223,19 @@ class VehicleMatte(Stage):
         # Pass 1: every image squashed to the net's square input.
         inputs = [M.net_input([frames[i].image], self.net_size, self.antialias) for i in todo]
         first = self._run_grouped(inputs)
-        glass = [self._glass_of(prob) for prob in first]  # (1, S, S) or None
-        canvases = [self._canvas(frames[i], prob[:1]) for i, prob in zip(todo, first)]
+        canvases = [self._canvas(frames[i], prob) for i, prob in zip(todo, first)]
         host = [c[0].cpu().numpy() for c in canvases]  # one device-to-host copy per canvas
         selections = [M.select_vehicle(c, self.threshold, self.min_area) for c in host]
         if self.recheck_size is not None and self.recheck_size > self.net_size:
-            self._recheck(frames, todo, canvases, host, selections, glass)
+            self._recheck(frames, todo, canvases, host, selections)
         jobs: list[_Job] = []
-        for i, canvas, prob_np, sel, g in zip(todo, canvases, host, selections, glass):
+        for i, canvas, prob_np, sel in zip(todo, canvases, host, selections):
             h, w = frames[i].size
             ch, cw = canvas.shape[-2:]
             if sel is None:
                 out[i] = out[i].replace(error=self._no_data(frames[i]))
                 continue
-            job = _Job(i, canvas, glass=g)
+            job = _Job(i, canvas)
             if self.crop_pass:
                 sx, sy = w / cw, h / ch
                 x0, y0, x1, y1 = sel.box
@@ -267,7 +256,7 @@ class VehicleMatte(Stage):
             crops = [M.crop_input(frames[j.index].image, j.crop, self.net_size, self.antialias) for j in cropped]
             for j, prob in zip(cropped, self._run_grouped(crops)):
                 h, w = frames[j.index].size
-                j.canvas = M.paste_pass(j.canvas, prob[:1], j.crop, (h, w), self.merge, limit=j.near)
+                j.canvas = M.paste_pass(j.canvas, prob, j.crop, (h, w), self.merge, limit=j.near)
 
         for j in jobs:
             frame = frames[j.index]
@@ -276,10 +265,7 @@ class VehicleMatte(Stage):
             if alpha is None or box is None:
                 out[j.index] = out[j.index].replace(error=self._no_data(frame))
                 continue
-            changes = {"alpha": alpha.to(frame.image.dtype), "box": box.to(frame.device)}
-            if j.glass is not None:
-                changes["glass"] = self._glass(frame, j.glass, changes["alpha"])
-            out[j.index] = out[j.index].replace(**changes)
+            out[j.index] = out[j.index].replace(alpha=alpha.to(frame.image.dtype), box=box.to(frame.device))
 
     def _canvas(self, frame: Frame, prob: Tensor) -> Tensor:
         """(1, S, S) net probability → (1, h, w) on the frame's working canvas."""
@@ -287,7 +273,7 @@ class VehicleMatte(Stage):
         return F.interpolate(prob[None], size=(ch, cw), mode="bilinear", align_corners=False)[0]
 
     def _recheck(self, frames: Sequence[Frame], todo: list[int], canvases: list[Tensor], host: list[np.ndarray],
-                 selections: list, glass: list) -> None:
+                 selections: list) -> None:
         """Re-run the net at `recheck_size` where the first pass is unsure (in place;
         `host` holds the canvases' probabilities on the CPU)."""
         unsure = [
@@ -298,8 +284,7 @@ class VehicleMatte(Stage):
             return
         inputs = [M.net_input([frames[todo[k]].image], self.recheck_size, self.antialias) for k in unsure]
         for k, prob in zip(unsure, self._run_grouped(inputs)):
-            canvases[k] = self._canvas(frames[todo[k]], prob[:1])
-            glass[k] = self._glass_of(prob)
+            canvases[k] = self._canvas(frames[todo[k]], prob)
             host[k] = canvases[k][0].cpu().numpy()
             selections[k] = M.select_vehicle(host[k], self.threshold, self.min_area)
 
@@ -323,16 +308,6 @@ class VehicleMatte(Stage):
         radius = max(1, round(self.radius * frame.size[0] / canvas.shape[-2]))
         alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
         return alpha
-
-    def _glass_of(self, prob: Tensor) -> Tensor | None:
-        """The glass channel (1, S, S) of a net output (C, S, S), when asked for and present."""
-        return prob[1:2] if self.glass and prob.shape[0] > 1 else None
-
-    @staticmethod
-    def _glass(frame: Frame, prob: Tensor, alpha: Tensor) -> Tensor:
-        """The net's glass (1, S, S) → (1, H, W) at full resolution, never above the matte."""
-        g = F.interpolate(prob[None].to(alpha.dtype), size=frame.size, mode="bilinear", align_corners=False)[0]
-        return torch.minimum(g.clamp(0, 1), alpha)
 
     @staticmethod
     def _no_data(frame: Frame) -> NoData:

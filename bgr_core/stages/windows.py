@@ -18,7 +18,6 @@ from .base import FrameStage
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
 
 WINDOW_MODES = ("tint", "see_through", "none")
-GLASS_SOURCES = ("auto", "net", "cues")
 
 
 class WindowCorrection(FrameStage):
@@ -35,24 +34,18 @@ class WindowCorrection(FrameStage):
             ``"see_through"``: the same tint, and the matte inside the glass is lowered
             to `opacity`, so a background composited later shows through the windows,
             dimmed (transparent output: glass alpha < 1).
-            ``"none"``: no glass is computed and none is kept (a ``glass`` layer that the
-            matte net put on the frame is dropped); nothing else changes.
+            ``"none"``: no glass is computed; nothing changes.
         strength: how much of the glass colour is replaced by the tone, in [0, 1].
         interior: share of the interior seen through the glass that is kept, in [0, 1]
             (0: one even tone on all the glass).
         opacity: the matte inside the glass for ``"see_through"``, in [0, 1].
         top, bottom: RGB in [0, 1] of the tone at the top and bottom of each window.
         fill_alpha: for ``"tint"``, raise the matte to the glass mask inside the glass.
-        work_size, refine: see `bgr_core.functional.glass.detect_glass`.
-        source: where the glass comes from. ``"net"``: the ``glass`` the matte stage
-            already put on the frame (the vehicle net's glass head); ``"cues"``:
-            `bgr_core.functional.glass.detect_glass` (hand cues, a calibrated cue model,
-            GrabCut; the default: on held-out carparts photos glass recall 0.872 with 9.7 %
-            marked outside the glass, against 0.888 and 18.4 % for the vehicle net's
-            glass head); ``"auto"``: the net's glass when the frame has one, else the
-            cues.
+        work_size, refine: see `bgr_core.functional.glass.detect_glass` (hand cues, a
+            calibrated cue model, GrabCut; on held-out carparts photos it beat a glass
+            head trained with the vehicle net: README, Window correction).
 
-    Reads ``image``, ``alpha`` (and ``glass`` with source "net" / "auto"); sets ``glass`` (1, H, W) in [0, 1]
+    Reads ``image`` and ``alpha``; sets ``glass`` (1, H, W) in [0, 1]
     and updates ``image`` (and ``alpha``) only where ``glass > 0``: every other pixel
     stays bit-identical. Frames with ``error`` pass through untouched; a frame without
     ``alpha`` raises `ValueError` (run the segment stage first).
@@ -72,7 +65,6 @@ class WindowCorrection(FrameStage):
         fill_alpha: bool = True,
         work_size: int = G.WORK_SIZE,
         refine: bool = True,
-        source: str = "cues",
     ) -> None:
         if mode not in WINDOW_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
@@ -82,8 +74,6 @@ class WindowCorrection(FrameStage):
         for name, colour in (("top", top), ("bottom", bottom)):
             if len(colour) != 3 or not all(0.0 <= float(c) <= 1.0 for c in colour):
                 raise ValueError(f"`{name}` must be 3 RGB values in [0, 1] but is {colour}")
-        if source not in GLASS_SOURCES:
-            raise ValueError(f"`source` must be one of {', '.join(GLASS_SOURCES)} but is '{source}'")
         if int(work_size) < 32:
             raise ValueError(f"`work_size` must be >= 32 but is {work_size}")
         self.mode = mode
@@ -95,17 +85,16 @@ class WindowCorrection(FrameStage):
         self.fill_alpha = bool(fill_alpha)
         self.work_size = int(work_size)
         self.refine = bool(refine)
-        self.source = source
 
     def __repr__(self) -> str:
         return (
             f"WindowCorrection(mode={self.mode!r}, strength={self.strength}, "
-            f"interior={self.interior}, opacity={self.opacity}, source={self.source!r})"
+            f"interior={self.interior}, opacity={self.opacity})"
         )
 
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        if self.mode == "none":  # off: not even the glass is computed, nor kept
-            return [f if f.glass is None else f.replace(glass=None) for f in frames]
+        if self.mode == "none":  # off: not even the glass is computed
+            return list(frames)
         return super().__call__(frames)
 
     def process(self, frame: Frame) -> Frame:
@@ -118,13 +107,7 @@ class WindowCorrection(FrameStage):
         image = frame.image[None]
         alpha = frame.alpha[None].to(image.dtype)
         likeness = None
-        if self.source != "cues" and frame.glass is not None:
-            glass = frame.glass[None].to(image.dtype)
-            if self.interior > 0:
-                likeness = G.background_likeness(image, alpha, glass, work_size=self.work_size)
-        elif self.source == "net":
-            raise ValueError("WindowCorrection(source='net') needs `glass` on the frame: use a matte net with a glass head")
-        elif self.interior > 0:
+        if self.interior > 0:
             glass, likeness = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine, likeness=True)
         else:
             glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
