@@ -25,6 +25,7 @@ import torch
 from . import loaders, memory
 from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
 from .frame import Frame
+from .functional.shadow import shadow_room
 from .imageio import ImageLimits, load_image, write_atomic
 from .request import Request, parse_request
 from .result import Result
@@ -196,7 +197,7 @@ class Pipeline:
         self, request: Request, background: torch.Tensor | None = None, plate: torch.Tensor | None = None
     ) -> list[Stage]:
         """The stages serving `request`, in order: segment, [SAM refinement], windows, plates,
-        shadow, layout, background (composed or generated). `background` / `plate` are the decoded custom background and
+        layout, shadow (on the laid-out canvas), background (composed or generated). `background` / `plate` are the decoded custom background and
         replacement plate, (3, H, W) in [0, 1]. Missing optional weights raise
         `WeightsNotFound` (a `request_failed` naming the file and where to put it)."""
         mode = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
@@ -209,10 +210,14 @@ class Pipeline:
             if request.plate_replacement == "image" and plate is None:
                 raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")
             stages.append(PlateReplacement(request.plate_replacement, plate))
-        if request.effect == "shadow":
-            stages.append(Shadow(request.shadow_strength, request.shadow_softness))
+        # the shadow is drawn on the laid-out canvas, in the room the layout keeps for it,
+        # so that the edge of the original photo never cuts it
+        shadow = request.effect == "shadow"
+        reserve = shadow_room(request.shadow_softness) if shadow else None
         stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
-                             aspect=request.aspect_ratio))
+                             aspect=request.aspect_ratio, reserve=reserve))
+        if shadow:
+            stages.append(Shadow(request.shadow_strength, request.shadow_softness))
         if request.background == "generative_background":
             pipe = loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint"))
             stages.append(GenerativeBackground(pipe, prompt=request.background_prompt,

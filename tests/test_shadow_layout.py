@@ -6,7 +6,7 @@ import torch
 
 from bgr_core.frame import Frame
 from bgr_core.functional.geometry import Placement, place_layer
-from bgr_core.functional.shadow import ground_contact, synthesize_shadow
+from bgr_core.functional.shadow import ground_contact, shadow_room, synthesize_shadow
 from bgr_core.stages.layout import Layout, parse_aspect
 from bgr_core.stages.shadow import Shadow
 from bgr_core.testing import synthetic_car_scene
@@ -138,3 +138,117 @@ def test_place_layer_integer_shift_is_exact_and_area_is_kept():
     assert torch.equal(y[..., 3:23, 5:35], x)
     ones = place_layer(torch.ones(1, 1, 200, 300), Placement(0.37, 10.25, 4.5, (400, 500)))
     assert ones.sum().item() == pytest.approx(0.37**2 * 60000, rel=1e-3)
+
+
+# -- a grounded shadow that no canvas edge cuts -------------------------------------------
+
+BORDER = 2 / 255
+
+
+def _border_max(layer: torch.Tensor) -> float:
+    s = layer[0]
+    return max(float(s[0].max()), float(s[-1].max()), float(s[:, 0].max()), float(s[:, -1].max()))
+
+
+def _steepest_away_from(layer: torch.Tensor, alpha: torch.Tensor, band: float = 0.03) -> float:
+    """Largest gradient (per pixel) of the layer farther than `band` of the car's height
+    from the car: a cut or a step shows there, a soft shadow does not."""
+    import cv2
+
+    car = (alpha[0] >= 0.5).numpy().astype(np.uint8)
+    ys = np.nonzero(car)[0]
+    k = max(3, int(band * (ys.max() - ys.min() + 1)))
+    far = cv2.dilate(car, np.ones((2 * k + 1, 2 * k + 1), np.uint8)) == 0
+    gy, gx = np.gradient(layer[0].double().numpy())
+    return float(np.hypot(gx, gy)[far].max())
+
+
+def _touching(frame: Frame, dx: float, dy: float) -> Frame:
+    """The frame moved so that the car runs off the canvas (cut by the photo's edge)."""
+    return Layout.apply(frame, Placement(1.0, dx, dy, frame.size))
+
+
+@pytest.mark.parametrize("dx, dy", [(0.0, 0.0), (0.0, 30.0), (-80.0, 0.0), (90.0, 25.0)])
+def test_shadow_fades_before_the_canvas_border(dx, dy):
+    _, frame = _frame(plates=False)
+    frame = _touching(frame, dx, dy)
+    shadow = synthesize_shadow(frame.alpha)
+    assert _border_max(shadow) <= BORDER
+    assert float(shadow.max()) > 0.4  # and is still there under the tyres
+    assert _steepest_away_from(shadow, frame.alpha) < 0.12
+
+
+def test_three_quarter_view_gets_no_slab_along_the_tyre_line():
+    _, frame = _frame(plates=False)
+    h, w = frame.size
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    src_y = (ys - (xs.float() / w * 40)).round().long().clamp(0, h - 1)  # the right side 40 px lower
+    alpha = frame.alpha[0][src_y, xs][None]
+    shadow = synthesize_shadow(alpha)
+    car = alpha[0] >= 0.5
+    cols = torch.nonzero(car.any(0))[:, 0]
+    x0, x1 = int(cols.min()), int(cols.max()) + 1
+    side, below = shadow_room()
+    car_h = int(torch.nonzero(car.any(1))[:, 0].max() - torch.nonzero(car.any(1))[:, 0].min()) + 1
+    # nothing past the room beside the car, nor deeper than the room below its lowest pixel
+    s = shadow[0].numpy()
+    assert s[:, : max(0, int(x0 - side * (x1 - x0)))].max(initial=0) <= BORDER
+    assert s[:, int(x1 + side * (x1 - x0)) :].max(initial=0) <= BORDER
+    lowest = int(torch.nonzero(car.any(1))[:, 0].max())
+    assert s[lowest + int(below * car_h) + 2 :].max(initial=0) <= BORDER
+
+
+@pytest.mark.parametrize("layout", ["center", "crop", "none"])
+def test_pipeline_shadow_is_whole_for_every_layout_even_when_the_photo_cuts_the_car(layout):
+    from bgr_core import Pipeline
+
+    scene = synthetic_car_scene(240, 320, 5)
+    cut = np.ascontiguousarray(scene.image[:, 40:])  # the car's left end off the photo
+    r = Pipeline("cpu").remove_background(image_file=cut, layout=layout, window_correction="none")
+    assert r.ok and r.shadow is not None
+    shadow = torch.from_numpy(r.shadow)[None]
+    assert _border_max(shadow) <= BORDER
+    assert _steepest_away_from(shadow, torch.from_numpy(r.mask)[None]) < 0.12
+    if layout != "none":  # the layout kept room for the shadow: its soft end is inside the canvas
+        h, w = shadow.shape[-2:]
+        assert float(shadow[0, :, : w // 20].max()) < 0.05
+
+
+def test_layout_reserve_keeps_room_beside_and_below_the_car():
+    from bgr_core.functional.geometry import place_box
+
+    _, frame = _frame(plates=False)
+    side, below = shadow_room()
+    for mode, size in (("center", None), ("center", (200, 150)), ("crop", None)):
+        placement = Layout(mode, margin=0.0, size=size, reserve=(side, below)).placement(frame)
+        bx0, by0, bx1, by1 = frame.box.tolist()
+        x0, y0, x1, y1 = place_box(frame.box.float(), placement).tolist()
+        out_h, out_w = placement.out_size
+        k = placement.scale
+        assert x0 - k * side * (bx1 - bx0) >= -1 and x1 + k * side * (bx1 - bx0) <= out_w + 1
+        assert y1 + k * below * (by1 - by0) <= out_h + 1
+    with pytest.raises(ValueError, match="`reserve`"):
+        Layout("center", reserve=(0.1, -1))
+
+
+def test_gallery_photos_shadow_is_whole_for_every_layout(shared_data):
+    """The finish gallery's photos (side, front, rear, three-quarter, close-ups cut by the
+    frame): no shadow on the canvas border, no step away from the car, in every layout."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from finish_gallery import GALLERY
+
+    from bgr_core import Pipeline
+
+    pipe = Pipeline("cpu")
+    photos = [shared_data / f for f, _ in GALLERY if (shared_data / f).exists()]
+    assert len(photos) >= 12
+    for path in photos:
+        for layout in ("center", "crop", "none"):
+            r = pipe.remove_background(image_file=str(path), layout=layout, window_correction="none")
+            assert r.ok, (path.name, r.error_description)
+            shadow = torch.from_numpy(r.shadow)[None]
+            assert _border_max(shadow) <= BORDER, (path.name, layout)
+            assert _steepest_away_from(shadow, torch.from_numpy(r.mask)[None]) < 0.12, (path.name, layout)

@@ -21,7 +21,16 @@ import torch
 
 from .guided_filter import box_filter
 
-__all__ = ["GroundContact", "ground_contact", "synthesize_shadow"]
+__all__ = ["GroundContact", "ground_contact", "synthesize_shadow", "shadow_room", "border_fade"]
+
+# Shares of the vehicle box: how far past each end the ambient shadow reaches, over how
+# much it fades out, and how deep below the ground it reaches (side view, front view).
+_PAD, _FADE = 0.03, 0.02
+_DEPTH_SIDE, _DEPTH_FRONT = 0.04, 0.10
+# beyond the tyres the ground is taken at most this share of the car's height below the
+# car's own lower outline: bumpers overhang the tyres, the ground does not run on down
+# along the line through the tyres (that drew long slabs off three-quarter views)
+_OVERHANG = 0.04
 
 
 @dataclass
@@ -130,6 +139,27 @@ def ground_contact(alpha: torch.Tensor, threshold: float = 0.5) -> GroundContact
                          intercept=float(intercept), contacts=contacts, box=(x0, y0, x1, y1))
 
 
+def shadow_room(softness: float = 1.0) -> tuple[float, float]:
+    """(side, below): how far `synthesize_shadow` can reach past the vehicle box, as
+    shares of its width (on each side) and of its height (below), to where its opacity
+    stays under 2/255 -- the room a layout keeps free so that no shadow is cut."""
+    side = (_PAD + 5 * _FADE) * softness + 0.02 * softness
+    below = 2 * _DEPTH_FRONT * softness + 0.03 * softness
+    return side, below
+
+
+def border_fade(h: int, w: int, width: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(1, H, W) window: 0 on the canvas border, rising smoothly (smoothstep) to 1 at
+    `width` pixels inside it."""
+    def ramp(n: int) -> torch.Tensor:
+        d = torch.arange(n, device=device, dtype=torch.float32)
+        d = torch.minimum(d, n - 1 - d) / max(width, 1.0)
+        d = d.clamp(0, 1)
+        return d * d * (3 - 2 * d)
+
+    return (ramp(h).view(h, 1) * ramp(w).view(1, w))[None].to(dtype)
+
+
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Three box passes ≈ a Gaussian of `sigma` (B, C, H, W)."""
     radius = int(round(math.sqrt(12 * sigma * sigma / 3 + 1) / 2))
@@ -140,20 +170,27 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: float = 1.0,
-                      contact: GroundContact | None = None) -> torch.Tensor:
+                      contact: GroundContact | None = None, border: float = 0.06) -> torch.Tensor:
     """A shadow layer (1, H, W) in [0, 1] (opacity of black) for a (1, H, W) vehicle matte.
 
     Built column by column against the local ground (the lower hull of the car's
-    bottom profile): a tight contact shadow whose darkness falls with the gap between
-    the car and the ground (black under tyres, lighter under sills, faint under high
-    bumpers), and a soft ambient band that hugs the ground across the footprint and
-    fades past the car's ends. Above the ground only the gap under the car is shaded.
+    bottom profile, between the tyres): a tight contact shadow whose darkness falls with
+    the gap between the car and the ground (black under tyres, lighter under sills,
+    faint under high bumpers), and a soft ambient band that hugs the ground across the
+    footprint and fades out just past the car's ends. Past the tyres the ground follows
+    the car's own lower outline (at most `_OVERHANG` of its height below it) and past
+    the car's ends it stays level, so a three-quarter view gets no slab running off
+    along the line through its tyres. Above the ground only the gap under the car is
+    shaded. The layer fades to 0 on the canvas border (over `border` of the canvas's
+    smaller side), so it is never cut by it: a layout that keeps `shadow_room` free
+    around the car leaves it whole.
 
     Args:
         alpha: (1, H, W) vehicle matte in [0, 1].
         strength: opacity of the darkest part (contact under the tyres), 0..1.
         softness: scales every blur and the extent of the ambient shadow (1 = default).
         contact: a precomputed `ground_contact(alpha)`.
+        border: width of the fade at the canvas border, share of min(H, W).
     """
     h, w = alpha.shape[-2:]
     device = alpha.device
@@ -166,8 +203,16 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     frontal = float(np.clip((2.6 - car_w / car_h) / 1.4, 0.0, 1.0))
 
     xs = np.arange(w, dtype=np.float64) + 0.5
+    has = ~np.isnan(contact.bottom)
+    bottom = np.where(has, contact.bottom + 1.0, np.inf)
     ground = contact.local_ground(xs)
-    bottom = np.where(np.isnan(contact.bottom), np.inf, contact.bottom + 1.0)
+    # past the tyres: no deeper than the overhang under the car's own outline
+    beyond = (xs < contact.hull_x[0]) | (xs > contact.hull_x[-1])
+    ground = np.where(beyond & has, np.minimum(ground, bottom + _OVERHANG * car_h), ground)
+    # past the car's ends: level with the ground at its end columns
+    cols = np.nonzero(has)[0]
+    ground[: cols[0]] = ground[cols[0]]
+    ground[cols[-1] + 1 :] = ground[cols[-1]]
     gap = np.where(np.isinf(bottom), np.inf, np.clip(ground - bottom, 0.0, None))
 
     def row(values: np.ndarray) -> torch.Tensor:
@@ -187,12 +232,12 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     lift = max(1.0, 0.04 * car_h * softness)
     contact_layer = reach * torch.exp(-(below / tight) ** 2) * torch.exp(-(above / lift) ** 2)
 
-    # ambient: along the ground across the footprint, fading past the ends
-    pad = (0.03 + 0.03 * frontal) * car_w * softness
+    # ambient: along the ground across the footprint, fading just past the ends
+    pad = _PAD * car_w * softness
     xs_t = row(xs)
-    fade = max(1.0, 0.03 * car_w * softness)
+    fade = max(1.0, _FADE * car_w * softness)
     across = torch.sigmoid((xs_t - (x0 - pad)) / fade) * torch.sigmoid(((x1 + pad) - xs_t) / fade)
-    depth = max(1.5, (0.04 + 0.08 * frontal) * car_h * softness)
+    depth = max(1.5, (_DEPTH_SIDE + (_DEPTH_FRONT - _DEPTH_SIDE) * frontal) * car_h * softness)
     ambient = 0.5 * across * torch.exp(-(below / depth) ** 2) * torch.exp(-(above / (2 * lift)) ** 2)
 
     # nothing above the car's lower outline or the ground beside it; blurred after the
@@ -201,4 +246,6 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     allowed = ((rows - start_t) / ramp + 1.0).clamp(0.0, 1.0)
     layer = (1.0 - (1.0 - contact_layer) * (1.0 - ambient)) * allowed
     layer = _gaussian_blur(layer[None, None], max(0.6, 0.004 * math.hypot(car_w, car_h) * softness))[0]
+    if border > 0:
+        layer = layer * border_fade(h, w, border * min(h, w), device)
     return (strength * layer).clamp(0.0, 1.0).to(alpha.dtype)

@@ -59,6 +59,11 @@ class Layout(Stage):
             and the crop itself for ``crop``. With a size the car is scaled to fit it.
         aspect: output aspect ratio (``"4:3"``, ``"16:9"``, ...) when no `size` is given:
             the canvas grows in one direction to reach it.
+        reserve: room kept free around the vehicle box for a shadow drawn after the
+            layout, ``(side, below)`` as shares of the box's width (on each side) and
+            height (below): `bgr_core.functional.shadow.shadow_room`. The pipeline draws
+            the shadow on the laid-out canvas so that no part of it is cut by the edge of
+            the original photo.
 
     The car (its box united with the visible shadow) is scaled only to fit: on the
     original canvas it is scaled down when it would not fit inside the margins, never up.
@@ -67,7 +72,8 @@ class Layout(Stage):
     name = "layout"
 
     def __init__(self, mode: str = "none", *, margin: float | None = None,
-                 size: tuple[int, int] | None = None, aspect: str | float | tuple[int, int] | None = None):
+                 size: tuple[int, int] | None = None, aspect: str | float | tuple[int, int] | None = None,
+                 reserve: tuple[float, float] | None = None):
         if mode not in LAYOUT_MODES:
             raise ValueError(f"`layout` must be one of {', '.join(repr(m) for m in LAYOUT_MODES)} but is '{mode}'")
         if margin is not None and not 0 <= margin < 0.5:
@@ -78,6 +84,9 @@ class Layout(Stage):
         self.margin = margin if margin is not None else (0.05 if mode == "center" else 0.03)
         self.size = (int(size[0]), int(size[1])) if size is not None else None
         self.aspect = parse_aspect(aspect)
+        if reserve is not None and (len(reserve) != 2 or not all(0 <= float(r) <= 2 for r in reserve)):
+            raise ValueError(f"`reserve` must be (side, below) shares in [0, 2] but is {reserve}")
+        self.reserve = None if reserve is None else (float(reserve[0]), float(reserve[1]))
 
     def __repr__(self) -> str:
         return f"Layout(mode={self.mode!r}, margin={self.margin}, size={self.size}, aspect={self.aspect})"
@@ -94,6 +103,10 @@ class Layout(Stage):
             raise ValueError("Layout needs `box` on the frame: run the segment stage first")
         h, w = frame.size
         subject = union_box(frame.box.float(), shadow_box(frame.shadow)).tolist()
+        if self.reserve is not None:
+            bx0, by0, bx1, by1 = frame.box.float().tolist()
+            side, below = self.reserve[0] * (bx1 - bx0), self.reserve[1] * (by1 - by0)
+            subject = [min(subject[0], bx0 - side), subject[1], max(subject[2], bx1 + side), max(subject[3], by1 + below)]
         sx0, sy0, sx1, sy1 = subject
         sw, sh = max(sx1 - sx0, 1.0), max(sy1 - sy0, 1.0)
         if self.mode == "crop":
