@@ -27,10 +27,9 @@ vehicle from the image and its alpha matte, as a soft (B, 1, H, W) map in [0, 1]
 Glass is never marked outside the silhouette: ``glass <= support`` where support is
 the alpha matte with its enclosed holes filled.
 
-Correction (torch, (B, C, H, W), following the input's device and dtype):
-`glass_tone` (a dark neutral glass colour with a vertical gradient per window),
-`background_likeness` (which glass pixels show the outside world rather than the
-vehicle's interior), `tint_glass` and `see_through_alpha`.
+`background_likeness` (torch, (B, 1, H, W)) tells which glass pixels show the outside
+world rather than the vehicle's interior. The correction itself (tint, see-through) is
+`bgr_core.functional.glass_finish`.
 """
 
 from __future__ import annotations
@@ -53,10 +52,7 @@ __all__ = [
     "glass_probability",
     "refine_glass",
     "detect_glass",
-    "glass_tone",
     "background_likeness",
-    "tint_glass",
-    "see_through_alpha",
 ]
 
 WORK_SIZE = 256
@@ -536,49 +532,7 @@ def detect_glass(
     return glass
 
 
-# -- correction (torch, full resolution) -------------------------------------------------
-
-GLASS_TOP = (0.25, 0.27, 0.30)
-GLASS_BOTTOM = (0.05, 0.055, 0.065)
-
-
-def glass_tone(
-    glass: Tensor,
-    top: tuple[float, float, float] = GLASS_TOP,
-    bottom: tuple[float, float, float] = GLASS_BOTTOM,
-    *,
-    level: float = 0.5,
-    gamma: float = 0.8,
-) -> Tensor:
-    """A clean glass colour, (B, 3, H, W): `top` at the top edge of each window, `bottom`
-    at its lower edge (per column, from where ``glass >= level``), smooth in between.
-
-    Columns without glass get the mid colour (they are masked out by the caller anyway).
-    """
-    b, _, h, w = glass.shape
-    dtype = glass.dtype if glass.is_floating_point() else torch.float32
-    work = torch.promote_types(dtype, torch.float32)
-    mask = glass[:, 0] >= level
-    rows = torch.arange(h, device=glass.device, dtype=work)[None, :, None].expand(b, h, w)
-    big = torch.tensor(float(h), device=glass.device, dtype=work)
-    first = torch.where(mask, rows, big).amin(1)  # (B, W)
-    last = torch.where(mask, rows, -big).amax(1)
-    has = last >= first
-    # smooth the window outline along x so the gradient has no jaggies (over ~2 % of the
-    # glass's width, so that a crop around the glass gives the same tone)
-    k = max(1, int(has.sum(1).max()) // 50)
-    weight = has.to(work)[:, None]
-    def smooth(x: Tensor) -> Tensor:
-        num = F.avg_pool1d((x * weight[:, 0])[:, None], 2 * k + 1, 1, k, count_include_pad=False)
-        den = F.avg_pool1d(weight, 2 * k + 1, 1, k, count_include_pad=False)
-        return (num / den.clamp_min(1e-6))[:, 0]
-    first, last = smooth(torch.where(has, first, 0)), smooth(torch.where(has, last, 0))
-    span = (last - first).clamp_min(1.0)
-    t = ((rows - first[:, None]) / span[:, None]).clamp(0, 1) ** gamma
-    t = torch.where(has[:, None].expand(b, h, w), t, torch.full_like(t, 0.5))[:, None]
-    top_t = torch.tensor(top, device=glass.device, dtype=work).view(1, 3, 1, 1)
-    bottom_t = torch.tensor(bottom, device=glass.device, dtype=work).view(1, 3, 1, 1)
-    return torch.lerp(top_t, bottom_t, t).to(dtype)
+# -- what shows through the glass -----------------------------------------------------
 
 
 def _likeness_small(rgb: np.ndarray, aw: np.ndarray, gl: np.ndarray) -> np.ndarray | None:
@@ -626,58 +580,3 @@ def background_likeness(image: Tensor, alpha: Tensor, glass: Tensor, *, work_siz
             up = F.interpolate(torch.from_numpy(like)[None, None].to(image.device), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)
             out[i, :, y0:y1, x0:x1] = torch.maximum(out[i, :, y0:y1, x0:x1], up[0].clamp(0, 1))
     return out.to(image.dtype)
-
-
-def _glass_box(glass: Tensor) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) around every pixel with ``glass > 0`` over the batch, or None."""
-    any_glass = (glass > 0).flatten(0, 1).any(0)  # (H, W)
-    rows = torch.nonzero(any_glass.any(1))[:, 0]
-    if rows.numel() == 0:
-        return None
-    cols = torch.nonzero(any_glass.any(0))[:, 0]
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def tint_glass(
-    image: Tensor,
-    glass: Tensor,
-    *,
-    strength: float = 1.0,
-    top: tuple[float, float, float] = GLASS_TOP,
-    bottom: tuple[float, float, float] = GLASS_BOTTOM,
-    keep: Tensor | None = None,
-    tone: Tensor | None = None,
-) -> Tensor:
-    """The image with its glass replaced by a clean glass tone, (B, 3, H, W).
-
-    ``out = lerp(image, tone, glass * strength * (1 - keep))``: `tone` (B, 3, H, W)
-    defaults to ``glass_tone(glass, top, bottom)``; `keep` (B, 1, H, W) in [0, 1] is how
-    much of the original to keep per pixel (e.g. the vehicle's interior). Pixels where
-    ``glass == 0`` are returned bit-identical; the work is done on the glass's bounding
-    box only.
-    """
-    box = _glass_box(glass)
-    if box is None:
-        return image.clone()
-    y0, y1, x0, x1 = box
-    g = glass[..., y0:y1, x0:x1]
-    img = image[..., y0:y1, x0:x1]
-    tone = glass_tone(g, top, bottom) if tone is None else tone[..., y0:y1, x0:x1]
-    weight = g.to(image.dtype) * float(strength)
-    if keep is not None:
-        weight = weight * (1 - keep[..., y0:y1, x0:x1].to(image.dtype))
-    tinted = torch.lerp(img, tone.to(image.dtype).expand_as(img), weight.clamp(0, 1).expand_as(img))
-    out = image.clone()
-    out[..., y0:y1, x0:x1] = torch.where(g > 0, tinted, img)
-    return out
-
-
-def see_through_alpha(alpha: Tensor, glass: Tensor, opacity: float = 0.4) -> Tensor:
-    """The matte with its glass made semi-transparent: ``lerp(alpha, opacity, glass)``.
-
-    Inside fully detected glass the alpha becomes `opacity` (also where the matte had a
-    hole); pixels where ``glass == 0`` are returned bit-identical.
-    """
-    target = torch.full_like(alpha, float(opacity))
-    out = torch.lerp(alpha, target, glass.to(alpha.dtype))
-    return torch.where(glass > 0, out, alpha)

@@ -13,11 +13,14 @@ import torch
 
 from ..frame import Frame
 from ..functional import glass as G
+from ..functional import glass_finish as GF
 from .base import FrameStage
 
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
 
 WINDOW_MODES = ("tint", "see_through", "none")
+# structure kept where the glass shows the outside world, as a share of `interior`
+_OUTSIDE_DETAIL = 1 / 3
 
 
 class WindowCorrection(FrameStage):
@@ -25,18 +28,23 @@ class WindowCorrection(FrameStage):
 
     Args:
         mode:
-            ``"tint"`` (default): the glass shows a clean, dark, neutral glass tone with a
-            soft vertical gradient (lighter at the top of each window); nothing of the
-            old background stays visible. Where the glass shows the vehicle's own
-            interior (dark, unlike the background around the car) a share `interior`
-            of it is kept, under the tint. With `fill_alpha` the matte is raised to the
-            glass, so windows that the matte saw through become opaque glass.
+            ``"tint"`` (default): what the glass shows takes a dark, neutral glass tone
+            with a soft vertical gradient (lighter at the top of each window), its
+            colour and brightness replaced; its fine structure stays at reduced
+            contrast: `interior` where it looks like the vehicle's own interior (seats,
+            headrests, steering wheel: dark, unlike the background around the car), a
+            third of that where it looks like the outside world seen through. The tint
+            follows the window frame (`glass_finish.crisp_glass`). With `fill_alpha` the
+            matte is raised to the glass, so windows that the matte saw through become
+            opaque glass.
             ``"see_through"``: the same tint, and the matte inside the glass is lowered
-            to `opacity`, so a background composited later shows through the windows,
-            dimmed (transparent output: glass alpha < 1).
+            to `opacity` (halfway to opaque where the glass shows the interior, which
+            stands in front of the new background), so a background composited later
+            shows through the windows, dimmed by the tinted glass (transparent output:
+            the glass alpha carries it).
             ``"none"``: no glass is computed; nothing changes.
         strength: how much of the glass colour is replaced by the tone, in [0, 1].
-        interior: share of the interior seen through the glass that is kept, in [0, 1]
+        interior: contrast of the interior's structure kept under the tint, in [0, 1]
             (0: one even tone on all the glass).
         opacity: the matte inside the glass for ``"see_through"``, in [0, 1].
         top, bottom: RGB in [0, 1] of the tone at the top and bottom of each window.
@@ -58,10 +66,10 @@ class WindowCorrection(FrameStage):
         mode: str = "tint",
         *,
         strength: float = 1.0,
-        interior: float = 0.35,
+        interior: float = 0.5,
         opacity: float = 0.4,
-        top: tuple[float, float, float] = G.GLASS_TOP,
-        bottom: tuple[float, float, float] = G.GLASS_BOTTOM,
+        top: tuple[float, float, float] = GF.GLASS_TOP,
+        bottom: tuple[float, float, float] = GF.GLASS_BOTTOM,
         fill_alpha: bool = True,
         work_size: int = G.WORK_SIZE,
         refine: bool = True,
@@ -114,11 +122,14 @@ class WindowCorrection(FrameStage):
         warnings = list(frame.warnings)
         if not bool((glass >= 0.5).any()):
             warnings.append("window correction: no glass found")
-        # keep a share of what looks like the vehicle's interior rather than the outside
-        keep = None if likeness is None else self.interior * (1 - likeness)
-        new_image = G.tint_glass(image, glass, strength=self.strength, top=self.top, bottom=self.bottom, keep=keep)
+        # the structure of the interior stays readable; what looks like the outside world
+        # seen through keeps a third of that
+        inside = 0.0 if likeness is None else 1 - likeness
+        detail = self.interior * (_OUTSIDE_DETAIL + (1 - _OUTSIDE_DETAIL) * inside)
+        new_image = GF.tint_glass(image, glass, strength=self.strength, top=self.top, bottom=self.bottom, detail=detail)
         if self.mode == "see_through":
-            new_alpha = G.see_through_alpha(alpha, glass, self.opacity)
+            opacity = self.opacity + (1 - self.opacity) * 0.5 * inside
+            new_alpha = GF.see_through_alpha(alpha, glass, opacity)
         elif self.fill_alpha:
             new_alpha = torch.where(glass > 0, torch.maximum(alpha, glass), alpha)
         else:
