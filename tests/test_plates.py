@@ -287,9 +287,15 @@ def test_stage_overlays_the_replacement_and_sets_plates():
     blue = (out.image[2] > out.image[0] + 0.2) & (out.image[2] > out.image[1] + 0.2)
     ys, xs = torch.nonzero(blue, as_tuple=True)
     assert len(xs) > 200
+    # it lands on the plate grown to its outer border (the old plate's rim is covered too)
+    outline = out.meta["plate_outlines"][0].numpy()
     inside = np.zeros(frame.size, np.uint8)
-    cv2.fillConvexPoly(inside, np.round(quad * 16 - 8).astype(np.int32), 1, shift=4)
-    assert inside[ys.numpy(), xs.numpy()].mean() > 0.98, "the replacement lands inside the plate"
+    cv2.fillConvexPoly(inside, np.round(outline * 16 - 8).astype(np.int32), 1, shift=4)
+    assert inside[ys.numpy(), xs.numpy()].mean() > 0.98, "the replacement lands inside the plate's outline"
+    pw, ph = np.ptp(quad[:, 0]), np.ptp(quad[:, 1])
+    assert np.abs(outline - quad).max(0)[0] <= 0.1 * pw + 2 and np.abs(outline - quad).max(0)[1] <= 0.3 * ph + 2
+    plain = PlateReplacement("image", logo, cover_border=False)([frame])[0]
+    assert torch.equal(plain.meta["plate_outlines"], plain.plates)
 
 
 def test_stage_blank_mode_removes_the_characters():

@@ -34,10 +34,15 @@ __all__ = [
     "plate_shading",
     "gaussian_blur",
     "blank_plate",
+    "BLANK_COLOUR",
     "overlay_plate",
 ]
 
 _LUMA = (0.299, 0.587, 0.114)
+
+
+# a blank plate's paint: white with a hint of warmth, as real plates are
+BLANK_COLOUR = (0.95, 0.95, 0.93)
 
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:
@@ -487,14 +492,19 @@ def overlay_plate(
     match: bool = True,
     blank_colour: Sequence[float] | None = None,
     supersample: int = 4,
+    colour_quad: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`image` (3, H, W) with `plate` (3|4, h, w) warped into `quad`, or a blank plate.
 
     - The plate keeps its aspect ratio: it is letterboxed to the quad's apparent aspect,
       the bars (and any transparency) filled with `fill`: ``"plate"`` (the original
       plate's estimated background colour), ``"white"`` or an RGB triple.
-    - ``plate=None`` draws a blank plate (`blank_plate`) in `blank_colour`, by default the
-      original plate's colour when it is light, else a light grey matched to its lighting.
+    - ``plate=None`` draws a blank plate (`blank_plate`) in `blank_colour`, by default a
+      clean near-white plate with a thin dark border, only dimmed (to 0.82 at most) where
+      the original plate is in shadow, never grey.
+    - `colour_quad`: where the original plate's colour, lighting and sharpness are read
+      (default `quad`; give the detected plate when `quad` is its grown outline, whose
+      rim and banner would mislead them).
     - With `match`, the replacement is lit like the original: its background is scaled
       to the original's background luminance, a plane fitted to the original's lighting
       shades it, and it is blurred to the sharpness measured on the original's outline.
@@ -514,19 +524,22 @@ def overlay_plate(
     aspect = quad_aspect(quad)
     if not math.isfinite(aspect) or aspect <= 0.05:
         return image.clone(), image.new_zeros((1, h, w))
-    bg = estimate_plate_colour(img, quad).to(dtype)
+    read = quad if colour_quad is None else colour_quad.to(device=dev, dtype=torch.float64)
+    bg = estimate_plate_colour(img, read).to(dtype)
     bg_lum = float((bg * torch.tensor(_LUMA, dtype=dtype, device=dev)).sum())
     gain = 1.0
     if plate is None:
         if blank_colour is not None:
             colour = torch.as_tensor(blank_colour, dtype=dtype, device=dev)
-        elif bg_lum >= 0.45:
-            colour = bg
-        else:  # a dark or unlit plate: a light plate, dimmed to the scene's level
-            colour = torch.tensor([0.93, 0.93, 0.91], dtype=dtype, device=dev) * max(0.55, min(1.0, bg_lum + 0.45))
+        else:  # a clean plate, as bright as the old plate's paint allows, never grey
+            colour = torch.tensor(BLANK_COLOUR, dtype=dtype, device=dev) * max(0.82, min(1.0, bg_lum / 0.8))
         # the blank's colour is already as lit on the canvas: no gain
         texture = blank_plate(aspect, height=max(32, int(math.ceil(_quad_height(quad) * 2))), colour=colour.tolist(),
                               border=(colour * 0.15).tolist(), dtype=dtype, device=dev)
+        # opaque to the corners: outside the rounding the border colour, as a plate holder,
+        # so nothing of the old plate shows at its corners
+        frame_c = (colour * 0.15).view(3, 1, 1)
+        texture = torch.cat([texture[:3] * texture[3:] + frame_c * (1 - texture[3:]), torch.ones_like(texture[3:])])
     else:
         if plate.ndim != 3 or plate.shape[0] not in (3, 4):
             raise ValueError(f"plate image must be (3|4, h, w) but is {tuple(plate.shape)}")
@@ -548,7 +561,7 @@ def overlay_plate(
     pre, cov, box = warp_into_quad(texture, quad, (h, w), supersample=supersample)
     if box is None:
         return image.clone(), image.new_zeros((1, h, w))
-    sigma = estimate_edge_sigma(img, quad) if match else 0.0
+    sigma = estimate_edge_sigma(img, read) if match else 0.0
     extra = math.sqrt(max(sigma * sigma - 0.35 * 0.35, 0.0))
     pad = int(math.ceil(3 * extra)) + 1 if extra > 0.05 else 0
     x0, y0, x1, y1 = box
@@ -560,7 +573,7 @@ def overlay_plate(
     full_cov[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0] = cov
     gbox = (gx0, gy0, gx1, gy1)
     if match:
-        full_pre = full_pre * (gain * plate_shading(img, quad, gbox))
+        full_pre = full_pre * (gain * plate_shading(img, read, gbox))
     if extra > 0.05:
         full_pre = _blur_zero_padded(full_pre, extra)
         full_cov = _blur_zero_padded(full_cov, extra)

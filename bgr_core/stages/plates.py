@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..frame import Frame
+from ..functional.plate_border import outer_border
 from ..functional.plates import order_quad, overlay_plate, quad_iou
 from .base import FrameStage
 
@@ -1297,9 +1298,13 @@ class PlateReplacement(FrameStage):
         fill: colour of the letterbox bars around a replacement of another aspect ratio:
             ``"plate"`` (the original plate's colour), ``"white"`` or an RGB triple.
         match: light and blur the replacement like the original plate.
+        cover_border: cover the old plate's rim, banner and frame too: the replacement
+            goes into the detected quad grown to the plate's outer border
+            (`bgr_core.functional.plate_border.outer_border`), kept in
+            ``frame.meta["plate_outlines"]`` (N, 4, 2).
 
     Sets ``Frame.plates`` (N, 4, 2) float32 on the frame's device ((0, 4, 2) when none is
-    found) and ``frame.meta["plate_scores"]``; draws into ``Frame.image``. When no plate
+    found: the detected plates) and ``frame.meta["plate_scores"]``; draws into ``Frame.image``. When no plate
     is found the image is unchanged and ``"no licence plate found"`` is added to the
     frame's warnings. Frames with an error pass through untouched.
     """
@@ -1315,6 +1320,7 @@ class PlateReplacement(FrameStage):
         *,
         fill: str | Sequence[float] = "plate",
         match: bool = True,
+        cover_border: bool = True,
     ):
         if mode not in ("image", "blank"):
             raise ValueError(f"`mode` must be 'image' or 'blank' but is {mode!r}")
@@ -1333,6 +1339,7 @@ class PlateReplacement(FrameStage):
         self.min_score = float(min_score)
         self.fill = fill
         self.match = bool(match)
+        self.cover_border = bool(cover_border)
 
     def __repr__(self) -> str:
         return f"PlateReplacement(mode={self.mode!r}, detector={self.detector!r}, min_score={self.min_score})"
@@ -1349,9 +1356,15 @@ class PlateReplacement(FrameStage):
         quads = torch.stack([order_quad(d.quad.float()) for d in detections]).to(dev)
         image = frame.image
         plate = self.plate.to(dev) if self.plate is not None else None
+        outlines = []
         for quad in quads:
-            image, _ = overlay_plate(image, quad, plate if self.mode == "image" else None, fill=self.fill, match=self.match)
+            # the outline is found on the photo as it was, not on a plate already drawn
+            outline = outer_border(frame.image, quad).to(quad) if self.cover_border else quad
+            outlines.append(outline)
+            image, _ = overlay_plate(image, outline, plate if self.mode == "image" else None, fill=self.fill,
+                                     match=self.match, colour_quad=quad)
         new = frame.replace(image=image, plates=quads)
+        new.meta["plate_outlines"] = torch.stack(outlines)
         new.meta["plate_scores"] = [d.score for d in detections]
         return new
 
