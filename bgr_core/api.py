@@ -43,15 +43,22 @@ def remove_background(*, pipeline: Pipeline | None = None, device: str = "auto",
             error="invalid_input",
             error_description=f"`pipeline` must be a bgr_core.Pipeline, not {type(pipeline).__name__}",
         )
+    bad_device = Result(
+        error="invalid_input",
+        error_description=f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N' but is {_short(device)}",
+    )
     try:
-        pipe = pipeline or default_pipeline(_device_name(device))
+        name = _device_name(device)
+    except Exception:
+        return bad_device
+    try:
+        pipe = pipeline or default_pipeline(name)
     except BGRError as err:
         return Result(error=err.code, error_description=str(err))
+    except ValueError as err:  # the service's own configuration (e.g. $BGR_API_KEYS), not the caller's
+        return Result(error="request_failed", error_description=f"the service is misconfigured: {err}")
     except Exception:  # torch.device("tpu") and the like
-        return Result(
-            error="invalid_input",
-            error_description=f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N' but is {_short(device)}",
-        )
+        return bad_device
     try:
         return pipe.remove_background(**api_params)
     except Exception as err:  # last line of defence: the API never raises

@@ -58,11 +58,41 @@ def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.permute(2, 0, 1).float().div_(255.0)
 
 
+def _api_keys(api_keys: Iterable[str] | None) -> tuple[str, ...]:
+    """The configured keys: `api_keys`, else ``$BGR_API_KEYS`` (comma-separated), else none.
+
+    Keys that were asked for but come out empty are a configuration error, never
+    "authentication off": a single string (it would be taken letter by letter), an empty
+    list, a blank key, or a variable that holds only commas and spaces."""
+    if api_keys is None:
+        env = os.environ.get(KEYS_ENV_VAR)
+        if env is None or env == "":
+            return ()
+        keys = tuple(k.strip() for k in env.split(",") if k.strip())
+        if not keys:
+            raise ValueError(f"${KEYS_ENV_VAR} is set but holds no key ({env!r}); unset it for no authentication")
+        return keys
+    if isinstance(api_keys, (str, bytes)):
+        raise ValueError("`api_keys` must be a list of keys, e.g. ['secret'], not a single string")
+    try:
+        keys = tuple(api_keys)
+    except TypeError:
+        raise ValueError(f"`api_keys` must be a list of keys, not {type(api_keys).__name__}") from None
+    if not keys:
+        raise ValueError("`api_keys` is empty: pass None (the default) for no authentication")
+    for k in keys:
+        if not isinstance(k, str) or not k.strip():
+            raise ValueError(f"every key in `api_keys` must be a non-empty string, got {k!r}")
+    return keys
+
+
 class Pipeline:
     """Run the vehicle pipeline on a device.
 
     Args:
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. A
+            CUDA device on a machine without CUDA is not a crash: every request answers
+            ``request_failed`` ("CUDA is not available"), `unavailable` holds that error.
         batch_size: images per batch through the stages (memory grows with it).
         weights: explicit weight paths by key (``{"u2netp_vehicle": "/path/net.safetensors"}``);
             others resolve as `bgr_core.weights` documents.
@@ -72,7 +102,9 @@ class Pipeline:
         limits: input limits (pixels, bytes, network); `allow_network` / `allow_private`
             override the corresponding fields.
         api_keys: when given (or set in ``$BGR_API_KEYS``, comma-separated), each request
-            must carry one of them as ``key``.
+            must carry one of them as ``key``, checked before anything else in it. A list
+            of non-empty strings; a single string, an empty list, a blank key or a variable
+            without a key raise `ValueError` (never "no authentication").
         output_dir: when set, each result is written there and `output_url` is its
             ``file://`` URI.
         decontaminate: remove the old background's colour from the vehicle's soft edge.
@@ -115,7 +147,7 @@ class Pipeline:
         limits: ImageLimits | None = None,
         allow_network: bool | None = None,
         allow_private: bool | None = None,
-        api_keys: Sequence[str] | None = None,
+        api_keys: Iterable[str] | None = None,
         output_dir: str | os.PathLike | None = None,
         decontaminate: bool = True,
         fast: bool = True,
@@ -128,7 +160,12 @@ class Pipeline:
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
-        self.device = loaders.resolve_device(device)
+        try:
+            self.device = loaders.resolve_device(device)
+            self.unavailable: BGRError | None = None
+        except RequestFailed as err:  # "cuda" without CUDA: every request answers with it
+            self.device = torch.device(device)
+            self.unavailable = err
         if keep_freed_memory and self.device.type == "cpu":
             memory.keep_freed_memory()
         self.batch_size = int(batch_size)
@@ -138,9 +175,7 @@ class Pipeline:
         self.limits = ImageLimits(
             **{**limits.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         )
-        if api_keys is None and os.environ.get(KEYS_ENV_VAR):
-            api_keys = [k.strip() for k in os.environ[KEYS_ENV_VAR].split(",") if k.strip()]
-        self.api_keys = tuple(api_keys or ())
+        self.api_keys = _api_keys(api_keys)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.decontaminate = decontaminate
         self.fast = bool(fast)
@@ -331,10 +366,13 @@ class Pipeline:
                     executor.shutdown(wait=True, cancel_futures=True)
 
     def _prepare(self, params: Mapping[str, Any]) -> tuple[Request | None, Frame | BGRError]:
-        """Parse, authorise and decode one request (thread-safe)."""
+        """Authorise, parse and decode one request (thread-safe): the key is checked before
+        anything else, so a caller without one learns nothing about the parameters."""
         try:
+            self._authorize(params)
+            if self.unavailable is not None:
+                raise self.unavailable
             request = parse_request(params)
-            self._authorize(request)
             return request, self._load(request)
         except BGRError as err:
             return None, err
@@ -371,11 +409,16 @@ class Pipeline:
                 done = {id(src): failure for _, src in ready}
         return [(request, done.get(id(item), item)) for request, item in prepared]
 
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, params: Mapping[str, Any]) -> None:
         if not self.api_keys:
             return
-        given = (request.key or "").encode()
-        if not any(hmac.compare_digest(given, k.encode()) for k in self.api_keys):
+        key = params.get("key") if isinstance(params, Mapping) else None
+        # any text, even invalid UTF-8, is compared in constant time; anything else fails
+        given = key.encode("utf-8", "surrogatepass") if isinstance(key, str) else b""
+        valid = False
+        for k in self.api_keys:  # no early exit: every key is compared
+            valid |= hmac.compare_digest(given, k.encode("utf-8", "surrogatepass"))
+        if not valid:
             raise Unauthorized("the `key` is missing or not valid for this service")
 
     def _load(self, request: Request) -> Frame:

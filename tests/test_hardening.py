@@ -363,7 +363,49 @@ def test_hostile_sources(tmp_path):
 def test_key_with_surrogates_is_not_a_crash():
     pipe = Pipeline("cpu", api_keys=["secret"])
     r = pipe.remove_background(image_file=np.zeros((8, 8, 3), np.uint8), key="\udcff")
+    assert r.error == "unauthorized_request"
+    # without keys configured, the key is a parameter like the others
+    r = Pipeline("cpu").remove_background(image_file=np.zeros((8, 8, 3), np.uint8), key="\udcff")
     assert r.error == "invalid_input" and "`key`" in r.error_description
+
+
+def test_keys_never_fail_open(monkeypatch):
+    for bad, match in (("secret", "not a single string"), ([], "is empty"), ([""], "non-empty string"),
+                       (["ok", "  "], "non-empty string"), ([b"x"], "non-empty string"), (5, "list of keys")):
+        with pytest.raises(ValueError, match=match):
+            Pipeline("cpu", api_keys=bad)
+    monkeypatch.setenv("BGR_API_KEYS", " , ")
+    with pytest.raises(ValueError, match="holds no key"):
+        Pipeline("cpu")
+    monkeypatch.setenv("BGR_API_KEYS", " a1 , ,b2 ")
+    assert Pipeline("cpu").api_keys == ("a1", "b2")
+    monkeypatch.setenv("BGR_API_KEYS", "")
+    assert Pipeline("cpu").api_keys == ()
+
+
+def test_cuda_without_cuda_and_a_misconfigured_service_answer_with_error_results(monkeypatch):
+    from bgr_core import api
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    pipe = Pipeline("cuda")  # no crash: every request answers
+    r = pipe.remove_background(image_file=np.zeros((8, 8, 3), np.uint8))
+    assert r.error == "request_failed" and "CUDA is not available" in r.error_description
+    assert [x.error for x in pipe.remove_backgrounds([np.zeros((8, 8, 3), np.uint8)] * 2)] == ["request_failed"] * 2
+    monkeypatch.setattr(api, "_DEFAULT", {})
+    monkeypatch.setenv("BGR_API_KEYS", ",")
+    r = remove_background(device="cpu", image_file=np.zeros((8, 8, 3), np.uint8))
+    assert r.error == "request_failed" and "misconfigured" in r.error_description and "BGR_API_KEYS" in r.error_description
+    assert remove_background(device="tpu", image_file=b"x").error == "invalid_input"
+
+
+def test_key_is_checked_before_the_parameters():
+    pipe = Pipeline("cpu", api_keys=["secret"])
+    image = np.zeros((8, 8, 3), np.uint8)
+    bad = {"image_file": image, "layout": "sideways", "background": "plaid"}
+    assert pipe.remove_background(**bad).error == "unauthorized_request"
+    assert pipe.remove_background(key="s", **bad).error == "unauthorized_request"
+    assert pipe.remove_background(key="secret", **bad).error == "invalid_input"
+    assert pipe.remove_background(key=["secret"], image_file=image).error == "unauthorized_request"
 
 
 def test_api_arguments_never_raise():
