@@ -12,7 +12,6 @@ import binascii
 import errno
 import http.client
 import io
-import ipaddress
 import os
 import socket
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .addresses import refused_address
 from .errors import BGRError, InvalidInput, RequestFailed
 
 __all__ = [
@@ -208,12 +208,8 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
 
-def _refused_address(text: str) -> bool:
-    """True for loopback, private, link-local, reserved, unspecified or multicast addresses."""
-    addr = ipaddress.ip_address(text.split("%")[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return not addr.is_global or addr.is_multicast
+# looked up by name at every use, so tests can stand in for it
+_refused_address = refused_address
 
 
 def _private_refused(param: str, host: str) -> InvalidInput:
