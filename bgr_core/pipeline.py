@@ -10,10 +10,11 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
+import secrets
 import threading
 import time
 import urllib.parse
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -456,14 +457,22 @@ class Pipeline:
         if self.output_dir is not None:
             try:
                 start = time.perf_counter()
-                path = self.output_dir / f"{outcome.meta.get('source') or 'bgr-' + uuid.uuid4().hex[:12]}.{request.extension}"
-                write_atomic(path, result.encode())
+                path = self.output_dir / _output_name(outcome.meta.get("source"), request.extension)
+                write_atomic(path, result.encode(), overwrite=False)
                 result.timings["encode"] = (time.perf_counter() - start) * 1000.0
                 result.output_url = path.resolve().as_uri()
             except Exception as err:  # a full disk or an encoder failure: this image's error
                 reason = getattr(err, "strerror", None) or type(err).__name__
                 return Result(error="request_failed", error_description=f"could not write the output ({reason})")
         return result
+
+
+def _output_name(source: str | None, extension: str) -> str:
+    """A new, unguessable file name for one result: the source's stem (made safe, at most
+    48 characters) for the reader, then 96 random bits, so two callers never share a name
+    and no caller can guess another's output."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source or "")[:48].strip("._") or "bgr"
+    return f"{stem}-{secrets.token_hex(12)}.{extension}"
 
 
 def _source_name(source: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 
 import cv2
 
@@ -141,9 +142,24 @@ def test_output_dir_gives_a_file_url(tmp_path):
     src.parent.mkdir()
     src.write_bytes(_png_bytes(scene.image))
     r = pipe.remove_background(image_file=src, **OFF)
-    assert r.ok and r.output_url.startswith("file://") and r.output_url.endswith("my%20car.jpg")
-    assert (tmp_path / "my car.jpg").is_file()
+    assert r.ok and r.output_url.startswith("file://")
+    name = r.output_url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"my_car-[0-9a-f]{24}\.jpg", name) and (tmp_path / name).is_file()
     assert r.to_dict() == {"output_url": r.output_url, "error": "", "error_description": ""}
+
+
+def test_output_names_never_collide_and_cannot_be_guessed(tmp_path):
+    pipe = Pipeline("cpu", output_dir=tmp_path / "out")
+    scene = _scene()
+    urls = []
+    for sub in ("a", "b"):  # a/car.png and b/car.png: two callers, the same file name
+        src = tmp_path / sub / "car.png"
+        src.parent.mkdir()
+        src.write_bytes(_png_bytes(scene.image))
+        urls.append(pipe.remove_background(image_file=src, **OFF).output_url)
+    urls.append(pipe.remove_background(image_file=scene.image, **OFF).output_url)  # no name at all
+    assert len(set(urls)) == 3 and len(list((tmp_path / "out").iterdir())) == 3
+    assert all(re.search(r"-[0-9a-f]{24}\.jpg$", u) for u in urls)
 
 
 def test_batched_equals_one_by_one():
