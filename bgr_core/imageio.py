@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 SUPPORTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# a JPEG that carries more images in its MPF index (camera previews, depth or gain maps)
+# opens as MPO: its first frame is the photo
+_JPEG_LIKE = ("MPO",)
 _URL_SCHEMES = ("http", "https")
 
 
@@ -400,9 +403,11 @@ def decode_bytes(data: bytes, param: str, limits: ImageLimits = ImageLimits()) -
         with warnings.catch_warnings():
             # our own pixel limit is checked from the header below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=tuple(SUPPORTED_FORMATS))
+            image = Image.open(io.BytesIO(data), formats=tuple(SUPPORTED_FORMATS))  # JPEG's opener gives MPO
             fmt = image.format
-            if fmt not in SUPPORTED_FORMATS:
+            if fmt in _JPEG_LIKE:
+                image.seek(0)
+            elif fmt not in SUPPORTED_FORMATS:
                 raise InvalidInput(
                     f"`{param}`: image format {fmt or 'unknown'} is not supported; use jpg, png or webp"
                 )
@@ -448,8 +453,14 @@ def _pil_to_rgb(image: Image.Image, param: str, limits: ImageLimits) -> np.ndarr
 def _pil_convert(image: Image.Image) -> np.ndarray:
     image.load()
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        image = image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):  # 16 bits: the high byte
+        image = Image.fromarray((np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8))
+    elif image.mode == "I":
+        image = Image.fromarray(np.clip(np.asarray(image) / 256, 0, 255).astype(np.uint8))
+    elif image.mode == "La":  # premultiplied: back to straight alpha
+        la = np.asarray(image).astype(np.float32)
+        grey = np.where(la[..., 1] > 0, la[..., 0] * 255 / np.maximum(la[..., 1], 1), 0)
+        image = Image.fromarray(np.stack([np.clip(grey, 0, 255), la[..., 1]], -1).astype(np.uint8), "LA")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.nan_to_num(np.asarray(image)), 0, 255).astype(np.uint8))
     if image.mode != "RGB":
@@ -520,7 +531,9 @@ def write_atomic(path: Path, data: bytes, overwrite: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not overwrite and path.exists():
         raise FileExistsError(f"'{path}' exists (pass overwrite=True to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # the temporary name stays short: a legal 255-byte name plus a prefix and suffix is not
+    short = path.name.encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
+    fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

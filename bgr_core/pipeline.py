@@ -317,11 +317,14 @@ class Pipeline:
         """Many images with the same API parameters, batched; yields one Result per image, in order.
 
         Each item of `images` is anything ``image_file`` accepts (path, bytes, file
-        object, PIL image, array). With `workers` > 0 the next batch is decoded and the
+        object, PIL image, array). A folder (str or path) stands for its jpg / jpeg / png
+        / webp files, sorted by name (not recursive); a single path, bytes, PIL image or
+        array is one image. With `workers` > 0 the next batch is decoded and the
         previous one encoded (when `output_dir` is set) on worker threads while the
         models run on this one. Memory stays bounded by the batch size (about three
         batches in flight: decoding, running, encoding), never by the number of images.
         """
+        images = _as_items(images)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
         runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
         shared: dict[str, Any] = {}  # background, plate and stages: built once for all batches
@@ -465,6 +468,21 @@ class Pipeline:
                 reason = getattr(err, "strerror", None) or type(err).__name__
                 return Result(error="request_failed", error_description=f"could not write the output ({reason})")
         return result
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _as_items(images: Any) -> Iterable[Any]:
+    """`remove_backgrounds`' input as an iterable of single images."""
+    if isinstance(images, (str, os.PathLike)):
+        path = Path(images)
+        if path.is_dir():
+            return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return [images]
+    if isinstance(images, (bytes, bytearray, memoryview, np.ndarray)) or hasattr(images, "getbands"):
+        return [images]  # one encoded image, array or PIL image, not a sequence of them
+    return images
 
 
 def _output_name(source: str | None, extension: str) -> str:

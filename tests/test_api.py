@@ -381,3 +381,17 @@ def test_matte_model_by_name():
     assert generic is loaders.load_matte_net("u2netp", "cpu") and generic is not vehicle
     with pytest.raises(ValueError, match="`matte_model`"):
         Pipeline("cpu", matte_model="u2net")
+
+
+def test_remove_backgrounds_takes_a_folder_or_a_single_image(tmp_path):
+    scene = _scene()
+    for name in ("b.png", "a.png"):
+        (tmp_path / name).write_bytes(_png_bytes(scene.image))
+    (tmp_path / "notes.txt").write_text("not an image")
+    pipe = Pipeline("cpu", batch_size=2)
+    for folder in (str(tmp_path), tmp_path):
+        results = list(pipe.remove_backgrounds(folder, **OFF))
+        assert len(results) == 2 and all(r.ok for r in results)  # not one per character of the path
+    assert len(list(pipe.remove_backgrounds(str(tmp_path / "a.png"), **OFF))) == 1
+    assert len(list(pipe.remove_backgrounds(_png_bytes(scene.image), **OFF))) == 1
+    assert len(list(pipe.remove_backgrounds(scene.image, **OFF))) == 1

@@ -120,3 +120,44 @@ def test_encode_and_atomic_write(tmp_path):
         write_atomic(target, b"two", overwrite=False)
     assert target.read_bytes() == b"one"
     assert [p.name for p in target.parent.iterdir()] == ["out.png"]
+
+
+# -- second hardening round: odd modes, MPO, long names ---------------------------------
+
+
+@pytest.mark.parametrize("mode", ["I;16B", "I;16L", "I;16"])
+def test_sixteen_bit_greys_of_either_byte_order_decode(mode):
+    from PIL import Image
+
+    values = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1300)
+    raw = values.astype(">u2" if mode == "I;16B" else "<u2").tobytes()
+    out = load_image(Image.frombytes(mode, (8, 6), raw), "image_file")
+    assert out.shape == (6, 8, 3) and np.array_equal(out[..., 0], (values >> 8).astype(np.uint8))
+
+
+def test_premultiplied_la_decodes_over_white():
+    from PIL import Image
+
+    out = load_image(Image.new("LA", (8, 6), (100, 200)).convert("La"), "image_file")
+    assert abs(int(out[0, 0, 0]) - round(100 * 200 / 255 + 255 * 55 / 255)) <= 2
+
+
+def test_mpo_jpeg_gives_its_first_frame():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 10, 10)).save(buf, "MPO", save_all=True,
+                                                   append_images=[Image.new("RGB", (32, 24), (10, 10, 200))])
+    out = decode_bytes(buf.getvalue(), "image_file")
+    assert out.shape == (24, 32, 3) and out[0, 0, 0] > 150 and out[0, 0, 2] < 60
+
+
+def test_write_atomic_takes_the_longest_legal_name(tmp_path):
+
+
+    name = "é" * 100 + "x" * 50 + ".jpg"  # 254 bytes in UTF-8
+    assert len(name.encode()) <= 255
+    path = write_atomic(tmp_path / name, b"data")
+    assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [name]
