@@ -39,6 +39,8 @@ __all__ = [
     "encode_image",
     "write_atomic",
     "SUPPORTED_FORMATS",
+    "MAX_SIDE",
+    "check_output_size",
 ]
 
 SUPPORTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -492,6 +494,23 @@ def _array_to_rgb(array: np.ndarray, param: str, limits: ImageLimits) -> np.ndar
         a = array[..., 3:4].astype(np.float32) / 255.0
         array = (array[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
     return np.ascontiguousarray(array)
+
+
+# the largest side each output format can hold
+MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_500, "jpeg": 65_500, "webp": 16_383}
+
+
+def check_output_size(width: int, height: int, fmt: str, limits: ImageLimits, why: str) -> None:
+    """`InvalidInput` before any work when an output of `width` x `height` in `fmt` is
+    over the pixel limit or more than the format can hold; `why` names the parameters
+    that make it that large."""
+    if width * height > limits.max_pixels:
+        raise InvalidInput(
+            f"{why} makes a {width}x{height} output = {width * height} pixels, over the limit of {limits.max_pixels}"
+        )
+    side = MAX_SIDE.get(fmt.lower(), MAX_SIDE["png"])
+    if max(width, height) > side:
+        raise InvalidInput(f"{why} makes a {width}x{height} output, more than {fmt} can hold ({side} pixels a side)")
 
 
 def encode_image(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:

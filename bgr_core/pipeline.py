@@ -27,13 +27,13 @@ from . import loaders, memory
 from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
 from .frame import Frame
 from .functional.shadow import shadow_room
-from .imageio import ImageLimits, load_image, write_atomic
+from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
 from .result import Result
 from .stages.background import ComposeBackground
 from .stages.generative import GenerativeBackground
 from .stages.base import Stage
-from .stages.layout import Layout
+from .stages.layout import Layout, canvas_bound, parse_aspect
 from .stages.plates import PlateReplacement
 from .stages.refine_sam import SamRefine
 from .stages.shadow import Shadow
@@ -428,10 +428,19 @@ class Pipeline:
     def _load(self, request: Request) -> Frame:
         start = time.perf_counter()
         array = load_image(request.image, request.image_param, self.limits)
+        self._check_output(request, array.shape[:2])
         named = request.image_param != "image_base64"
         frame = self.frame(array, source=_source_name(request.image) if named else None)
         frame.timings["decode"] = (time.perf_counter() - start) * 1000.0
         return frame
+
+    def _check_output(self, request: Request, image_size: tuple[int, int]) -> None:
+        """An output the limits or its format cannot hold is refused before any work."""
+        why = " and ".join(f"`{k}`" for k, v in (("output_size", request.output_size),
+                                                  ("aspect_ratio", request.aspect_ratio)) if v) or "the image"
+        aspect = parse_aspect(request.aspect_ratio) if request.aspect_ratio else None
+        w, h = canvas_bound(request.layout, image_size, request.output_size, aspect)
+        check_output_size(w, h, request.extension, self.limits, why)
 
     def _load_background(self, request: Request) -> torch.Tensor | None:
         if request.background != "custom_background":

@@ -586,3 +586,22 @@ def test_write_atomic_mode_and_race(tmp_path):
     with pytest.raises(FileExistsError):
         write_atomic(target, b"y", overwrite=False)
     assert target.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_outputs_too_large_for_the_limits_or_the_format_are_refused_before_any_work(monkeypatch):
+    from bgr_core.stages.segment import VehicleMatte
+
+    def fail(*a, **k):
+        raise AssertionError("the matte ran")
+
+    pipe = Pipeline("cpu")
+    monkeypatch.setattr(VehicleMatte, "__call__", fail)
+    photo = np.zeros((667, 1000, 3), np.uint8)
+    r = pipe.remove_background(image_file=photo, output_size="10000x10000")
+    assert r.error == "invalid_input" and "`output_size`" in r.error_description and "over the limit" in r.error_description
+    photo = np.zeros((2000, 1700, 3), np.uint8)  # at 10:1, 20000 x 2000: within the pixels, not within webp
+    r = pipe.remove_background(image_file=photo, aspect_ratio="10:1", output_format="webp", layout="center")
+    assert r.error == "invalid_input" and "webp can hold" in r.error_description
+    tall = np.zeros((4000, 400, 3), np.uint8)
+    r = pipe.remove_background(image_file=tall, aspect_ratio="10:1", layout="center")
+    assert r.error == "invalid_input" and "`aspect_ratio`" in r.error_description

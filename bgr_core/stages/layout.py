@@ -13,7 +13,7 @@ from ..frame import Frame
 from ..functional.geometry import Placement, place_box, place_layer, place_points, union_box
 from .base import Stage
 
-__all__ = ["Layout", "LAYOUT_MODES", "parse_aspect"]
+__all__ = ["Layout", "LAYOUT_MODES", "parse_aspect", "canvas_bound"]
 
 LAYOUT_MODES = ("center", "crop", "none")
 _LAYERS = ("image", "alpha", "glass", "shadow", "output")
@@ -45,6 +45,19 @@ def shadow_box(shadow: torch.Tensor | None, threshold: float = 0.1) -> torch.Ten
     if ys.numel() == 0:
         return None
     return torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+
+
+def canvas_bound(mode: str, image_size: tuple[int, int], size: tuple[int, int] | None = None,
+                 aspect: float | None = None) -> tuple[int, int]:
+    """(width, height) the layout's canvas can reach for an image of `image_size` (H, W),
+    known before any work: exact for ``center`` and ``none``; for ``crop`` an estimate (the
+    crop holds the car, its shadow's room and a margin: about the image or less)."""
+    if size is not None:
+        return int(size[0]), int(size[1])
+    h, w = image_size
+    if aspect is not None:
+        w, h = max(w, h * aspect), max(h, w / aspect)
+    return int(round(w)), int(round(h))
 
 
 class Layout(Stage):
