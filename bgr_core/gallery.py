@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import sys
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from .imageio import write_atomic
 from .errors import BGRError
 from .request import BACKGROUNDS, EFFECTS, LAYOUTS, WINDOW_MODES
 
@@ -142,7 +144,8 @@ def make_gallery(
         photos_dir: folder of photos, walked recursively.
         output: ``*.html`` → one self-contained file (thumbnails inlined as base64);
             any other path → a folder with ``index.html`` and ``images/``. Default:
-            ``bgr-gallery-<folder>.html`` in the system's temporary folder.
+            a new file ``bgr-gallery-<random>.html`` in the system's temporary folder,
+            readable by its owner only.
         pipeline: the `Pipeline` to run on (default: the shared one, device ``auto``).
         height: thumbnail height in pixels (smaller images are not upscaled).
         api_params: the web API's parameters (``background``, ``layout``, ...).
@@ -155,8 +158,10 @@ def make_gallery(
     photos = find_photos(root)
     if not photos:
         raise FileNotFoundError(f"no jpg, png or webp photos under {root}")
-    if output is None:
-        output = Path(tempfile.gettempdir()) / f"bgr-gallery-{root.resolve().name or 'photos'}.html"
+    private = None
+    if output is None:  # a new private file (0600, O_EXCL): never a predictable name, never through a link
+        private, name = tempfile.mkstemp(prefix="bgr-gallery-", suffix=".html")
+        output = Path(name)
     output = Path(output)
     pipeline = pipeline or default_pipeline()
     start = time.perf_counter()
@@ -168,8 +173,12 @@ def make_gallery(
         def inline(i, kind, thumb):
             return f"data:{thumb[1]};base64," + base64.b64encode(thumb[0]).decode("ascii")
 
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(_page(rows, title, inline), encoding="utf-8")
+        page = _page(rows, title, inline).encode("utf-8")
+        if private is not None:
+            with os.fdopen(private, "wb") as fh:
+                fh.write(page)
+        else:  # written to a temporary file and renamed: a link at `output` is replaced, not followed
+            write_atomic(output, page)
         return output
 
     images = output / "images"

@@ -220,7 +220,7 @@ def test_gallery_default_output_is_in_the_temp_folder(photos, tmp_path, monkeypa
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     out = make_gallery(photos, pipeline=_FakePipeline())
-    assert out == tmp_path / "tmp" / "bgr-gallery-photos.html"
+    assert out.parent == tmp_path / "tmp" and out.name.startswith("bgr-gallery-") and out.suffix == ".html"
 
 
 def test_gallery_command_reports_a_missing_or_empty_folder(tmp_path, capsys):
@@ -230,3 +230,24 @@ def test_gallery_command_reports_a_missing_or_empty_folder(tmp_path, capsys):
     assert main([str(tmp_path / "empty"), "-o", str(tmp_path / "g.html")]) == 2
     assert "no jpg, png or webp" in capsys.readouterr().err
     assert not (tmp_path / "g.html").exists()
+
+
+def test_gallery_default_output_is_new_private_and_unpredictable(photos, cpu_pipeline, tmp_path):
+    import os
+    import stat
+
+    first = make_gallery(photos, pipeline=cpu_pipeline)
+    second = make_gallery(photos, pipeline=cpu_pipeline)
+    try:
+        assert first != second and first.name.startswith("bgr-gallery-") and first.suffix == ".html"
+        assert stat.S_IMODE(os.stat(first).st_mode) & 0o077 == 0
+        # an explicit output that is a link is replaced, not written through
+        target = tmp_path / "victim.txt"
+        target.write_text("keep")
+        link = tmp_path / "page.html"
+        link.symlink_to(target)
+        make_gallery(photos, output=link, pipeline=cpu_pipeline)
+        assert target.read_text() == "keep" and not link.is_symlink()
+    finally:
+        for p in (first, second):
+            p.unlink(missing_ok=True)
