@@ -401,6 +401,7 @@ def decode_bytes(data: bytes, param: str, limits: ImageLimits = ImageLimits()) -
     if not data:
         raise InvalidInput(f"`{param}` is empty")
     _cap(data, param, limits)
+    _check_jpeg_scans(data, param)
     try:
         with warnings.catch_warnings():
             # our own pixel limit is checked from the header below
@@ -429,6 +430,25 @@ def decode_bytes(data: bytes, param: str, limits: ImageLimits = ImageLimits()) -
         raise InvalidInput(f"`{param}` is not a decodable image (jpg, png or webp expected)") from None
     except Exception as err:  # any decoder failure on caller bytes is bad input, never a crash
         raise InvalidInput(f"`{param}`: the image is corrupt or truncated ({type(err).__name__})") from None
+
+
+# A progressive JPEG has about 10 scans; each one is a full pass of the decoder over the
+# image, so a small file with thousands of duplicated scans takes minutes to decode.
+MAX_JPEG_SCANS = 100
+
+
+def _check_jpeg_scans(data: bytes, param: str) -> None:
+    """Refuse JPEG data with more than `MAX_JPEG_SCANS` start-of-scan markers (0xFFDA),
+    before decoding. The marker cannot occur inside entropy-coded data (0xFF is stuffed
+    there), so counting it is an upper bound of the scans, embedded thumbnails included."""
+    if not data.startswith(b"\xff\xd8"):
+        return
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise InvalidInput(
+            f"`{param}`: the JPEG has {scans} scans, more than the {MAX_JPEG_SCANS} a photo needs; refused "
+            "(it would take minutes to decode)"
+        )
 
 
 def _check_pixels(size: tuple[int, int], param: str, limits: ImageLimits) -> None:

@@ -161,3 +161,29 @@ def test_write_atomic_takes_the_longest_legal_name(tmp_path):
     assert len(name.encode()) <= 255
     path = write_atomic(tmp_path / name, b"data")
     assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def _progressive_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(buf, "JPEG", progressive=True, quality=90)
+    return buf.getvalue()
+
+
+def test_progressive_jpeg_decodes_and_a_scan_bomb_is_refused_fast():
+    import time
+
+    data = _progressive_jpeg()
+    assert 1 < data.count(b"\xff\xda") <= 20
+    assert decode_bytes(data, "image_file").shape == (64, 96, 3)
+    # the last scan repeated 5,000 times before the end marker: small, slow to decode
+    last = data.rindex(b"\xff\xda")
+    bomb = data[:last] + data[last:-2] * 5000 + b"\xff\xd9"
+    start = time.perf_counter()
+    with pytest.raises(InvalidInput, match="scans"):
+        decode_bytes(bomb, "image_file")
+    assert time.perf_counter() - start < 2.0
