@@ -63,6 +63,9 @@ class ImageLimits:
     allow_private: loopback / private / link-local addresses refused unless True; the
         check is made on the address actually connected to (DNS rebinding does not
         get round it), and environment proxies are not used.
+    allow_files: local paths and ``file://`` URLs are read (True, right for a library
+        call); anything that forwards web parameters turns it off, and then every local
+        file is refused with the same words, whether it exists or not.
     """
 
     max_pixels: int = 50_000_000
@@ -71,6 +74,7 @@ class ImageLimits:
     max_redirects: int = 3
     allow_network: bool = False
     allow_private: bool = False
+    allow_files: bool = True
 
 
 def load_image(source: Any, param: str, limits: ImageLimits = ImageLimits()) -> np.ndarray:
@@ -372,6 +376,8 @@ def _timed_out(param: str, limits: ImageLimits) -> RequestFailed:
 
 
 def _read_file(path: Path, param: str, limits: ImageLimits) -> bytes:
+    if not limits.allow_files:  # one wording: a caller learns nothing about the file system
+        raise InvalidInput(f"`{param}`: local files are not accepted here")
     try:
         found = path.is_file()
     except (OSError, ValueError) as err:  # name too long, no permission on a parent, ...

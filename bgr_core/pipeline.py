@@ -100,8 +100,10 @@ class Pipeline:
         matte_model: the matte net, a name of `bgr_core.loaders.MATTE_MODELS`:
             ``"u2netp_vehicle"`` (default: U2NetP trained on vehicle masks) or
             ``"u2netp"`` (the generic salient-object net it started from).
-        limits: input limits (pixels, bytes, network); `allow_network` / `allow_private`
-            override the corresponding fields.
+        limits: input limits (pixels, bytes, network, local files); `allow_network` /
+            `allow_private` / `allow_files` override the corresponding fields
+            (`allow_files=False` for anything that forwards web parameters: paths and
+            ``file://`` URLs in them are then refused).
         api_keys: when given (or set in ``$BGR_API_KEYS``, comma-separated), each request
             must carry one of them as ``key``, checked before anything else in it. A list
             of non-empty strings; a single string, an empty list, a blank key or a variable
@@ -148,6 +150,7 @@ class Pipeline:
         limits: ImageLimits | None = None,
         allow_network: bool | None = None,
         allow_private: bool | None = None,
+        allow_files: bool | None = None,
         api_keys: Iterable[str] | None = None,
         output_dir: str | os.PathLike | None = None,
         decontaminate: bool = True,
@@ -172,7 +175,7 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.weights = dict(weights or {})
         limits = limits or ImageLimits()
-        overrides = {"allow_network": allow_network, "allow_private": allow_private}
+        overrides = {"allow_network": allow_network, "allow_private": allow_private, "allow_files": allow_files}
         self.limits = ImageLimits(
             **{**limits.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         )

@@ -605,3 +605,22 @@ def test_outputs_too_large_for_the_limits_or_the_format_are_refused_before_any_w
     tall = np.zeros((4000, 400, 3), np.uint8)
     r = pipe.remove_background(image_file=tall, aspect_ratio="10:1", layout="center")
     assert r.error == "invalid_input" and "`aspect_ratio`" in r.error_description
+
+
+def test_local_files_can_be_switched_off_with_one_wording(tmp_path):
+    good = tmp_path / "car.png"
+    good.write_bytes(_png(np.zeros((8, 8, 3), np.uint8)))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    pipe = Pipeline("cpu", allow_files=False)
+    answers = set()
+    for params in ({"image_url": str(good)}, {"image_url": good.as_uri()}, {"image_url": str(tmp_path / "none.png")},
+                   {"image_url": str(junk)}, {"image_file": str(good)}, {"image_file": good},
+                   {"image_file": np.zeros((8, 8, 3), np.uint8), "background": "custom_background",
+                    "background_url": str(good)}):
+        r = pipe.remove_background(**params)
+        assert r.error == "invalid_input", params
+        answers.add(r.error_description.split(": ", 1)[1])
+    assert answers == {"local files are not accepted here"}
+    # the library default reads them
+    assert Pipeline("cpu").limits.allow_files
