@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,41 @@ def _collect(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
     return found
+
+
+def _targets(out: Path, jobs: Sequence[tuple[Path, Path]], extension: str) -> list[Path]:
+    """Output path of every job: its relative path under `out` with the output's
+    extension. Inputs that would share one (``a.jpg`` and ``a.png``, or two ``car.jpg``
+    from different folders) keep their own extension in the name (``a-jpg.jpg``), then a
+    number, so no output overwrites another."""
+    plain = [(out / rel).with_suffix("." + extension) for _, rel in jobs]
+    counts: dict[Path, int] = {}
+    for t in plain:
+        counts[t] = counts.get(t, 0) + 1
+    targets: list[Path] = []
+    taken: set[Path] = set()
+    for (src, rel), t in zip(jobs, plain):
+        if counts[t] > 1:
+            t = (out / rel).with_name(f"{rel.stem}-{src.suffix.lstrip('.').lower()}.{extension}")
+        base, n = t, 2
+        while t in taken:
+            t = base.with_name(f"{base.stem}-{n}{base.suffix}")
+            n += 1
+        taken.add(t)
+        targets.append(t)
+    return targets
+
+
+def _unwritable(targets: Sequence[Path]) -> str | None:
+    """Why the outputs cannot be written (a folder that cannot be made or written to), or None."""
+    for folder in sorted({t.parent for t in targets}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            return f"cannot create the output folder {folder}: {err.strerror or err}"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"the output folder {folder} is not writable"
+    return None
 
 
 class _Progress:
@@ -147,6 +183,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as err:
             print(f"bgr: cannot read --plate: {err.strerror}", file=sys.stderr)
             return 2
+    # usage errors before any photo is processed: the request, the output, the folder
+    from .request import parse_request
+
+    try:
+        request = parse_request({**params, "image_file": jobs[0][0]})
+    except BGRError as err:
+        print(f"bgr: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.output)
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        if len(jobs) > 1:
+            print(f"bgr: -o {out} is a file name but there are {len(jobs)} inputs; give a folder", file=sys.stderr)
+            return 2
+        targets = [out]
+    else:
+        targets = _targets(out, jobs, request.extension)
+    problem = _unwritable(targets)
+    if problem:
+        print(f"bgr: {problem}", file=sys.stderr)
+        return 2
+    todo = [k for k, t in enumerate(targets) if args.overwrite or not t.exists()]
+    skipped = len(jobs) - len(todo)
+    if skipped and not args.quiet:
+        print(f"bgr: skipping {skipped} image(s) whose output exists (--overwrite replaces them)", file=sys.stderr)
+    if not todo:
+        return 0
     try:
         pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=not args.thorough, matte_model=args.matte_model,
                             cpu_dtype=args.cpu_dtype)
@@ -154,21 +216,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bgr: {err}", file=sys.stderr)
         return 2
 
-    out = Path(args.output)
-    single_file = len(jobs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES
-    progress = _Progress(len(jobs), not args.quiet)
+    progress = _Progress(len(todo), not args.quiet)
     failures = 0
-    results = pipeline.remove_backgrounds((src for src, _ in jobs), **params)
-    for (src, rel), result in zip(jobs, results):
+    results = pipeline.remove_backgrounds((jobs[k][0] for k in todo), **params)
+    for k, result in zip(todo, results):
+        src, target = jobs[k][0], targets[k]
         progress.step()
         if not result.ok:
             failures += 1
             print(f"\nbgr: {src}: {result.error}: {result.error_description}", file=sys.stderr)
             continue
-        target = out if single_file else (out / rel).with_suffix("." + result.extension)
         try:
             result.save(target, overwrite=args.overwrite)
-        except FileExistsError:
+        except FileExistsError:  # created meanwhile by someone else
             failures += 1
             print(f"\nbgr: {target} exists; pass --overwrite to replace it", file=sys.stderr)
         except OSError as err:
@@ -180,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in result.warnings:
             print(f"bgr: {src}: warning: {warning}", file=sys.stderr)
     if failures:
-        print(f"bgr: {failures} of {len(jobs)} image(s) failed", file=sys.stderr)
+        print(f"bgr: {failures} of {len(todo)} image(s) failed", file=sys.stderr)
         return 1
     if not args.quiet:
-        print(f"bgr: wrote {len(jobs)} image(s) to {out}", file=sys.stderr)
+        print(f"bgr: wrote {len(todo)} image(s) to {out}", file=sys.stderr)
     return 0
 
 
