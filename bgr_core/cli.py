@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     todo = [k for k, t in enumerate(targets) if args.overwrite or not t.exists()]
     skipped = len(jobs) - len(todo)
-    if skipped and not args.quiet:
+    if skipped:  # said even with -q: nothing was done for these
         print(f"bgr: skipping {skipped} image(s) whose output exists (--overwrite replaces them)", file=sys.stderr)
     if not todo:
         return 0

@@ -571,7 +571,7 @@ def test_cli_keeps_existing_output(tmp_path, fast_cli, capsys):
     src.write_bytes(_png(synthetic_car_scene(96, 128, 1).image))
     target = tmp_path / "car-out.png"
     target.write_bytes(b"precious")
-    assert fast_cli([str(src), "-o", str(target), *CLI_OFF]) == 1
+    assert fast_cli([str(src), "-o", str(target), *CLI_OFF]) == 0  # skipped before processing
     assert "--overwrite" in capsys.readouterr().err
     assert target.read_bytes() == b"precious" and sorted(p.name for p in tmp_path.iterdir()) == ["car-out.png", "car.png"]
     assert fast_cli([str(src), "-o", str(target), *CLI_OFF, "--overwrite"]) == 0
