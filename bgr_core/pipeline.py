@@ -455,7 +455,7 @@ class Pipeline:
         if request.plate_replacement != "image":
             return None
         array = load_image(request.plate_source, request.plate_param, self.limits)
-        return _to_tensor(array, self.device)
+        return _to_tensor(_at_most(array, PLATE_MAX_SIDE), self.device)
 
     def _result(self, request: Request | None, outcome: Frame | BGRError) -> Result:
         if isinstance(outcome, Frame) and outcome.error is not None:
@@ -483,6 +483,20 @@ class Pipeline:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# a replacement plate is drawn a few hundred pixels wide at most: a larger one is reduced
+# on decode (a 7000 x 7000 plate image held 1.8 GB through the stages)
+PLATE_MAX_SIDE = 1024
+
+
+def _at_most(array: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, C) uint8 reduced (area average) so that its longer side is at most `side`."""
+    h, w = array.shape[:2]
+    if max(h, w) <= side:
+        return array
+    import cv2
+
+    s = side / max(h, w)
+    return cv2.resize(array, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
 def _as_items(images: Any) -> Iterable[Any]:

@@ -252,3 +252,16 @@ def test_gallery_photos_shadow_is_whole_for_every_layout(shared_data):
             shadow = torch.from_numpy(r.shadow)[None]
             assert _border_max(shadow) <= BORDER, (path.name, layout)
             assert _steepest_away_from(shadow, torch.from_numpy(r.mask)[None]) < 0.12, (path.name, layout)
+
+
+def test_shadow_on_a_large_canvas_is_drawn_small_and_matches_the_full_drawing(monkeypatch):
+    from bgr_core.stages import shadow as S
+
+    _, frame = _frame(plates=False)
+    full = Shadow()([frame])[0]
+    monkeypatch.setattr(S, "WORK_PIXELS", 240 * 320 // 4)  # this canvas now counts as large
+    small = Shadow()([frame])[0]
+    assert small.shadow.shape == full.shadow.shape
+    assert float((small.shadow - full.shadow).abs().mean()) < 0.01
+    assert _border_max(small.shadow) <= BORDER
+    assert np.abs(small.meta["ground_contacts"][:, 1].mean() - full.meta["ground_contacts"][:, 1].mean()) < 3

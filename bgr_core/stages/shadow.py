@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+
 from ..frame import Frame
 from ..functional.shadow import ground_contact, synthesize_shadow
 from .base import FrameStage
 
-__all__ = ["Shadow"]
+__all__ = ["Shadow", "WORK_PIXELS"]
+
+# the shadow is smooth: it is drawn on at most this many pixels and upsampled, so that a
+# 50 MP canvas costs what a 2 MP one does
+WORK_PIXELS = 2_000_000
 
 
 class Shadow(FrameStage):
@@ -16,8 +22,10 @@ class Shadow(FrameStage):
         strength: opacity under the tyres, 0..1 (default 0.8).
         softness: scale of blurs and ambient extent (default 1.0; 2 = twice as soft).
 
-    The contact points found are kept in ``frame.meta["ground_contacts"]`` (N, 2) and the
-    ground line in ``frame.meta["ground_line"]`` (slope, intercept).
+    On canvases over `WORK_PIXELS` the shadow is drawn on a smaller copy of the matte and
+    upsampled (bilinear). The contact points found are kept in
+    ``frame.meta["ground_contacts"]`` (N, 2) and the ground line in
+    ``frame.meta["ground_line"]`` (slope, intercept), in canvas pixels.
     """
 
     name = "shadow"
@@ -35,10 +43,20 @@ class Shadow(FrameStage):
     def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
             raise ValueError("Shadow needs `alpha` on the frame: run the segment stage first")
-        contact = ground_contact(frame.alpha)
-        shadow = synthesize_shadow(frame.alpha, self.strength, self.softness, contact)
+        h, w = frame.size
+        scale = min(1.0, (WORK_PIXELS / (h * w)) ** 0.5)
+        alpha = frame.alpha
+        if scale < 1.0:
+            small = (max(1, round(h * scale)), max(1, round(w * scale)))
+            alpha = F.interpolate(alpha[None].float(), size=small, mode="area")[0].to(frame.alpha.dtype)
+        contact = ground_contact(alpha)
+        shadow = synthesize_shadow(alpha, self.strength, self.softness, contact)
+        if scale < 1.0:
+            shadow = F.interpolate(shadow[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+            shadow = shadow.clamp(0, 1).to(frame.alpha.dtype)
         new = frame.replace(shadow=shadow)
         if contact is not None:
-            new.meta["ground_contacts"] = contact.contacts
-            new.meta["ground_line"] = (contact.slope, contact.intercept)
+            sy, sx = h / alpha.shape[-2], w / alpha.shape[-1]
+            new.meta["ground_contacts"] = contact.contacts * [sx, sy]
+            new.meta["ground_line"] = (contact.slope * sy / sx, contact.intercept * sy)
         return new
