@@ -72,10 +72,13 @@ def _flatten(array: np.ndarray) -> np.ndarray:
 
 
 def _shrink(layer: torch.Tensor, height: int) -> torch.Tensor:
-    """(C, H, W) float → (C, h, w) float on the CPU with h = min(H, height), aspect kept.
+    """(C, H, W) float (or uint8) → (C, h, w) float on the CPU with h = min(H, height), aspect kept.
 
     Downscaled in torch (antialiased) before any conversion, so a 24 MP frame never
     goes through numpy at full size."""
+    if layer.dtype == torch.uint8:  # a full-size output: thinned before it becomes float
+        step = max(1, layer.shape[-2] // (2 * height))
+        layer = layer[:, ::step, ::step].float().div(255.0)
     layer = layer.detach().float().cpu()
     h, w = layer.shape[-2:]
     if h <= height:

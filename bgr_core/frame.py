@@ -8,6 +8,14 @@ Conventions (kornia / torchvision style):
 - ``box`` is (4,) XYXY in pixels, origin at the top-left corner, x to the right;
   ``plates`` is (N, 4, 2) points (x, y) clockwise from top-left;
 - ``output`` is (3, H, W) RGB or (4, H, W) RGBA, the composed result;
+- ``source`` / ``photo``: set by the pipeline when the photo or its output canvas is
+  larger than the working resolution (`bgr_core.functional.full_resolution.WORK_PIXELS`):
+  ``source`` is the full-resolution photo (3, H0, W0) uint8 on the CPU, ``image`` a
+  reduced working copy, and ``photo`` the working copy as the stages found it (windows
+  and plates draw into ``image``, never into ``photo``; the layout moves both). Every
+  layer and coordinate then refers to the working canvas; the background stage makes
+  ``output`` at the full size ``meta["full_size"]`` (H, W) as uint8, the only thing
+  ever held at that size;
 - ``error`` is set (a `BGRError`) when a stage could not serve this frame, e.g.
   `NoData` when no vehicle is found; later stages pass such frames through untouched,
   so one bad image never fails its whole batch.
@@ -38,6 +46,8 @@ class Frame:
     plates: torch.Tensor | None = None
     shadow: torch.Tensor | None = None
     output: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+    photo: torch.Tensor | None = None
     error: Exception | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -60,11 +70,11 @@ class Frame:
         return dataclasses.replace(self, **changes)
 
     def to(self, device: torch.device | str) -> "Frame":
-        """Every tensor layer moved to `device`."""
+        """Every tensor layer moved to `device` (``source`` stays on the CPU)."""
         moved = {
             f.name: getattr(self, f.name).to(device)
             for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
+            if isinstance(getattr(self, f.name), torch.Tensor) and f.name != "source"  # read on the CPU
         }
         return self.replace(**moved)
 
@@ -89,5 +99,11 @@ class Frame:
             assert 0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h, (self.box, (h, w))
         if self.plates is not None:
             assert self.plates.ndim == 3 and self.plates.shape[1:] == (4, 2), self.plates.shape
+        if self.photo is not None:
+            assert self.photo.shape == self.image.shape, (self.photo.shape, self.image.shape)
         if self.output is not None:
-            assert self.output.shape[0] in (3, 4) and self.output.shape[1:] == (h, w)
+            assert self.output.shape[0] in (3, 4)
+            if self.source is None:
+                assert self.output.shape[1:] == (h, w), (self.output.shape, (h, w))
+            else:
+                assert tuple(self.output.shape[1:]) == tuple(self.meta["full_size"]), self.output.shape

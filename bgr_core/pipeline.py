@@ -26,6 +26,7 @@ import torch
 from . import loaders, memory
 from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
 from .frame import Frame
+from .functional.full_resolution import WORK_PIXELS, work_scale
 from .functional.shadow import shadow_room
 from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
@@ -135,6 +136,14 @@ class Pipeline:
             keeps freed large blocks for reuse instead of unmapping them after every
             layer: the net runs about 1.5x faster; process-wide; the process then keeps
             its peak memory). Ignored on CUDA, a no-op off glibc.
+        work_pixels: the working resolution (default
+            `bgr_core.functional.full_resolution.WORK_PIXELS`, 4 MP). A photo or output
+            canvas larger than this is worked on at a reduced copy of about this many
+            pixels (matte, glass, plates, layout, shadow); only the final composite is made
+            at full size, band by band, from the full-resolution photo (the edge follows
+            the full photo by guided upsampling of the matte). Memory then stays about that
+            of a 4 MP photo plus the output buffer, whatever the photo's size. None: every
+            stage at full size (memory grows with the photo: about 8 GB at 50 MP).
 
     A CUDA out-of-memory error halves the batch and retries it; the smaller batch is
     kept for the rest of the pipeline's life (`batch_size` stays as asked,
@@ -161,6 +170,7 @@ class Pipeline:
         keep_freed_memory: bool = True,
         matte_model: str = loaders.DEFAULT_MATTE_MODEL,
         cpu_dtype: str = "auto",
+        work_pixels: int | None = WORK_PIXELS,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -196,6 +206,9 @@ class Pipeline:
         if cpu_dtype not in CPU_DTYPES:
             raise ValueError(f"`cpu_dtype` must be one of {', '.join(map(repr, CPU_DTYPES))} but is {cpu_dtype!r}")
         self.cpu_dtype = cpu_dtype
+        if work_pixels is not None and (isinstance(work_pixels, bool) or int(work_pixels) < 10_000):
+            raise ValueError(f"`work_pixels` must be None or >= 10000 but is {work_pixels}")
+        self.work_pixels = int(work_pixels) if work_pixels is not None else None
         self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
         self._segment: VehicleMatte | None = None
@@ -431,19 +444,32 @@ class Pipeline:
     def _load(self, request: Request) -> Frame:
         start = time.perf_counter()
         array = load_image(request.image, request.image_param, self.limits)
-        self._check_output(request, array.shape[:2])
+        canvas_w, canvas_h = self._check_output(request, array.shape[:2])
         named = request.image_param != "image_base64"
-        frame = self.frame(array, source=_source_name(request.image) if named else None)
+        name = _source_name(request.image) if named else None
+        cap = self.work_pixels
+        h, w = array.shape[:2]
+        if cap is None or max(h * w, canvas_w * canvas_h) <= cap:
+            frame = self.frame(array, source=name)
+        else:  # the stages run on a reduced copy; only the output is made at full size
+            zoom = work_scale(h * w, cap)
+            work = _scaled(array, zoom)
+            frame = self.frame(work, source=name, work_scale=zoom, work_pixels=cap, source_size=(h, w),
+                               work_size=tuple(work.shape[:2]), full_size=(h, w))
+            full = array if array.flags.writeable else array.copy()
+            frame = frame.replace(source=torch.from_numpy(full).permute(2, 0, 1), photo=frame.image)
         frame.timings["decode"] = (time.perf_counter() - start) * 1000.0
         return frame
 
-    def _check_output(self, request: Request, image_size: tuple[int, int]) -> None:
-        """An output the limits or its format cannot hold is refused before any work."""
+    def _check_output(self, request: Request, image_size: tuple[int, int]) -> tuple[int, int]:
+        """An output the limits or its format cannot hold is refused before any work;
+        (width, height) the canvas can reach otherwise."""
         why = " and ".join(f"`{k}`" for k, v in (("output_size", request.output_size),
                                                   ("aspect_ratio", request.aspect_ratio)) if v) or "the image"
         aspect = parse_aspect(request.aspect_ratio) if request.aspect_ratio else None
         w, h = canvas_bound(request.layout, image_size, request.output_size, aspect)
         check_output_size(w, h, request.extension, self.limits, why)
+        return w, h
 
     def _load_background(self, request: Request) -> torch.Tensor | None:
         if request.background != "custom_background":
@@ -486,6 +512,16 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # a replacement plate is drawn a few hundred pixels wide at most: a larger one is reduced
 # on decode (a 7000 x 7000 plate image held 1.8 GB through the stages)
 PLATE_MAX_SIDE = 1024
+
+
+def _scaled(array: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W, C) uint8 reduced by `scale` (<= 1, area average; 1 returns it as is)."""
+    if scale >= 1.0:
+        return array
+    import cv2
+
+    h, w = array.shape[:2]
+    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _at_most(array: np.ndarray, side: int) -> np.ndarray:

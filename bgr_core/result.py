@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .frame import Frame
 from .imageio import encode_image, write_atomic
@@ -46,7 +47,10 @@ class Result:
         """The output as (H, W, 3|4) uint8, RGB or RGBA."""
         if self.frame is None or self.frame.output is None:
             return None
-        out = self.frame.output.detach().float().clamp(0, 1).mul(255).add(0.5).to("cpu")
+        output = self.frame.output.detach()
+        if output.dtype == torch.uint8:  # made at full size (the working resolution): as is
+            return output.cpu().permute(1, 2, 0).contiguous().numpy()
+        out = output.float().clamp(0, 1).mul(255).add(0.5).to("cpu")
         return out.byte().permute(1, 2, 0).contiguous().numpy()
 
     @property
@@ -59,7 +63,9 @@ class Result:
 
     @property
     def mask(self) -> np.ndarray | None:
-        """Vehicle alpha matte (H, W) float in [0, 1] on the output's canvas."""
+        """Vehicle alpha matte (H, W) float in [0, 1] on the output's canvas (the working
+        canvas when the photo or output is over the pipeline's `work_pixels`: then every
+        layer and coordinate below is at the working resolution, only the image is full size)."""
         return _layer(self.frame, "alpha")
 
     @property
@@ -116,5 +122,7 @@ class Result:
     def __repr__(self) -> str:
         if not self.ok:
             return f"Result(error={self.error!r}, error_description={self.error_description!r})"
-        h, w = self.frame.size if self.frame is not None else (0, 0)
+        h, w = (0, 0)
+        if self.frame is not None:
+            h, w = self.frame.output.shape[-2:] if self.frame.output is not None else self.frame.size
         return f"Result(ok, {w}x{h}, output_url={self.output_url!r}, warnings={self.warnings})"

@@ -2,13 +2,92 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from ..frame import Frame
 from ..functional.compose import composite, cover_resize, estimate_foreground
+from ..functional.full_resolution import Affine1D, compose_full, edit_keep, guided_layers
 from .base import FrameStage
 
-__all__ = ["ComposeBackground", "BACKGROUND_MODES"]
+__all__ = ["ComposeBackground", "BACKGROUND_MODES", "compose_full_size"]
+
+# a full-resolution image scaled down more than this on the canvas is area-reduced
+# first: the band sampler is bilinear and would alias
+_REDUCE_ABOVE = 1.5
+
+
+def _reduced(image: np.ndarray, factor: float) -> np.ndarray:
+    """(H, W, 3) uint8 area-reduced by `factor` (> 1)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
+
+
+def _source_maps(frame: Frame, size: tuple[int, int], source: np.ndarray) -> tuple[np.ndarray, tuple[Affine1D, Affine1D]]:
+    """The photo to sample (reduced where the layout shrinks it) and the (y, x) maps from
+    a full-canvas coordinate to it."""
+    full_h, full_w = size
+    h, w = frame.size
+    work_h, work_w = frame.meta["work_size"]
+    p = frame.meta.get("placement") or {"scale": 1.0, "offset_x": 0.0, "offset_y": 0.0}
+    k, ox, oy = float(p["scale"]), float(p["offset_x"]), float(p["offset_y"])
+    src_h, src_w = source.shape[:2]
+    # full canvas → working canvas → working photo (undo the placement) → source
+    sy, sx = h / full_h / k * src_h / work_h, w / full_w / k * src_w / work_w
+    factor = min(sy, sx)
+    if factor > _REDUCE_ABOVE:
+        source = _reduced(source, factor)
+        sy, sx = sy * source.shape[0] / src_h, sx * source.shape[1] / src_w
+    return source, (Affine1D(sy, -oy * sy * full_h / h), Affine1D(sx, -ox * sx * full_w / w))
+
+
+def _cover_maps(background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[Affine1D, Affine1D]]:
+    """The background to sample and its (y, x) maps: scaled to cover `size` (H, W),
+    centre-cropped (as `cover_resize`)."""
+    out_h, out_w = size
+    h, w = background.shape[:2]
+    scale = max(out_h / h, out_w / w)
+    if 1 / scale > _REDUCE_ABOVE:
+        background = _reduced(background, 1 / scale)
+        h, w = background.shape[:2]
+        scale = max(out_h / h, out_w / w)
+    new_h, new_w = max(out_h, math.ceil(h * scale - 1e-6)), max(out_w, math.ceil(w * scale - 1e-6))
+    top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+    return background, (Affine1D(1 / scale, top / scale), Affine1D(1 / scale, left / scale))
+
+
+def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray = "white",
+                      decontaminate: bool = True) -> torch.Tensor:
+    """The output of a frame at the working resolution (``frame.source`` set), made at
+    its full size ``meta["full_size"]``: (3|4, H, W) uint8 on the CPU.
+
+    background: ``"white"``, ``"transparent"``, a (3, h, w) layer on the working canvas
+    (a generated background, upsampled) or an (hb, wb, 3) uint8 image (a custom
+    background, sampled at full resolution, scaled to cover the canvas). The vehicle's
+    matte, colours and edits come from the working layers, its detail from the source
+    (`bgr_core.functional.full_resolution`)."""
+    image, alpha = frame.image, frame.alpha.to(frame.image.dtype).clamp(0, 1)
+    photo = frame.photo if frame.photo is not None else image
+    fg = estimate_foreground(image[None], alpha[None])[0] if decontaminate else image
+    keep = edit_keep(photo, image, frame.glass, alpha)
+    layers = guided_layers(photo, alpha, fg, keep).cpu()
+    size = tuple(int(v) for v in frame.meta["full_size"])
+    h, w = frame.size
+    source, to_source = _source_maps(frame, size, frame.source.permute(1, 2, 0).numpy())
+    to_work = (Affine1D(h / size[0], 0.0), Affine1D(w / size[1], 0.0))
+    to_background = None
+    if isinstance(background, np.ndarray):
+        background, to_background = _cover_maps(background, size)
+    elif isinstance(background, torch.Tensor):
+        background = background.detach().float().cpu()
+    shadow = frame.shadow.detach().float().cpu() if frame.shadow is not None else None
+    out = compose_full(source, to_source, layers, to_work, size, shadow=shadow,
+                       background=background, to_background=to_background)
+    return torch.from_numpy(out).permute(2, 0, 1)
 
 BACKGROUND_MODES = ("white", "transparent", "custom")
 
@@ -25,6 +104,8 @@ class ComposeBackground(FrameStage):
 
     Reads ``image``, ``alpha`` and, when present, ``shadow`` (darkens the background,
     or adds to the alpha of transparent output). Frames with ``error`` pass through.
+    A frame at the working resolution (``source`` set) gets its output at full size,
+    uint8, from `compose_full_size`.
     """
 
     name = "background"
@@ -37,6 +118,7 @@ class ComposeBackground(FrameStage):
         self.mode = mode
         self.background = background
         self.decontaminate = decontaminate
+        self._background_uint8: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"ComposeBackground(mode={self.mode!r}, decontaminate={self.decontaminate})"
@@ -44,6 +126,9 @@ class ComposeBackground(FrameStage):
     def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
             raise ValueError("ComposeBackground needs `alpha` on the frame: run the segment stage first")
+        if frame.source is not None:  # at the working resolution: the output at full size
+            background = self.mode if self.mode != "custom" else self._custom_uint8()
+            return frame.replace(output=compose_full_size(frame, background, self.decontaminate))
         image, alpha = frame.image[None], frame.alpha[None].to(frame.image.dtype)
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
         shadow = frame.shadow[None] if frame.shadow is not None else None
@@ -63,3 +148,10 @@ class ComposeBackground(FrameStage):
                 bg = bg * (1.0 - shadow)
             output = composite(fg, alpha, bg)
         return frame.replace(output=output[0].clamp(0.0, 1.0))
+
+    def _custom_uint8(self) -> np.ndarray:
+        """The custom background as (h, w, 3) uint8 on the CPU, made once."""
+        if self._background_uint8 is None:
+            bg = self.background.detach().float().clamp(0, 1).mul(255).add(0.5).byte().cpu()
+            self._background_uint8 = bg.permute(1, 2, 0).contiguous().numpy()
+        return self._background_uint8

@@ -20,6 +20,7 @@ import torch
 from ..frame import Frame
 from ..functional.compose import estimate_foreground
 from ..functional.inpaint import background_mask, from_canvas, model_canvas, paste_vehicle, to_canvas
+from .background import compose_full_size
 from .base import FrameStage
 
 __all__ = ["GenerativeBackground", "DEFAULT_PROMPT", "DEFAULT_NEGATIVE_PROMPT"]
@@ -128,6 +129,9 @@ class GenerativeBackground(FrameStage):
         ).images  # (1, 3, ph, pw) in [0, 1]
         background = from_canvas(generated.to(image.device, torch.float32), size, (h, w)).clamp(0.0, 1.0)
 
+        if frame.source is not None:  # at the working resolution: the output at full size
+            output = compose_full_size(frame, background[0], self.decontaminate)
+            return frame.replace(output=output, meta={**frame.meta, "seed": seed})
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
         output = paste_vehicle(image, fg, alpha, background)[0].to(frame.image.dtype)
         return frame.replace(output=output, meta={**frame.meta, "seed": seed})

@@ -16,7 +16,7 @@ from .base import Stage
 __all__ = ["Layout", "LAYOUT_MODES", "parse_aspect", "canvas_bound"]
 
 LAYOUT_MODES = ("center", "crop", "none")
-_LAYERS = ("image", "alpha", "glass", "shadow", "output")
+_LAYERS = ("image", "photo", "alpha", "glass", "shadow", "output")
 
 
 def parse_aspect(aspect: str | float | tuple[int, int] | None) -> float | None:
@@ -108,13 +108,58 @@ class Layout(Stage):
         out = list(frames)
         if self.mode == "none" and self.size is None and self.aspect is None:
             return out
-        return [f if f.error is not None else self.apply(f, self.placement(f)) for f in out]
+        return [f if f.error is not None else self._lay_out(f) for f in out]
+
+    def _lay_out(self, frame: Frame) -> Frame:
+        placement, full = self.work_placement(frame)
+        moved = self.apply(frame, placement)
+        if full is not None:
+            moved.meta["full_size"] = full
+        return moved
 
     def placement(self, frame: Frame) -> Placement:
-        """Where the frame's canvas goes for this layout."""
+        """Where the frame's canvas goes for this layout.
+
+        A frame at the working resolution (``frame.source`` set, ``meta["work_scale"]``
+        working pixels per photo pixel) is laid out on a working canvas: `size` is scaled
+        with it, and a canvas over ``meta["work_pixels"]`` is scaled down to it."""
+        return self.work_placement(frame)[0]
+
+    def work_placement(self, frame: Frame) -> tuple[Placement, tuple[int, int] | None]:
+        """`placement` and, for a frame at the working resolution, the (H, W) of the
+        full-resolution canvas its output is made at (None otherwise)."""
+        placement = self._placement(frame)
+        zoom = frame.meta.get("work_scale") if frame.source is not None else None
+        if zoom is None:
+            return placement, None
+        out_h, out_w = placement.out_size
+        if self.size is not None:
+            full = (self.size[1], self.size[0])
+        elif self.mode == "crop":
+            full = (max(1, round(out_h / zoom)), max(1, round(out_w / zoom)))
+        else:  # the photo's canvas, grown to the aspect: exact in full-resolution pixels
+            full = self._canvas_size(*frame.meta["source_size"])
+        cap = frame.meta.get("work_pixels")
+        if cap is not None and out_h * out_w > cap:
+            c = (cap / (out_h * out_w)) ** 0.5
+            placement = Placement(placement.scale * c, placement.offset_x * c, placement.offset_y * c,
+                                  (max(1, round(out_h * c)), max(1, round(out_w * c))))
+        return placement, full
+
+    def _canvas_size(self, h: int, w: int) -> tuple[int, int]:
+        """(H, W) of the ``center`` / ``none`` canvas for a photo of (h, w) without `size`."""
+        if self.aspect is not None:
+            return round(max(h, w / self.aspect)), round(max(w, h * self.aspect))
+        return h, w
+
+    def _placement(self, frame: Frame) -> Placement:
         if frame.box is None:
             raise ValueError("Layout needs `box` on the frame: run the segment stage first")
         h, w = frame.size
+        size = self.size
+        if size is not None and frame.source is not None and "work_scale" in frame.meta:
+            zoom = frame.meta["work_scale"]
+            size = (max(1, round(size[0] * zoom)), max(1, round(size[1] * zoom)))
         subject = union_box(frame.box.float(), shadow_box(frame.shadow)).tolist()
         if self.reserve is not None:
             bx0, by0, bx1, by1 = frame.box.float().tolist()
@@ -125,28 +170,28 @@ class Layout(Stage):
         if self.mode == "crop":
             pad = self.margin * max(sw, sh)
             cw, ch = sw + 2 * pad, sh + 2 * pad
-            if self.size is None and self.aspect is not None:
+            if size is None and self.aspect is not None:
                 cw, ch = max(cw, ch * self.aspect), max(ch, cw / self.aspect)
-            if self.size is None:
+            if size is None:
                 out_w, out_h = round(cw), round(ch)
                 scale = 1.0
             else:
-                out_w, out_h = self.size
+                out_w, out_h = size
                 scale = min(out_w / cw, out_h / ch)
             cx, cy = (sx0 + sx1) / 2, (sy0 + sy1) / 2
             return Placement(scale, out_w / 2 - scale * cx, out_h / 2 - scale * cy, (out_h, out_w))
-        if self.size is not None:
-            out_w, out_h = self.size
+        if size is not None:
+            out_w, out_h = size
         elif self.aspect is not None:
             out_w, out_h = round(max(w, h * self.aspect)), round(max(h, w / self.aspect))
         else:
             out_w, out_h = w, h
         if self.mode == "none":  # only a new canvas size: keep the image centred, unscaled
-            scale = min(1.0, out_w / w, out_h / h) if self.size is None else min(out_w / w, out_h / h)
+            scale = min(1.0, out_w / w, out_h / h) if size is None else min(out_w / w, out_h / h)
             return Placement(scale, (out_w - scale * w) / 2, (out_h - scale * h) / 2, (out_h, out_w))
         room_w, room_h = out_w * (1 - 2 * self.margin), out_h * (1 - 2 * self.margin)
         scale = min(room_w / sw, room_h / sh)
-        if self.size is None:
+        if size is None:
             scale = min(scale, 1.0)
         cx, cy = (sx0 + sx1) / 2, (sy0 + sy1) / 2
         return Placement(scale, out_w / 2 - scale * cx, out_h / 2 - scale * cy, (out_h, out_w))

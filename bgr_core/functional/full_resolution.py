@@ -1,0 +1,225 @@
+"""The working resolution: stages run on a bounded copy of the photo, and only the final
+composite is made at the output size, band by band, from the full-resolution photo.
+
+A 50 MP photo is 600 MB as one float image; every stage keeps a few such layers. Instead,
+the pipeline reduces photos (and canvases) over `WORK_PIXELS` to a working copy, the
+stages run there unchanged, and `compose_full` builds the output at full size:
+
+- alpha: the guided-filter coefficients of the working matte, with the unedited working
+  photo as guide, upsampled and applied to the full-resolution photo (He & Sun's fast
+  guided upsampling): the edge follows the full photo, not a blurred copy of the matte;
+- colour: the working foreground (edits and decontamination included) upsampled, plus
+  the full photo's own detail (what the working copy cannot hold) scaled by `keep`: 1
+  where no stage edited the photo, the darkening where the glass was tinted, 0 where a
+  stage drew new content (a plate), so no detail of the old content shows through;
+- background: white, a custom image sampled at full resolution, or a working layer
+  (the generated background) upsampled; the shadow layer upsampled (it is smooth).
+
+Nothing the size of the full canvas is ever held in float: each band of rows is sampled,
+composed and written into one uint8 (H, W, C) buffer.
+
+Coordinates: origin at the top-left corner of the top-left pixel, pixel centres at +0.5
+(as `bgr_core.functional.geometry`). `Affine1D` pairs map a full-canvas coordinate to a
+coordinate on another grid, per axis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .guided_filter import guided_coefficients
+
+__all__ = [
+    "WORK_PIXELS",
+    "BAND_PIXELS",
+    "Affine1D",
+    "work_scale",
+    "edit_keep",
+    "guided_layers",
+    "compose_full",
+]
+
+# photos and canvases above this many pixels are worked on at a reduced copy (about
+# 2450 x 1630 px: the matte, glass and plates see no more detail than they use)
+WORK_PIXELS = 4_000_000
+# pixels per band of the final composite (sets the float temporaries: about 60 MB)
+BAND_PIXELS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Affine1D:
+    """``u_other = scale * u_full + offset`` along one axis."""
+
+    scale: float
+    offset: float
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        return u * self.scale + self.offset
+
+
+def work_scale(pixels: float, work_pixels: int | None = WORK_PIXELS) -> float:
+    """Linear scale (<= 1) that brings `pixels` down to `work_pixels` (None: no cap)."""
+    if work_pixels is None or pixels <= work_pixels:
+        return 1.0
+    return math.sqrt(work_pixels / pixels)
+
+
+def edit_keep(photo: torch.Tensor, edited: torch.Tensor, glass: torch.Tensor | None, alpha: torch.Tensor,
+              tol: float = 2 / 255) -> torch.Tensor:
+    """How much of the full photo's fine detail to keep, per working pixel, (1, h, w).
+
+    photo / edited: (3, h, w) in [0, 1], the working photo before and after the stages
+    that draw on it (windows, plates); glass: (1, h, w) or None; alpha: (1, h, w).
+    1 where nothing changed (within `tol`); inside the glass the tint's darkening
+    (luma ratio, at most 1); elsewhere a stage drew new content: 0, one pixel grown so the
+    old content's edges cannot show at the border of the new. Scaled by alpha: the soft
+    edge takes its colour from the decontaminated foreground, not the old background's
+    detail.
+    """
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=photo.dtype, device=photo.device)[:, None, None]
+    changed = (edited - photo).abs().amax(0, keepdim=True) > tol
+    ratio = ((edited * luma).sum(0, keepdim=True) / (photo * luma).sum(0, keepdim=True).clamp_min(1e-3)).clamp(0, 1)
+    in_glass = glass > 0 if glass is not None else torch.zeros_like(changed)
+    drawn = changed & ~in_glass
+    drawn = F.max_pool2d(drawn[None].float(), 3, stride=1, padding=1)[0] > 0
+    keep = torch.where(changed & in_glass, ratio, torch.ones_like(ratio))
+    keep = torch.where(drawn, torch.zeros_like(keep), keep)
+    return keep * alpha.clamp(0, 1)
+
+
+def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Tensor, keep: torch.Tensor,
+                  radius: int = 1, eps: float = 1e-4) -> torch.Tensor:
+    """The working layers `compose_full` upsamples, stacked (8, h, w) float32.
+
+    photo: (3, h, w) the unedited working photo on the canvas (the guide); alpha:
+    (1, h, w); foreground: (3, h, w) the working foreground colour (edits and
+    decontamination included); keep: (1, h, w) (`edit_keep`). Channels: the guided
+    coefficients A (3) and b (1) of alpha on the photo (`radius` working pixels, `eps`),
+    then ``foreground - keep * photo`` (3) and keep (1).
+    """
+    a, b = guided_coefficients(photo[None].float(), alpha[None].float(), radius, eps)
+    base = foreground.float() - keep.float() * photo.float()
+    return torch.cat([a[0, :, 0].float(), b[0].float(), base, keep.float()], dim=0)
+
+
+def _sample(layer: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Bilinear samples of `layer` (C, h, w) at continuous coordinates: rows `ys` (n,),
+    columns `xs` (m,) → (C, n, m) float32. Only the rows the samples touch are read."""
+    c, h, w = layer.shape
+    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
+    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
+    if r1 <= r0:  # every sample is outside the layer
+        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    rows = layer[:, r0:r1].float()
+    gy = (ys - r0) / (r1 - r0) * 2 - 1
+    gx = xs / w * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    return F.grid_sample(rows[None], grid, mode="bilinear", padding_mode=padding, align_corners=False)[0]
+
+
+def _source_band(source: np.ndarray, ys: torch.Tensor, xs: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """(3, n, m) float32 in [0, 1] of the (H, W, 3) uint8 photo at continuous `ys` / `xs`;
+    outside it 0 (`padding` ``"zeros"``) or the nearest edge (``"border"``). Where the samples fall on whole pixel centres of an unscaled photo the
+    pixels are copied, not interpolated."""
+    h, w = source.shape[:2]
+    ystep = float(ys[1] - ys[0]) if ys.numel() > 1 else 1.0
+    xstep = float(xs[1] - xs[0]) if xs.numel() > 1 else 1.0
+    y0, x0 = float(ys[0]) - 0.5, float(xs[0]) - 0.5
+    whole = abs(ystep - 1) < 1e-6 and abs(xstep - 1) < 1e-6 and abs(y0 - round(y0)) < 1e-4 and abs(x0 - round(x0)) < 1e-4
+    inside = 0 <= round(y0) and round(y0) + ys.numel() <= h and 0 <= round(x0) and round(x0) + xs.numel() <= w
+    if whole and (padding == "zeros" or inside):
+        iy, ix = round(y0), round(x0)
+        out = torch.zeros(3, ys.numel(), xs.numel())
+        sy0, sx0 = max(0, iy), max(0, ix)
+        sy1, sx1 = min(h, iy + ys.numel()), min(w, ix + xs.numel())
+        if sy1 > sy0 and sx1 > sx0:
+            block = torch.from_numpy(source[sy0:sy1, sx0:sx1]).permute(2, 0, 1).float().div_(255.0)
+            out[:, sy0 - iy : sy1 - iy, sx0 - ix : sx1 - ix] = block
+        return out
+    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
+    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
+    if r1 <= r0:
+        if padding == "zeros":
+            return torch.zeros(3, ys.numel(), xs.numel())
+        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    rows = torch.from_numpy(source[r0:r1]).permute(2, 0, 1).float().div_(255.0)
+    return _sample(rows, ys - r0, xs, padding=padding)
+
+
+def compose_full(
+    source: np.ndarray,
+    to_source: tuple[Affine1D, Affine1D],
+    layers: torch.Tensor,
+    to_work: tuple[Affine1D, Affine1D],
+    size: tuple[int, int],
+    *,
+    shadow: torch.Tensor | None = None,
+    background: str | torch.Tensor | np.ndarray = "white",
+    to_background: tuple[Affine1D, Affine1D] | None = None,
+    band_pixels: int = BAND_PIXELS,
+) -> np.ndarray:
+    """The final composite at full size, (H, W, 3) or (H, W, 4) uint8.
+
+    source: (H0, W0, 3) uint8, the full-resolution photo; to_source: (y, x) maps from a
+    full-canvas coordinate to the source's (where the photo is scaled down by more than
+    1.5x on the canvas, pass a source reduced beforehand: samples are bilinear);
+    layers: `guided_layers` on the working canvas, (8, h, w); to_work: (y, x) maps to
+    the working canvas; size: the full canvas (H, W). shadow: (1, h, w) on the working
+    canvas or None. background: ``"white"``, ``"transparent"`` (RGBA out: the shadow
+    joins the alpha as black), a working layer (3, h, w) to upsample (a generated
+    background), or, with `to_background`, an (hb, wb, 3) uint8 image sampled at full
+    resolution (a custom background; the maps place it on the canvas; reduce it first
+    where it is scaled down by more than 1.5x).
+    """
+    out_h, out_w = size
+    transparent = isinstance(background, str) and background == "transparent"
+    out = np.empty((out_h, out_w, 4 if transparent else 3), dtype=np.uint8)
+    work = layers
+    if shadow is not None:
+        work = torch.cat([work, shadow.float()], dim=0)
+    image_bg = None
+    if isinstance(background, np.ndarray):
+        if to_background is None:
+            raise ValueError("a background image needs `to_background`")
+        image_bg = background
+    elif isinstance(background, torch.Tensor):
+        work = torch.cat([work, background.float()], dim=0)
+    rows = max(1, band_pixels // max(out_w, 1))
+    xs_full = torch.arange(out_w, dtype=torch.float64) + 0.5
+    xs_src, xs_work = to_source[1](xs_full).float(), to_work[1](xs_full).float()
+    xs_bg = to_background[1](xs_full).float() if image_bg is not None else None
+    for top in range(0, out_h, rows):
+        ys_full = torch.arange(top, min(out_h, top + rows), dtype=torch.float64) + 0.5
+        photo = _source_band(source, to_source[0](ys_full).float(), xs_src)
+        sampled = _sample(work, to_work[0](ys_full).float(), xs_work)
+        a, b, base, keep = sampled[0:3], sampled[3:4], sampled[4:7], sampled[7:8]
+        alpha = ((a * photo).sum(0, keepdim=True) + b).clamp_(0, 1)
+        fg = (base + keep * photo).clamp_(0, 1)
+        extra = sampled[8:]
+        shade = None
+        if shadow is not None:
+            shade, extra = extra[0:1].clamp(0, 1), extra[1:]
+        if transparent:
+            if shade is not None:
+                out_alpha = alpha + (1 - alpha) * shade
+                fg = fg * (alpha / out_alpha.clamp_min(1e-6))
+                alpha = out_alpha
+            band = torch.cat([fg, alpha], dim=0)
+        else:
+            if image_bg is not None:
+                bg = _source_band(image_bg, to_background[0](ys_full).float(), xs_bg, padding="border")
+            elif extra.shape[0] == 3:
+                bg = extra
+            else:
+                bg = torch.ones_like(fg)
+            if shade is not None:
+                bg = bg * (1 - shade)
+            band = torch.lerp(bg, fg, alpha)
+        band = band.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
+        out[top : top + band.shape[1]] = band.permute(1, 2, 0).numpy()
+    return out
