@@ -475,7 +475,12 @@ class Pipeline:
         if request.background != "custom_background":
             return None
         array = load_image(request.background_source, request.background_param, self.limits)
-        return _to_tensor(array, self.device)
+        h, w = array.shape[:2]
+        scale = work_scale(h * w, BACKGROUND_MAX_PIXELS)
+        if request.output_size is not None:  # the canvas is known: no more than covers it
+            out_w, out_h = request.output_size
+            scale = min(scale, max(out_h / h, out_w / w))
+        return _to_tensor(_scaled(array, scale), self.device)
 
     def _load_plate(self, request: Request) -> torch.Tensor | None:
         if request.plate_replacement != "image":
@@ -509,6 +514,9 @@ class Pipeline:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# a custom background is reduced on decode to this many pixels at most (about 4900 x 3270,
+# sampled at full resolution behind any output), or to what covers `output_size`
+BACKGROUND_MAX_PIXELS = 16_000_000
 # a replacement plate is drawn a few hundred pixels wide at most: a larger one is reduced
 # on decode (a 7000 x 7000 plate image held 1.8 GB through the stages)
 PLATE_MAX_SIDE = 1024

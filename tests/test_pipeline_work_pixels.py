@@ -108,3 +108,22 @@ def test_batches_mix_sizes(scene, capped):
     out = list(capped.remove_backgrounds([scene.image, small.image, scene.image]))
     assert [r.array.shape[:2] for r in out] == [(480, 640), (120, 160), (480, 640)]
     np.testing.assert_array_equal(out[0].array, out[2].array)
+
+
+def test_a_large_custom_background_covers_a_small_output(capped):
+    """A background far larger than `output_size` (reduced on decode) still covers the
+    canvas, centred, as at any size."""
+    import torch
+
+    from bgr_core.functional.compose import cover_resize
+
+    yy, xx = np.mgrid[0:1500, 0:3000]
+    bg = np.stack([xx * 255 // 3000, yy * 255 // 1500, np.full_like(xx, 90)], -1).astype(np.uint8)
+    small = synthetic_car_scene(120, 160, seed=3)
+    r = capped.remove_background(image_file=small.image, background="custom_background", background_file=bg,
+                                 layout="center", output_size="300x200")
+    assert r.ok and r.array.shape == (200, 300, 3)
+    expected = cover_resize(torch.from_numpy(bg).permute(2, 0, 1)[None].float() / 255, (200, 300))[0]
+    expected = (expected.permute(1, 2, 0).numpy() * 255).round()
+    corner = (slice(0, 12), slice(0, 300))  # above the car
+    assert np.abs(r.array[corner].astype(float) - expected[corner]).max() <= 3
