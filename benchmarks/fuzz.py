@@ -254,6 +254,9 @@ def main(argv=None) -> int:
     ap.add_argument("--full-segment", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on a busy machine)")
     ap.add_argument("--hang-s", type=float, default=30.0)
+    ap.add_argument("--work-pixels", type=int, default=None,
+                    help="the pipelines' working resolution (e.g. 20000: the valid photos and their canvases "
+                         "then take the reduced path; default: the library's)")
     args = ap.parse_args(argv)
 
     import tempfile
@@ -263,8 +266,9 @@ def main(argv=None) -> int:
     from bgr_core.stages.segment import VehicleMatte
 
     torch.set_num_threads(args.threads)
-    pipe = Pipeline("cpu")
-    keyed = Pipeline("cpu", api_keys=["k"])
+    extra = {"work_pixels": args.work_pixels} if args.work_pixels is not None else {}
+    pipe = Pipeline("cpu", **extra)
+    keyed = Pipeline("cpu", api_keys=["k"], **extra)
     if not args.full_segment:
         fast = VehicleMatte(pipe.segment.net, net_size=args.net_size, flip=False, crop_pass=False)
         pipe._segment = keyed._segment = fast
