@@ -138,10 +138,73 @@ def _weights_report() -> int:
     return 0
 
 
+def _serve_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="bgr serve",
+        description="Serve the web API's /v2/remove-background on this machine (extra `server`).")
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--keys-file", type=Path, default=None,
+                    help="API keys, one per line (# comments); default $BGR_API_KEYS, else no key asked")
+    ap.add_argument("--keep", type=int, default=1000, help="outputs kept at most (the oldest go first)")
+    ap.add_argument("--keep-seconds", type=float, default=3600.0, help="how long an output stays downloadable")
+    ap.add_argument("--public-url", default=None, help="base of output_url behind a proxy, e.g. https://bgr.example.com")
+    ap.add_argument("--max-body-mb", type=float, default=64.0, help="request body cap (413 beyond)")
+    ap.add_argument("--max-queue", type=int, default=64, help="requests waiting at most (503 beyond)")
+    ap.add_argument("--wait-ms", type=float, default=20.0, help="how long a batch waits for more requests")
+    ap.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take (504 beyond)")
+    return ap
+
+
+def _read_keys(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def _serve(argv: Sequence[str]) -> int:
+    args = _serve_parser().parse_args(argv)
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as err:
+        print(f"bgr serve: needs the `server` extra (pip install 'bgr_core[server]'): {err}", file=sys.stderr)
+        return 2
+    from .output_store import OutputStore
+    from .pipeline import Pipeline
+
+    keys = None
+    if args.keys_file is not None:
+        try:
+            keys = _read_keys(args.keys_file)
+        except OSError as err:
+            print(f"bgr serve: cannot read the keys file: {err.strerror or err}", file=sys.stderr)
+            return 2
+        if not keys:
+            print(f"bgr serve: {args.keys_file} holds no key", file=sys.stderr)
+            return 2
+    try:
+        pipeline = Pipeline(args.device, batch_size=args.batch_size, api_keys=keys, allow_files=False,
+                            allow_network=True)
+        store = OutputStore(keep=args.keep, keep_s=args.keep_seconds)
+        app = create_app(pipeline, store=store, public_url=args.public_url, max_body=int(args.max_body_mb * 2**20),
+                         max_queue=args.max_queue, wait_s=args.wait_ms / 1000, deadline_s=args.deadline)
+    except ValueError as err:
+        print(f"bgr serve: {err}", file=sys.stderr)
+        return 2
+    print(f"bgr serve: {pipeline} on http://{args.host}:{args.port}/v2/remove-background", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=int(args.deadline))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["weights"]:
         return _weights_report()
+    if argv[:1] == ["serve"]:
+        return _serve(argv[1:])
     args = _parser().parse_args(argv)
 
     from .errors import BGRError

@@ -385,6 +385,20 @@ class Pipeline:
                 if executor is not None:
                     executor.shutdown(wait=True, cancel_futures=True)
 
+    def remove_background_many(self, param_sets: Sequence[Mapping[str, Any]]) -> list[Result]:
+        """Independent requests (each its own parameters, as `remove_background` takes
+        them), one Result each, in order. Requests that share their non-image parameters
+        run through the stages together, in batches; the others run group by group. The
+        server's batcher gathers concurrent requests into one such call."""
+        groups: dict[tuple, list[int]] = {}
+        for i, params in enumerate(param_sets):
+            groups.setdefault(_group_key(params), []).append(i)
+        results: list[Result | None] = [None] * len(param_sets)
+        for indices in groups.values():
+            for i, result in zip(indices, self._serve([param_sets[i] for i in indices])):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
     def _prepare(self, params: Mapping[str, Any]) -> tuple[Request | None, Frame | BGRError]:
         """Authorise, parse and decode one request (thread-safe): the key is checked before
         anything else, so a caller without one learns nothing about the parameters."""
@@ -520,6 +534,23 @@ BACKGROUND_MAX_PIXELS = 16_000_000
 # a replacement plate is drawn a few hundred pixels wide at most: a larger one is reduced
 # on decode (a 7000 x 7000 plate image held 1.8 GB through the stages)
 PLATE_MAX_SIDE = 1024
+
+
+def _group_key(params: Any) -> tuple:
+    """What requests must share to run through the same stages: every parameter but the
+    image and the key (values that cannot be hashed count by identity)."""
+    if not isinstance(params, Mapping):
+        return ("", id(params))
+    items = []
+    for name, value in params.items():
+        if name in ("image_url", "image_base64", "image_file", "key"):
+            continue
+        try:
+            hash(value)
+        except TypeError:
+            value = ("id", id(value))
+        items.append((str(name), value))
+    return tuple(sorted(items, key=lambda kv: kv[0]))
 
 
 def _scaled(array: np.ndarray, scale: float) -> np.ndarray:
