@@ -59,7 +59,9 @@ class ImageLimits:
     timeout_s: total time allowed for fetching an http(s) URL (connecting, redirects,
         headers and body together); a stalled or trickling server is cut off after it.
     max_redirects: http(s) redirects followed, each re-checked.
-    allow_network: http(s) URLs are refused unless True.
+    allow_network: http(s) URLs are fetched (True, the default: the web API's first
+        input method is a public URL), always through the address guard below; False
+        refuses every http(s) URL.
     allow_private: loopback / private / link-local addresses refused unless True; the
         check is made on the address actually connected to (DNS rebinding does not
         get round it), and environment proxies are not used.
@@ -72,7 +74,7 @@ class ImageLimits:
     max_bytes: int = 50 * 1024 * 1024
     timeout_s: float = 15.0
     max_redirects: int = 3
-    allow_network: bool = False
+    allow_network: bool = True
     allow_private: bool = False
     allow_files: bool = True
 
@@ -328,7 +330,7 @@ def fetch_url(url: str, param: str, limits: ImageLimits) -> bytes:
     if not limits.allow_network:
         raise InvalidInput(
             f"`{param}`: http(s) URLs are refused because network access is off "
-            "(Pipeline(allow_network=True) turns it on)"
+            "(Pipeline(allow_network=False) was set)"
         )
     _check_url_target(url, param, limits)
     guard = _Guard(param, limits)

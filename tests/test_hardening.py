@@ -207,6 +207,8 @@ def test_fetch_allowed_with_network_and_private(server, fast_pipeline):
 def test_network_off_and_loopback_refused(server):
     _Handler.hits.clear()
     with pytest.raises(InvalidInput, match="network access is off"):
+        load_image(f"{server}/car.png", "image_url", ImageLimits(allow_network=False))
+    with pytest.raises(InvalidInput, match="private, loopback or link-local"):  # the default: guarded
         load_image(f"{server}/car.png", "image_url")
     with pytest.raises(InvalidInput, match="private, loopback or link-local"):
         load_image(f"{server}/car.png", "image_url", ImageLimits(allow_network=True))

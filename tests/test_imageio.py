@@ -58,7 +58,6 @@ def test_every_source_kind(tmp_path):
         ("image_file", _png()[:60], "corrupt or truncated"),
         ("image_file", "/no/such/file.jpg", "no such file"),
         ("image_url", "ftp://example.com/a.jpg", "scheme 'ftp' is not supported"),
-        ("image_url", "http://example.com/a.jpg", "network access is off"),
         ("image_file", 42, "must be a path"),
         ("image_file", np.zeros((4, 4, 2), np.uint8), "array must be"),
     ],
@@ -66,6 +65,13 @@ def test_every_source_kind(tmp_path):
 def test_bad_input_is_invalid_input(param, source, message):
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_image(source, param)
+
+
+def test_network_can_be_turned_off_and_the_guard_is_on_by_default():
+    with pytest.raises(InvalidInput, match="network access is off"):
+        load_image("http://example.com/a.jpg", "image_url", ImageLimits(allow_network=False))
+    with pytest.raises(InvalidInput, match="private, loopback"):  # the default fetches, guarded
+        load_image("http://10.1.2.3/a.jpg", "image_url")
 
 
 def test_unsupported_format_is_refused():
