@@ -132,9 +132,9 @@ def _weights_report() -> int:
 
     for key, spec in KNOWN_WEIGHTS.items():
         try:
-            print(f"{key:12s} found    {resolve(key)}")
+            print(f"{key:15s} found    {resolve(key)}")
         except WeightsNotFound:
-            print(f"{key:12s} missing  {spec.filename}: {spec.description}; looked in " + ", ".join(str(p) for p in candidates(key)))
+            print(f"{key:15s} missing  {spec.filename}: {spec.description}; looked in " + ", ".join(str(p) for p in candidates(key)))
     return 0
 
 

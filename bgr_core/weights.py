@@ -6,7 +6,10 @@ first place that exists wins:
 1. an explicit path given by the caller (file or folder) — when given, it must exist;
 2. ``$BGR_WEIGHTS_DIR/<name>``;
 3. ``weights/<name>`` in a source checkout (next to the ``bgr_core`` package);
-4. the copy packaged in the wheel (``bgr_core/_weights/<name>``, shipped weights only).
+4. the user's data folder, ``$XDG_DATA_HOME/bgr_core/weights/<name>`` (by default
+   ``~/.local/share/bgr_core/weights``): where an installed wheel's optional weights
+   (SAM, Stable Diffusion) go;
+5. the copy packaged in the wheel (``bgr_core/_weights/<name>``, shipped weights only).
 
 Nothing is ever downloaded. When nothing is found, `WeightsNotFound` lists every
 place tried and says where to put the file.
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from .errors import WeightsNotFound
 
-__all__ = ["WeightSpec", "KNOWN_WEIGHTS", "MATTE_MODELS", "DEFAULT_MATTE_MODEL", "candidates", "resolve", "ENV_VAR"]
+__all__ = ["WeightSpec", "KNOWN_WEIGHTS", "MATTE_MODELS", "DEFAULT_MATTE_MODEL", "candidates", "resolve", "user_dir", "ENV_VAR"]
 
 ENV_VAR = "BGR_WEIGHTS_DIR"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -87,6 +90,13 @@ MATTE_MODELS: tuple[str, ...] = (
 DEFAULT_MATTE_MODEL = "u2netp_vehicle"
 
 
+def user_dir() -> Path:
+    """The user's weights folder: ``$XDG_DATA_HOME/bgr_core/weights`` (default
+    ``~/.local/share/bgr_core/weights``); looked in whether or not it exists."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "bgr_core" / "weights"
+
+
 def _in_checkout() -> bool:
     return (_PACKAGE_DIR.parent / "pyproject.toml").is_file() and _CHECKOUT_DIR.is_dir()
 
@@ -103,6 +113,7 @@ def candidates(key_or_name: str, explicit: str | os.PathLike | None = None) -> l
         places.append(Path(env).expanduser() / name)
     if _in_checkout():
         places.append(_CHECKOUT_DIR / name)
+    places.append(user_dir() / name)
     if (spec is None or spec.shipped) and _PACKAGED_DIR.is_dir():
         places.append(_PACKAGED_DIR / name)
     return places
@@ -130,6 +141,6 @@ def resolve(key_or_name: str, explicit: str | os.PathLike | None = None) -> Path
     if _in_checkout():
         where = f"put '{name}' in {_CHECKOUT_DIR} or in the folder named by ${ENV_VAR}, or pass its path"
     else:
-        where = f"put '{name}' in a folder and set ${ENV_VAR} to it, or pass its path"
+        where = f"put '{name}' in {user_dir()} or in a folder named by ${ENV_VAR}, or pass its path"
     hint = f" ({spec.hint})" if spec and spec.hint else ""
     raise WeightsNotFound(f"{what}: '{name}' not found; tried: {tried}. To fix: {where}{hint}.")
