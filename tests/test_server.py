@@ -230,3 +230,32 @@ def test_a_full_queue_answers_503_at_once(pipeline):
         assert any(s == 401 for s, _ in answers)
     finally:
         server.stop()
+
+
+def test_a_stop_finishes_the_requests_in_flight(pipeline):
+    server = _LiveServer(create_app(pipeline))
+    data = EXAMPLE.read_bytes()
+    answers = []
+
+    def call():
+        r = requests.post(f"{server.url}/v2/remove-background", data={"key": KEY},
+                          files={"image_file": ("car.jpg", data)}, timeout=120)
+        answers.append((r.status_code, r.json()))
+
+    client = threading.Thread(target=call)
+    client.start()
+    time.sleep(0.3)  # the request is in the batcher
+    server.stop()
+    client.join(120)
+    assert answers and answers[0][0] == 200 and answers[0][1]["error"] == ""
+
+
+def test_cli_serve_refuses_bad_configuration(tmp_path, capsys):
+    from bgr_core.cli import main
+
+    empty = tmp_path / "keys.txt"
+    empty.write_text("# no key here\n\n")
+    assert main(["serve", "--keys-file", str(empty)]) == 2
+    assert "holds no key" in capsys.readouterr().err
+    assert main(["serve", "--keys-file", str(tmp_path / "missing.txt")]) == 2
+    assert main(["serve", "--keep", "0"]) == 2
