@@ -259,3 +259,14 @@ def test_cli_serve_refuses_bad_configuration(tmp_path, capsys):
     assert "holds no key" in capsys.readouterr().err
     assert main(["serve", "--keys-file", str(tmp_path / "missing.txt")]) == 2
     assert main(["serve", "--keep", "0"]) == 2
+
+
+def test_a_streamed_body_over_the_cap_is_cut_off(live):
+    """No Content-Length (chunked): the body is counted as it arrives and refused."""
+    def chunks():
+        for _ in range(10):
+            yield b"image_base64=" if _ == 0 else b"A" * 2**20
+
+    response = requests.post(f"{live.url}/v2/remove-background", data=chunks(),
+                             headers={"content-type": "application/x-www-form-urlencoded"}, timeout=60)
+    assert response.status_code == 413 and response.json()["error"] == "invalid_input"
