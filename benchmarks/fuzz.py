@@ -267,13 +267,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     extra = {"work_pixels": args.work_pixels} if args.work_pixels is not None else {}
-    pipe = Pipeline("cpu", **extra)
-    keyed = Pipeline("cpu", api_keys=["k"], **extra)
+    segment = Pipeline("cpu").segment  # one net for both pipelines
     if not args.full_segment:
-        fast = VehicleMatte(pipe.segment.net, net_size=args.net_size, flip=False, crop_pass=False)
-        pipe._segment = keyed._segment = fast
-    else:
-        keyed._segment = pipe.segment
+        segment = VehicleMatte(segment.net, net_size=args.net_size, flip=False, crop_pass=False)
+    pipe = Pipeline("cpu", components={"segment": segment}, **extra)
+    keyed = Pipeline("cpu", api_keys=["k"], components={"segment": segment}, **extra)
 
     rng = random.Random(args.seed)
     codes: collections.Counter = collections.Counter()

@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     loaders.load_matte_net = counting
     pipe = Pipeline("cpu")
     if not args.full_segment:
-        pipe._segment = VehicleMatte(pipe.segment.net, net_size=96, flip=False, crop_pass=False)
+        fast = VehicleMatte(pipe.segment.net, net_size=96, flip=False, crop_pass=False)
+        pipe = Pipeline("cpu", components={"segment": fast})
     segment = pipe.segment
     images = [synthetic_car_scene(h, w, s).image for s in range(4)]
     options = [

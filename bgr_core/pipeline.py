@@ -136,6 +136,12 @@ class Pipeline:
             keeps freed large blocks for reuse instead of unmapping them after every
             layer: the net runs about 1.5x faster; process-wide; the process then keeps
             its peak memory). Ignored on CUDA, a no-op off glibc.
+        components: swappable parts by name, used instead of the ones the pipeline would
+            build (as diffusers pipelines take theirs): ``"segment"`` (a stage like
+            `VehicleMatte`: frames in, frames with ``alpha`` and ``box`` out), ``"sam"``
+            (a stage like `SamRefine`; given, ``refine="auto"`` uses it), ``"plate_detector"``
+            (a `bgr_core.stages.plates.PlateDetector`) and ``"inpainter"`` (a diffusers
+            inpainting pipeline for ``generative_background``).
         work_pixels: the working resolution (default
             `bgr_core.functional.full_resolution.WORK_PIXELS`, 4 MP). A photo or output
             canvas larger than this is worked on at a reduced copy of about this many
@@ -171,6 +177,7 @@ class Pipeline:
         matte_model: str = loaders.DEFAULT_MATTE_MODEL,
         cpu_dtype: str = "auto",
         work_pixels: int | None = WORK_PIXELS,
+        components: Mapping[str, Any] | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
@@ -211,8 +218,13 @@ class Pipeline:
         self.work_pixels = int(work_pixels) if work_pixels is not None else None
         self.effective_batch_size = self.batch_size
         self._lock = threading.Lock()
-        self._segment: VehicleMatte | None = None
-        self._sam: SamRefine | None = None
+        components = dict(components or {})
+        unknown = sorted(set(components) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown component(s) {', '.join(map(repr, unknown))}; known: {', '.join(COMPONENTS)}")
+        self.components = components
+        self._segment: VehicleMatte | None = components.get("segment")
+        self._sam: SamRefine | None = components.get("sam")
 
     def __repr__(self) -> str:
         fast = "" if self.fast else ", fast=False"
@@ -243,7 +255,7 @@ class Pipeline:
     def sam_configured(self) -> bool:
         """Whether ``refine="auto"`` uses SAM: a checkpoint is found (explicit path,
         ``$BGR_WEIGHTS_DIR`` or ``weights/``) and ``segment-anything`` is installed."""
-        return loaders.sam_available(self.weights.get("sam"))
+        return "sam" in self.components or loaders.sam_available(self.weights.get("sam"))
 
     def stages_for(
         self, request: Request, background: torch.Tensor | None = None, plate: torch.Tensor | None = None
@@ -261,7 +273,7 @@ class Pipeline:
         if request.plate_replacement != "none":
             if request.plate_replacement == "image" and plate is None:
                 raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")
-            stages.append(PlateReplacement(request.plate_replacement, plate))
+            stages.append(PlateReplacement(request.plate_replacement, plate, self.components.get("plate_detector")))
         # the shadow is drawn on the laid-out canvas, in the room the layout keeps for it,
         # so that the edge of the original photo never cuts it
         shadow = request.effect == "shadow"
@@ -271,7 +283,7 @@ class Pipeline:
         if shadow:
             stages.append(Shadow(request.shadow_strength, request.shadow_softness))
         if request.background == "generative_background":
-            pipe = loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint"))
+            pipe = self.components.get("inpainter") or loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint"))
             stages.append(GenerativeBackground(pipe, prompt=request.background_prompt,
                                                negative_prompt=request.background_negative_prompt, seed=request.seed))
         else:
@@ -528,6 +540,7 @@ class Pipeline:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+COMPONENTS = ("segment", "sam", "plate_detector", "inpainter")
 # a custom background is reduced on decode to this many pixels at most (about 4900 x 3270,
 # sampled at full resolution behind any output), or to what covers `output_size`
 BACKGROUND_MAX_PIXELS = 16_000_000

@@ -48,8 +48,8 @@ def pipe():
     is about parameter and input handling, not matte quality."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    p = Pipeline("cpu")
-    p._segment = VehicleMatte(p.segment.net, net_size=96, flip=False, crop_pass=False)
+    net = Pipeline("cpu").segment.net
+    p = Pipeline("cpu", components={"segment": VehicleMatte(net, net_size=96, flip=False, crop_pass=False)})
     yield p
     torch.set_num_threads(before)
 

@@ -53,9 +53,8 @@ def one_torch_thread():
 def fast_pipeline():
     """A CPU Pipeline whose segment stage runs U2NetP once at 96 px (no flip, no crop
     pass): these tests are about sharing, files and errors, not matte quality."""
-    pipe = Pipeline("cpu")
-    pipe._segment = VehicleMatte(pipe.segment.net, net_size=96, flip=False, crop_pass=False)
-    return pipe
+    net = Pipeline("cpu").segment.net
+    return Pipeline("cpu", components={"segment": VehicleMatte(net, net_size=96, flip=False, crop_pass=False)})
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -198,8 +197,7 @@ OPEN = ImageLimits(allow_network=True, allow_private=True, timeout_s=5)
 def test_fetch_allowed_with_network_and_private(server, fast_pipeline):
     assert load_image(f"{server}/car.png", "image_url", OPEN).shape == (48, 64, 3)
     assert load_image(f"{server}/to-car", "image_url", OPEN).shape == (48, 64, 3)  # one redirect
-    pipe = Pipeline("cpu", allow_network=True, allow_private=True)
-    pipe._segment = fast_pipeline.segment
+    pipe = Pipeline("cpu", allow_network=True, allow_private=True, components={"segment": fast_pipeline.segment})
     r = pipe.remove_background(image_url=f"{server}/car.png", **OFF)
     assert r.error in ("", "no_data"), r.error_description
 
