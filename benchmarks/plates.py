@@ -33,8 +33,9 @@ and synthetic plates: ``carparts-held``, ``openalpr`` and ``alpr`` are held out)
 its fitted logistic score alone (``--scorer logistic``, the detector before the
 re-scorer).
 
-``--fit`` refits the logistic weights of `ContourPlateDetector` (printed as a dict to
-paste into ``ContourPlateDetector.WEIGHTS``) on the candidates of ``carparts-dev``, of
+``--fit`` refits the logistic weights of `ContourPlateDetector` (printed as JSON;
+``--fit-out FILE`` writes them as a weights file like ``weights/plate_logistic.json``, which
+``ContourPlateDetector(weights=bgr_core.loaders.load_plate_logistic(FILE))`` uses) on the candidates of ``carparts-dev``, of
 the same images with a synthetic legible plate warped onto the labelled quad, and of
 ``openalpr_us``; so figures on those images are not independent of the fit.
 """
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -60,7 +60,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional.plates import overlay_plate, quad_iou  # noqa: E402
-from bgr_core.stages.plates import ContourPlateDetector, _prior_logit  # noqa: E402
+from bgr_core.functional.plate_features import FEATURES, GATE, measure, prior_logit  # noqa: E402
+from bgr_core.functional.plate_search import find_candidates, prepare_work, refine_quad  # noqa: E402
+from bgr_core.stages.plate_detectors import ContourPlateDetector  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "carparts_plates.json"
 IOU = 0.5
@@ -269,25 +271,25 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
     offsets: list[float] = []
     for gi, (rgb, s, src) in enumerate(jobs):
         alpha, box = mattes(s.path, rgb)
-        work = det._prepare(_tensor(rgb), alpha, box)
+        work = prepare_work(_tensor(rgb), alpha, box, det.work_size)
         if work is None:
             continue
         gts = [(g - [work.x0, work.y0]) * work.scale for g in s.plates]
         ign = [[(b[0] - work.x0) * work.scale, (b[1] - work.y0) * work.scale, (b[2] - work.x0) * work.scale,
                 (b[3] - work.y0) * work.scale] for b in s.ignore]
-        for q, _ in det._candidates(work):
-            for qq in (q, det._refine(work, q)):
-                f = det._features(work, qq)
+        for q, _ in find_candidates(work, det.flat, det.box_width):
+            for qq in (q, refine_quad(work, q)):
+                f = measure(work, qq, det.aspect_range)
                 if f is None:
                     continue
                 iou = max([quad_iou(qq, g) for g in gts] or [0.0])
                 if 0.3 <= iou < 0.6 or (iou < 0.3 and _in_ignore(qq, ign)):
                     continue
-                feats.append([f[k] for k in det.FEATURES])  # the table holds FEATURES only
+                feats.append([f[k] for k in FEATURES])  # the table holds FEATURES only
                 labels.append(int(iou >= 0.6))
                 groups.append(gi)
                 sources.append(src)
-                offsets.append(_prior_logit(f, det.aspect_range))
+                offsets.append(prior_logit(f, det.aspect_range))
     return dict(x=np.array(feats), y=np.array(labels, np.float64), group=np.array(groups), source=np.array(sources),
                 offset=np.array(offsets))
 
@@ -300,11 +302,11 @@ def fit(table: dict[str, np.ndarray], lam: float = 0.001, source_weights=(2.0, 1
     plate's candidates (or of "no plate" in an image without one). That is what the
     detector does with the score: take the best candidate when its logit is above 0.
     Images weigh `source_weights` by source; L2 penalty `lam` on standardised features;
-    the "smooth" and "text" halves share the fixed gate (`ContourPlateDetector.GATE` on
+    the "smooth" and "text" halves share the fixed gate (`bgr_core.functional.plate_features.GATE` on
     the texture feature) and are fitted jointly with L-BFGS (torch)."""
-    names = list(ContourPlateDetector.FEATURES)
+    names = list(FEATURES)
     x, y, g, src, off = table["x"], table["y"], table["group"], table["source"], table["offset"]
-    lo, hi = ContourPlateDetector.GATE
+    lo, hi = GATE
     gate = np.clip((x[:, names.index("texture")] - lo) / (hi - lo), 0, 1)[:, None]
     mu, sd = x.mean(0), x.std(0) + 1e-9
     xs = (x - mu) / sd
@@ -364,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-flat", dest="flat", action="store_false",
                     help="ContourPlateDetector(flat=False): without the smooth-rectangle candidates")
     ap.add_argument("--lam", type=float, default=0.001, help="with --fit: L2 penalty on standardised weights")
+    ap.add_argument("--fit-out", type=Path, default=None, help="with --fit: write the weights file here")
     ap.add_argument("--scorer", default="learned",
                     help="'learned': the shipped learned re-scorer (weights/plate_scorer.safetensors, see "
                          "benchmarks/train_plate_scorer.py; an error when missing), 'logistic': the fitted logistic "
@@ -384,12 +387,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.table is not None:
                 np.savez_compressed(args.table, **table)
         print(f"fitted on {len(table['y'])} candidates ({int(table['y'].sum())} positive)")
-        print(json.dumps(fit(table, lam=args.lam)))
+        fitted = fit(table, lam=args.lam)
+        print(json.dumps(fitted))
+        if args.fit_out is not None:
+            args.fit_out.write_text(json.dumps({"description": "gated logistic plate score (benchmarks/plates.py --fit)",
+                                                "fitted_by": f"python benchmarks/plates.py --fit --lam {args.lam}",
+                                                "weights": fitted}, indent=1) + "\n")
         return 0
     if args.scorer == "logistic":
         scorer = None
     else:
-        from bgr_core.stages.plates import LearnedPlateScorer
+        from bgr_core.stages.plate_detectors import LearnedPlateScorer
 
         scorer = LearnedPlateScorer(None if args.scorer == "learned" else args.scorer)
     detector = ContourPlateDetector(flat=args.flat, scorer=scorer, rescore_top=args.rescore_top)

@@ -23,7 +23,7 @@ What it trains on (and what it never sees):
   ``alpr``: those are the held-out figures of ``benchmarks/plates.py``.
 
 For every image the detector's candidates are generated and scored by the logistic score
-(`ContourPlateDetector(scorer=None)._scored`, refit included) exactly as at inference; the
+(`ContourPlateDetector(scorer=None).scored`, refit included) exactly as at inference; the
 best 60 of them (and every one overlapping a labelled plate by IoU >= 0.5 further down) are
 kept in the table, and training takes the best 24 (the detector re-scores its best 20)
 and the overlapping ones, never those centred in an ignore box. Target: IoU with the
@@ -82,18 +82,15 @@ for p in (ROOT, ROOT / "benchmarks"):
 
 import plates as B  # noqa: E402  (benchmarks/plates.py)
 from bgr_core.functional.plates import overlay_plate, quad_iou  # noqa: E402
-from bgr_core.stages.plates import (  # noqa: E402
-    SCORER_EXTRA,
-    ContourPlateDetector,
-    PlateScorerEnsemble,
-    PlateScorerNet,
-    plate_patch,
-    scorer_features,
-)
+from bgr_core.functional.plate_features import FEATURES as DETECTOR_FEATURES  # noqa: E402
+from bgr_core.functional.plate_features import SCORER_EXTRA, plate_patch, scorer_features  # noqa: E402
+from bgr_core.functional.plate_search import prepare_work  # noqa: E402
+from bgr_core.models.plate_scorer import PlateScorerEnsemble, PlateScorerNet  # noqa: E402
+from bgr_core.stages.plate_detectors import ContourPlateDetector  # noqa: E402
 
 SIZE = (96, 48)
 CONTEXT = (2.0, 3.0)
-FEATURES = tuple(ContourPlateDetector.FEATURES) + SCORER_EXTRA
+FEATURES = tuple(DETECTOR_FEATURES) + SCORER_EXTRA
 TRAIN_LABELS = ROOT / "benchmarks" / "data" / "carparts_plates_train.json"
 HELD_GAP = 6
 
@@ -183,13 +180,13 @@ def collect(data: Path, mattes: B.Mattes, top: int = 60, seed: int = 0, held: bo
     t0 = time.time()
     for i, (rgb, s, split, group, given) in enumerate(jobs):
         alpha, box = given if given is not None else mattes(s.path, rgb)
-        work = det._prepare(B._tensor(rgb), alpha, box)
+        work = prepare_work(B._tensor(rgb), alpha, box, det.work_size)
         if work is None:
             continue
         gts = [(g - [work.x0, work.y0]) * work.scale for g in s.plates]
         ign = [[(b[0] - work.x0) * work.scale, (b[1] - work.y0) * work.scale, (b[2] - work.x0) * work.scale,
                 (b[3] - work.y0) * work.scale] for b in s.ignore]
-        scored = det._scored(work)
+        scored = det.scored(work)
         rows = []
         for rank, (sc, q, f) in enumerate(scored):
             iou = max([quad_iou(q, g) for g in gts] or [0.0])

@@ -27,6 +27,8 @@ __all__ = [
     "SAM_TYPES",
     "resolve_device",
     "cpu_native_bfloat16",
+    "load_plate_scorer",
+    "load_plate_logistic",
     "clear_cache",
 ]
 
@@ -53,6 +55,61 @@ def cpu_native_bfloat16() -> bool:
         return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
     except Exception:  # a torch without these probes: assume no
         return False
+
+
+def load_plate_logistic(path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
+    """The plate score's fitted logistic weights (``weights/plate_logistic.json``:
+    ``{"smooth": {...}, "text": {...}}`` over `bgr_core.functional.plate_features.FEATURES`
+    and ``bias``), read once per file."""
+    import json
+
+    file = weights.resolve("plate_logistic", path)
+    key = ("plate_logistic", str(file))
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            data = json.loads(Path(file).read_text(encoding="utf-8"))
+            table = data.get("weights") if isinstance(data, dict) else None
+            if not isinstance(table, dict) or set(table) != {"smooth", "text"}:
+                raise ValueError(f"'{file}' is not a plate logistic weights file (needs weights.smooth / weights.text)")
+            cached = {part: {str(k): float(v) for k, v in table[part].items()} for part in ("smooth", "text")}
+            _CACHE[key] = cached
+    return {part: dict(w) for part, w in cached.items()}  # callers may not change the cache
+
+
+def load_plate_scorer(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict, Path]:
+    """The learned plate scorer (``weights/plate_scorer.safetensors``): its net
+    (`bgr_core.models.plate_scorer`: an ensemble of ``members`` nets, or one bare net for
+    older files), the config from the file's metadata (width, hidden, patch size, context,
+    feature names) and the file. Loaded on the CPU, strictly, once per file; eval mode,
+    no gradients (it runs on the CPU in float32)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .models.plate_scorer import PlateScorerEnsemble, PlateScorerNet
+
+    file = weights.resolve("plate_scorer", path)
+    key = ("plate_scorer", str(file))
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            with safe_open(str(file), framework="pt", device="cpu") as fh:
+                meta = fh.metadata() or {}
+            try:
+                cfg = json.loads(meta["config"])
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"'{file}' is not a plate scorer file (no 'config' metadata)") from err
+            n_feats = len(cfg["features"])
+            kw = dict(width=int(cfg["width"]), size=(int(cfg["size"][0]), int(cfg["size"][1])), hidden=int(cfg["hidden"]))
+            members = int(cfg.get("members", 0))  # 0: a single net saved bare (older files)
+            net = PlateScorerEnsemble(members, n_feats, **kw) if members else PlateScorerNet(n_feats, **kw)
+            net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
+            net.eval().requires_grad_(False)
+            cached = (net, cfg, Path(file))
+            _CACHE[key] = cached
+    return cached
 
 
 def load_matte_net(

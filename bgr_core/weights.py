@@ -63,6 +63,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "plate_logistic",
+            "plate_logistic.json",
+            "fitted weights of the licence-plate candidates' gated logistic score (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "sam",
             "sam_vit_b_01ec64.pth",
             "Segment Anything checkpoint for refine='sam' (optional)",

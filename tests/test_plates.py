@@ -470,24 +470,25 @@ def test_logistic_score_alone_still_finds_synthetic_plates(seed):
 def test_missing_scorer_weights(tmp_path, monkeypatch):
     from bgr_core import weights
     from bgr_core.errors import WeightsNotFound
-    from bgr_core.stages import plates as plates_mod
 
     # a path given explicitly must exist
     with pytest.raises(WeightsNotFound, match="missing.safetensors"):
         ContourPlateDetector(scorer=tmp_path / "missing.safetensors")
 
     # the default falls back to the logistic score when no weights file is found anywhere
-    def nowhere(key, explicit=None):
-        raise WeightsNotFound(f"{key}: not found")
+    real = weights.resolve
+
+    def nowhere(key, explicit=None):  # the scorer's file only; the logistic weights stay
+        if key == "plate_scorer":
+            raise WeightsNotFound(f"{key}: not found")
+        return real(key, explicit)
 
     monkeypatch.setattr(weights, "resolve", nowhere)
-    monkeypatch.setattr(plates_mod, "_DEFAULT_SCORER", None)
     det = ContourPlateDetector()
     assert det.scorer is None and "scorer=None" in repr(det)
     frame, quad = scene_frame(1)
     dets = det.detect(frame.image, frame.alpha, frame.box)
     assert dets and quad_iou(dets[0].quad.numpy(), quad) > 0.8
-    monkeypatch.setattr(plates_mod, "_DEFAULT_SCORER", None)  # no cached fallback left behind
 
 
 def test_foreign_scorer_file_is_refused(tmp_path):
@@ -515,7 +516,7 @@ def test_scorer_file_with_a_missing_tensor_does_not_load(tmp_path):
 
 
 def test_plate_patch_rectifies_the_quad_with_context():
-    from bgr_core.stages.plates import plate_patch
+    from bgr_core.functional.plate_features import plate_patch
 
     img = np.zeros((100, 200, 3), np.uint8)
     img[40:60, 80:120] = 255  # a white 40x20 rectangle
@@ -532,15 +533,12 @@ def test_scorer_ensemble_file_averages_its_members(tmp_path):
 
     from safetensors.torch import save_file
 
-    from bgr_core.stages.plates import (
-        SCORER_EXTRA,
-        LearnedPlateScorer,
-        PlateScorerEnsemble,
-        plate_patch,
-        scorer_features,
-    )
+    from bgr_core.functional.plate_features import FEATURES, SCORER_EXTRA, plate_patch, scorer_features
+    from bgr_core.functional.plate_search import prepare_work
+    from bgr_core.models.plate_scorer import PlateScorerEnsemble
+    from bgr_core.stages.plate_detectors import LearnedPlateScorer
 
-    names = list(ContourPlateDetector.FEATURES) + list(SCORER_EXTRA)
+    names = list(FEATURES) + list(SCORER_EXTRA)
     torch.manual_seed(0)
     ens = PlateScorerEnsemble(3, len(names), width=8, size=(96, 48), hidden=8).eval()
     cfg = dict(features=names, size=[96, 48], context=[2.0, 3.0], width=8, hidden=8, members=3)
@@ -551,8 +549,8 @@ def test_scorer_ensemble_file_averages_its_members(tmp_path):
 
     frame, _ = scene_frame(2)
     det = ContourPlateDetector(scorer=scorer)
-    work = det._prepare(frame.image, frame.alpha, frame.box)
-    scored = det._scored(work)[:6]
+    work = prepare_work(frame.image, frame.alpha, frame.box, det.work_size)
+    scored = det.scored(work)[:6]
     probs = scorer(work, scored, det.aspect_range)
     patches = torch.from_numpy(np.stack([plate_patch(work.rgb, work.alpha, q, (96, 48), (2.0, 3.0)) for _, q, _ in scored]))
     feats = torch.tensor([scorer_features(f, s, det.aspect_range) for s, _, f in scored])
@@ -573,3 +571,23 @@ def test_scorer_ensemble_file_averages_its_members(tmp_path):
     single = LearnedPlateScorer(bare)
     assert not isinstance(single.net, PlateScorerEnsemble)
     assert np.allclose(single(work, scored, det.aspect_range), one.double().numpy(), atol=1e-5)
+
+
+def test_logistic_weights_are_data(tmp_path):
+    import json
+
+    from bgr_core.functional.plate_features import FEATURES
+    from bgr_core.loaders import load_plate_logistic
+
+    w = load_plate_logistic()
+    assert set(w) == {"smooth", "text"} and set(w["smooth"]) == set(FEATURES) | {"bias"}
+    w["smooth"]["bias"] = 0.0  # a caller's copy: the cache is untouched
+    assert load_plate_logistic()["smooth"]["bias"] != 0.0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"weights": {"smooth": {}}}))
+    with pytest.raises(ValueError, match="not a plate logistic weights file"):
+        load_plate_logistic(bad)
+    # a detector given other weights scores with them
+    zero = {"smooth": {"bias": -30.0}, "text": {"bias": -30.0}}
+    frame, _ = scene_frame(1)
+    assert ContourPlateDetector(scorer=None, weights=zero).detect(frame.image, frame.alpha, frame.box) == []
