@@ -1,7 +1,7 @@
 """Window-glass detection on the Car Parts photos (``../shared/data/carparts``).
 
     python benchmarks/glass_quality.py [--data ../shared/data] [--limit N] [--worst K]
-                                       [--cache DIR] [--device cpu] [--fit OUT.npz]
+                                       [--cache DIR] [--device cpu] [--fit OUT.safetensors]
 
 For every photo with a labelled ``front_glass`` or ``back_glass`` it runs the matte
 stage (`VehicleMatte`, or the raw U2NetP net upsampled bilinearly when that stage
@@ -20,8 +20,8 @@ the worst photos and the detector's CPU time per photo. ``--cache`` keeps the ma
 (``.npz`` per photo) so that reruns only time the detector.
 
 `glass_recall`, `glass_outside_share` and `glass_counts` can be imported by other
-scripts; ``--fit OUT.npz`` redoes the calibration (see ``_MODEL_NOTE`` in
-`bgr_core.functional.glass`) and writes the weights.
+scripts; ``--fit OUT.safetensors`` redoes the calibration (the shipped file's metadata says on
+what) and writes a weights file like ``weights/glass_cues.safetensors``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional import glass as G  # noqa: E402
+from bgr_core.loaders import load_glass_cues  # noqa: E402
+
+CUES = load_glass_cues().numpy_params()
 
 GLASS = ("front_glass", "back_glass")
 GOAL_RECALL = 0.85
@@ -214,7 +217,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             if cached:
                 np.savez_compressed(cached, alpha=(alpha[0].float().cpu().numpy() * 255).round().astype(np.uint8))
         t0 = time.process_time()
-        glass = G.detect_glass(image[None], alpha[None])[0]
+        glass = G.detect_glass(image[None], alpha[None], CUES)[0]
         cpu.append(time.process_time() - t0)
         counts = glass_counts(glass, ann)
         rows.append(
@@ -280,7 +283,7 @@ def fit(args: argparse.Namespace) -> None:
                 continue
         truth, allowed = ann.glass, ann.allowed
         up, low = _door_windows(ann)
-        for rgb, aw, (y0, y1, x0, x1) in G._prepare(image, alpha.to(image.device), G.WORK_SIZE):
+        for rgb, aw, (y0, y1, x0, x1) in G.vehicle_crops(image, alpha.to(image.device), G.WORK_SIZE):
             inside = aw > 0.5
             if inside.sum() < 64:
                 continue
@@ -291,7 +294,7 @@ def fit(args: argparse.Namespace) -> None:
                 return cv2.resize(m[y0:y1, x0:x1].astype(np.uint8), rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
 
             pos = small(truth | up)
-            domain = support & (r < G._BAND) & (~(small(allowed) & ~pos) | small(low))
+            domain = support & (r < G.BAND) & (~(small(allowed) & ~pos) | small(low))
             idx = np.flatnonzero(domain.ravel())
             if len(idx) > 4000:
                 idx = rng.choice(idx, 4000, replace=False)
@@ -312,9 +315,11 @@ def fit(args: argparse.Namespace) -> None:
         return loss
 
     opt.step(closure)
-    w1, b1 = model[0].weight.detach().numpy().T, model[0].bias.detach().numpy()
-    w2, b2 = model[2].weight.detach().numpy()[0], float(model[2].bias.detach())
-    np.savez(args.fit, W1=w1, B1=b1, W2=w2, B2=b2)
+    from safetensors.torch import save_file
+
+    state = {"hidden.weight": model[0].weight.detach().contiguous(), "hidden.bias": model[0].bias.detach().contiguous(),
+             "out.weight": model[2].weight.detach().contiguous(), "out.bias": model[2].bias.detach().contiguous()}
+    save_file(state, str(args.fit), metadata={"fitted_by": "python benchmarks/glass_quality.py --fit " + str(args.fit)})
     print(f"fitted on {len(x)} pixels of {len(anns)} photos; weights in {args.fit}")
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "cpu_native_bfloat16",
     "load_plate_scorer",
     "load_plate_logistic",
+    "load_glass_cues",
     "clear_cache",
 ]
 
@@ -55,6 +56,26 @@ def cpu_native_bfloat16() -> bool:
         return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
     except Exception:  # a torch without these probes: assume no
         return False
+
+
+def load_glass_cues(path: str | os.PathLike | None = None):
+    """The window correction's glass cue model (`bgr_core.models.glass_cues.GlassCueNet`,
+    ``weights/glass_cues.safetensors``): loaded on the CPU, strictly, once per file; eval
+    mode, no gradients (its numpy parameters feed `functional.glass.glass_probability`)."""
+    from safetensors.torch import load_file
+
+    from .models.glass_cues import GlassCueNet
+
+    file = weights.resolve("glass_cues", path)
+    key = ("glass_cues", str(file))
+    with _LOCK:
+        net = _CACHE.get(key)
+        if net is None:
+            net = GlassCueNet()
+            net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
+            net.eval().requires_grad_(False)
+            _CACHE[key] = net
+    return net
 
 
 def load_plate_logistic(path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:

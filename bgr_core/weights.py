@@ -63,6 +63,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "glass_cues",
+            "glass_cues.safetensors",
+            "the window correction's glass cue model (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "plate_logistic",
             "plate_logistic.json",
             "fitted weights of the licence-plate candidates' gated logistic score (shipped)",

@@ -11,9 +11,12 @@ from bgr_core.errors import NoData
 from bgr_core.frame import Frame
 from bgr_core.functional import glass as G
 from bgr_core.functional import glass_finish as GF
+from bgr_core.loaders import load_glass_cues
 from bgr_core.stages.background import ComposeBackground
 from bgr_core.stages.windows import WindowCorrection
 from bgr_core.testing import synthetic_car_scene
+
+CUES = load_glass_cues().numpy_params()
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -53,7 +56,7 @@ def see_through(scene):
 @pytest.mark.parametrize("seed", range(4))
 def test_detects_the_known_glass(seed):
     frame, truth, _ = _scene(seed)
-    glass = G.detect_glass(frame.image[None], frame.alpha[None])[0]
+    glass = G.detect_glass(frame.image[None], frame.alpha[None], CUES)[0]
     assert glass.shape == (1, 240, 320) and glass.dtype == torch.float32
     assert float(glass.min()) >= 0 and float(glass.max()) <= 1
     assert _iou(glass >= 0.5, truth) > 0.75
@@ -63,7 +66,7 @@ def test_detection_at_a_larger_size_and_in_a_batch():
     frames = [_scene(s, 480, 640) for s in (1, 3)]
     image = torch.stack([f.image for f, _, _ in frames])
     alpha = torch.stack([f.alpha for f, _, _ in frames])
-    glass = G.detect_glass(image, alpha)
+    glass = G.detect_glass(image, alpha, CUES)
     assert glass.shape == (2, 1, 480, 640)
     for k, (_, truth, _) in enumerate(frames):
         assert _iou(glass[k] >= 0.5, truth) > 0.75
@@ -71,25 +74,25 @@ def test_detection_at_a_larger_size_and_in_a_batch():
 
 def test_glass_never_outside_the_matte():
     frame, truth, _ = _scene(2)
-    glass = G.detect_glass(frame.image[None], frame.alpha[None])[0]
+    glass = G.detect_glass(frame.image[None], frame.alpha[None], CUES)[0]
     assert float(glass[frame.alpha == 0].max()) == 0.0
     # a window that the matte saw through (a hole) may be glass, the outside never
     holed = frame.alpha.clone()
     holed[truth] = 0.0
-    glass = G.detect_glass(frame.image[None], holed[None])[0]
+    glass = G.detect_glass(frame.image[None], holed[None], CUES)[0]
     support = torch.from_numpy(G.fill_holes((holed[0] > 0.5).numpy()))[None]
     assert float(glass[~support & (holed == 0)].max()) == 0.0
 
 
 def test_empty_matte_gives_no_glass():
     frame, _, _ = _scene(0)
-    glass = G.detect_glass(frame.image[None], torch.zeros_like(frame.alpha)[None])
+    glass = G.detect_glass(frame.image[None], torch.zeros_like(frame.alpha)[None], CUES)
     assert glass.shape == (1, 1, 240, 320) and float(glass.abs().max()) == 0.0
 
 
 def test_detection_follows_dtype():
     frame, truth, _ = _scene(1)
-    glass = G.detect_glass(frame.image[None].double(), frame.alpha[None].double())
+    glass = G.detect_glass(frame.image[None].double(), frame.alpha[None].double(), CUES)
     assert glass.dtype == torch.float64 and _iou(glass[0] >= 0.5, truth) > 0.75
 
 
@@ -346,3 +349,27 @@ def test_none_changes_nothing(scene):
     frame, _, _ = scene
     out = WindowCorrection("none")([frame])[0]
     assert out is frame and out.glass is None
+
+
+def test_the_cue_model_loads_strictly_from_its_file(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from bgr_core import weights
+    from bgr_core.models.glass_cues import GlassCueNet
+
+    net = load_glass_cues()
+    assert isinstance(net, GlassCueNet) and not net.training
+    assert sum(p.numel() for p in net.parameters()) == 721
+    w1, b1, w2, b2 = net.numpy_params()
+    assert w1.shape == (43, 16) and w1.flags.c_contiguous and b2.dtype == np.float32
+    # the torch forward and the numpy parameters agree
+    x = np.random.default_rng(0).normal(size=(5, 43)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.allclose(G.glass_probability(x, (w1, b1, w2, b2)), ref, atol=1e-5)
+    state = load_file(str(weights.resolve("glass_cues")))
+    state.pop("out.bias")
+    partial = tmp_path / "partial.safetensors"
+    save_file(state, str(partial))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_glass_cues(partial)

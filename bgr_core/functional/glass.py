@@ -15,8 +15,9 @@ vehicle from the image and its alpha matte, as a soft (B, 1, H, W) map in [0, 1]
    below, left and right of the pixel (glass sits between roof and belt line, between
    pillars);
 2. a per-pixel glass probability from these cues (`glass_probability`): a logistic
-   layer over 16 tanh units whose coefficients are constants below, calibrated on
-   half of the Car Parts photos (see `_MODEL_NOTE`);
+   layer over 16 tanh units (`bgr_core.models.glass_cues.GlassCueNet`, its weights the
+   file ``weights/glass_cues.safetensors``, calibrated on half of the Car Parts photos:
+   its metadata says how), passed in as `cues`;
 3. a per-image refinement (`refine_glass`): GrabCut (Rother et al. 2004) seeded by the
    probability learns this car's glass and body colours and snaps the region to the
    window frames;
@@ -52,12 +53,14 @@ __all__ = [
     "glass_probability",
     "refine_glass",
     "detect_glass",
+    "vehicle_crops",
+    "BAND",
     "background_likeness",
 ]
 
 WORK_SIZE = 256
 # glass is searched above this share of the vehicle box's height (from the top)
-_BAND = 0.6
+BAND = 0.6
 
 # -- small maps (NumPy / OpenCV) -------------------------------------------------------
 
@@ -168,7 +171,7 @@ def glass_features(rgb: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np
     outline = cv2.distanceTransform(np.pad(S, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1] / size
     k = max(2, int(0.05 * size))
     grown = cv2.dilate(S.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-    ring = grown.astype(bool) & ~S & (r < _BAND)
+    ring = grown.astype(bool) & ~S & (r < BAND)
     ringp = _ring_likeness(lab, ring, S & (r > 0.45))
     Lm = cv2.blur(L, (5, 5))
     texture = np.sqrt(np.maximum(cv2.blur(L * L, (5, 5)) - Lm**2, 0))
@@ -199,124 +202,13 @@ def glass_features(rgb: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np
     return feats, r
 
 
-# A 16-unit tanh layer and a logistic output over the standardised cues above.
-# _MODEL_NOTE explains where the numbers come from; `glass_probability` applies them.
-_MODEL_NOTE = (
-    "Fitted (cross-entropy, L-BFGS, weight decay 1e-4) on 4000 pixels per photo of the "
-    "photos with an odd COCO image id in the Car Parts dataset (Pasupa et al. 2021, "
-    "../shared/data/carparts; 159 of them show front or back glass), mattes from "
-    "VehicleMatte (U2NetP) as of this writing: "
-    "front_glass / back_glass and the top 35 % of each door polygon (side windows) as "
-    "glass; the rest of the silhouette above 60 % of its height, and the lower half of "
-    "the doors, as not glass. Photos with an even id are held out: "
-    "benchmarks/glass_quality.py reports both halves. The dataset states no licence; "
-    "these 721 numbers are statistics of it, not a copy."
-)
-# fmt: off
-_W1: np.ndarray = np.array([
-    0.01141, 0.5164, -0.4562, -0.1707, -0.1868, -0.159, -0.2109, -0.1971,
-    0.7934, 0.08491, -2.432, -0.3812, -0.2234, -0.802, -3.545, -0.01222,
-    -0.07681, 0.7558, -0.3135, -0.1661, 0.5301, -0.5559, -0.3623, 0.1832,
-    0.6447, 0.463, -0.1028, -0.2961, -0.4759, -0.5439, -2.445, -0.2186,
-    0.03042, 0.2013, -0.1487, -0.06035, -0.2217, 0.2643, 0.1581, -0.1677,
-    -0.193, -0.3303, -1.672, -0.122, -0.08027, -0.223, -0.2253, 0.1,
-    -0.03184, 0.3435, -0.1436, -0.07965, 0.2461, -0.1938, -0.1143, 0.08773,
-    0.0924, 0.1386, -0.1123, -0.1399, -0.2488, -0.207, -0.6833, -0.08233,
-    -0.09802, -0.623, -0.4525, -0.1933, 0.09979, 0.3618, 0.05847, 0.1655,
-    0.1989, -0.2942, 0.4948, -0.249, -1.199, -0.2515, -0.515, -0.06684,
-    0.02705, 0.3211, 0.03119, -0.09334, -0.1578, 0.2927, 0.5837, -0.3364,
-    -0.3361, -0.2651, -2.425, -0.008872, -0.1004, -0.3404, -0.4042, 0.1894,
-    -0.01129, 0.1403, 0.005951, -0.03919, 0.006334, 0.1485, -0.112, -0.07399,
-    0.5091, -0.3347, -0.1572, -0.09412, 0.35, 0.03462, 0.04327, 0.007159,
-    -0.03067, -0.192, -0.07059, -0.07301, 0.5964, -0.1995, -0.1485, -0.05536,
-    -0.6601, 0.008475, -0.02294, -0.1325, 0.0335, -0.6121, -0.04303, -0.04102,
-    0.06147, 0.4899, -0.1868, -0.05532, -0.3614, -0.4948, 0.1418, 0.02214,
-    -0.306, 0.848, -0.1797, -0.1124, 0.0686, -0.05845, -0.06604, 0.0496,
-    -0.04568, 0.1457, -0.08967, -0.01455, 0.08061, 0.341, -0.7015, -0.2219,
-    -0.03369, 0.113, 0.01711, -0.1516, 0.6876, 0.02608, -0.5293, -0.05916,
-    -0.04438, -0.2592, 0.1167, 0.005899, -0.6722, -0.1076, -0.06888, -0.1204,
-    -0.8223, 0.09898, 0.09755, 0.07503, 0.1586, 0.4672, 0.2545, -0.01842,
-    -0.06088, -0.06154, -0.03598, -0.04162, 0.2605, -0.01888, -0.1684, -0.01042,
-    -0.1399, 0.2487, -0.07789, 0.01035, 0.04764, 0.2828, 0.01163, -0.02952,
-    0.03432, 0.06787, -0.1683, 0.03703, 0.2195, 0.2424, -0.1851, -0.1846,
-    0.1576, 0.1064, -0.07695, -0.04012, -0.4606, 0.08848, 0.1925, 0.1086,
-    0.02147, -0.05571, -0.06544, 0.04114, 0.1743, 0.2129, 0.2456, -0.04126,
-    -0.5254, 0.05882, 0.276, 0.009503, -0.3671, 0.1126, -0.07419, 0.1411,
-    -0.001275, -0.543, 0.2554, -0.02511, 0.1521, -0.1527, -0.5525, -0.1581,
-    0.8805, -0.1145, 0.1974, 0.07342, -0.26, 0.3619, 0.1701, 0.03567,
-    0.0346, 0.02918, 0.06595, 0.01027, -0.11, 0.3281, 0.1212, 0.05333,
-    0.2645, 0.4178, 0.2397, 0.1127, -0.2827, 0.04309, 0.01438, 0.00836,
-    -0.05078, 0.4653, -0.03059, -0.06367, -0.06059, -0.8048, -0.3362, -0.06677,
-    0.8348, -0.4072, 0.1541, -0.1303, -0.02986, 0.03983, -0.02381, -0.05675,
-    -0.004233, -0.1445, 0.06729, 0.004225, 0.6205, 0.3241, -0.04883, -0.09648,
-    -0.7056, -0.02777, 0.151, -0.001153, 0.1234, -0.2196, -0.1248, 0.02613,
-    -0.05016, -0.1164, 0.1166, 0.0001347, -0.5075, 0.07824, -0.1221, -0.0855,
-    -0.6572, 0.02876, 0.1177, 0.0593, 0.06416, 0.5684, -0.2477, 0.007737,
-    -0.06975, -0.07409, -0.01244, -0.03954, 0.2194, -0.02214, -0.1837, 0.02431,
-    -0.1353, 0.2394, -0.0002465, 0.02419, 0.05354, 0.2739, -0.06259, -0.05304,
-    -0.02626, -0.07303, -0.3101, -0.1093, 0.8488, 0.9936, -0.3476, -0.01409,
-    0.3783, 0.1599, -0.1857, -0.2289, -0.5137, -0.07244, 0.4303, -0.03451,
-    0.05535, 0.02043, -0.0266, -0.001945, -0.1933, 0.4465, 0.04574, -0.06035,
-    0.07317, 0.3379, 0.1693, 0.0337, -0.1477, 0.09737, 0.05032, 0.05571,
-    -0.002613, 0.3423, -0.1281, -0.02228, -0.1444, 0.01904, 0.109, -0.07015,
-    0.2277, -0.4005, -0.4182, -0.1358, 0.4643, -0.1163, 0.05153, 0.02141,
-    0.01258, 0.2503, 0.1014, 0.0206, 0.3975, 0.2076, 0.1008, -0.06385,
-    0.2074, 0.395, -0.227, 0.08743, 0.1273, 0.02147, -0.006697, -0.00582,
-    -0.09597, -0.09788, 0.0427, -0.07919, -0.4075, 0.05914, -0.1723, 0.04187,
-    -0.4303, -0.02084, -0.1062, -0.02186, -0.1636, 0.3832, 0.003782, -0.07109,
-    -0.07938, -0.05998, -0.005717, -0.04513, 0.1822, 0.04978, -0.2393, 0.01254,
-    -0.1197, 0.1762, -0.08443, 0.0172, 0.03818, 0.2037, -0.09325, -0.05633,
-    -0.06288, -0.1293, -0.3097, -0.1301, 0.7776, 0.5093, -1.073, -0.1361,
-    -1.082, -0.216, 0.3652, -0.2831, -0.624, 0.008376, 0.03927, -0.02926,
-    0.1179, -0.4371, -0.09785, 0.05194, 0.2565, -0.1517, 0.22, -0.03013,
-    -0.1652, 0.6304, -0.4292, 0.05615, -0.1047, 0.2767, -0.06369, 0.1141,
-    0.0203, -0.4628, 0.01733, 0.07194, 0.4003, -0.389, -0.323, -0.06326,
-    0.7141, 0.3148, -0.2604, 0.07187, 0.004299, -0.282, 0.2053, 0.03643,
-    -0.02975, 1.566, 0.3602, 0.08949, -0.02128, 1.146, -0.152, 0.1261,
-    -0.1663, -0.0464, -0.4051, 0.1447, 0.5231, 0.02965, 0.03535, -0.03709,
-    -0.0905, 0.6107, 0.391, 0.09478, -0.06135, 0.2443, 0.4074, 0.2426,
-    -0.05271, -0.1179, -0.06548, 0.4505, -0.1866, 0.01121, 0.1394, -0.07031,
-    -0.1364, 0.1362, 0.4549, 0.01605, -0.01929, -0.3613, 0.5247, 0.3215,
-    -0.4526, 0.07326, -0.01045, 0.378, 0.05838, 0.8905, -0.2222, -0.1349,
-    -0.0008151, -0.2509, -0.3099, -0.01629, -0.6958, -0.1168, 0.4991, 0.3951,
-    -0.006943, 0.2103, 0.2798, -0.1175, -0.2656, 0.1413, 0.1983, -0.08893,
-    -0.1567, -0.0905, -0.2178, -0.133, -0.4321, 0.3838, -0.257, 0.1279,
-    -0.3411, 0.03139, 0.4776, -0.1944, 0.1609, -0.06066, 1.217, -0.1626,
-    -0.06297, 0.1099, 0.08658, 0.01263, -0.5182, 0.07272, 0.07463, 0.08039,
-    -0.4564, 0.3366, -0.00247, 0.123, -0.4084, -0.1472, 0.03666, -0.05184,
-    -0.03189, 0.3092, 0.2076, 0.04537, -0.02421, -0.7623, 0.4607, 0.4204,
-    0.002898, -0.1446, -0.3267, 0.1261, 0.2852, 0.2036, -0.1561, -0.1634,
-    -0.1336, -0.1012, -0.03398, -0.02682, 0.01296, 0.04494, 0.01475, 0.1659,
-    0.06727, -0.2089, 0.08028, -0.02165, -0.3183, -0.2626, 0.1284, 0.06951,
-    -0.07863, -0.2021, -0.1562, -0.06369, -0.9236, -0.003969, 0.04387, 0.1607,
-    -0.119, -0.09229, 0.358, -0.1712, -0.1122, 0.3609, -0.1664, -0.03272,
-    -0.006724, 0.2978, 0.2665, 0.1211, 0.02164, -0.9878, -0.1734, -0.08571,
-    -0.1482, -0.5255, -0.234, 0.2033, -0.2448, 0.3596, -0.1573, 0.1727,
-    -0.2202, -0.06303, -0.1044, -0.2113, -0.1728, 0.2242, 0.2652, 0.6006,
-    0.05653, 0.1588, 0.09678, -0.0949, 0.09639, -0.1502, 0.2027, -0.416,
-    -0.2037, -0.2084, 0.1169, -0.1556, 0.01622, -0.2513, -0.1424, 0.3307,
-    0.4046, 0.4171, 0.002148, 0.03803, -0.4157, 0.08917, 0.2419, -0.3038,
-    0.01929, -0.9813, -0.208, -0.04062, 0.03268, -0.06057, -0.4422, -0.209,
-    0.4232, 0.8833, -0.4319, -0.01652, -0.185, -0.15, -1.676, 0.01108,
-    -0.02302, -0.004004, -0.2463, -0.05304, -0.003371, -0.06482, 0.02685, 0.01357,
-    -0.03373, -0.02286, -0.003234, -0.1472, -0.03984, 0.3151, -0.005334, -0.02227,
-], np.float32).reshape(43, 16)
-_B1: np.ndarray = np.array([
-    -0.1088, -0.1795, -0.2463, -0.1606, -0.2631, 0.479, -0.1641, -0.04758,
-    -0.3186, -0.005353, 0.1896, -0.2298, 0.05388, -0.1007, 1.796, -0.04352,
-], np.float32)
-_W2: np.ndarray = np.array([
-    0.9741, -1.943, 1.459, 1.007, -1.767, 2.255, 1.917, -1.416,
-    -2.522, -1.97, -4.184, 1.221, 2.154, 1.774, 4.813, 1.183,
-], np.float32)
-_B2: float = -1.08
-# fmt: on
-
-
-def glass_probability(features: np.ndarray) -> np.ndarray:
-    """(..., n_features) cues → (...) probability that the pixel is glass."""
-    hidden = np.tanh(features @ _W1 + _B1)
-    return 1.0 / (1.0 + np.exp(-(hidden @ _W2 + _B2)))
+def glass_probability(features: np.ndarray, cues: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """(..., n_features) cues → (...) probability that the pixel is glass, with the cue
+    model's parameters `cues` ((W1, b1, w2, b2) float32: `GlassCueNet.numpy_params()`,
+    from `bgr_core.loaders.load_glass_cues`)."""
+    w1, b1, w2, b2 = cues
+    hidden = np.tanh(features @ w1 + b1)
+    return 1.0 / (1.0 + np.exp(-(hidden @ w2 + b2)))
 
 
 def refine_glass(
@@ -403,7 +295,7 @@ def _vehicles(inside: np.ndarray, min_share: float = 0.15) -> list[np.ndarray]:
     return [cv2.dilate((labels == i).astype(np.uint8), grow).astype(bool) & inside for i in big]
 
 
-def _prepare(image: Tensor, alpha: Tensor, work_size: int) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
+def vehicle_crops(image: Tensor, alpha: Tensor, work_size: int) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]]:
     """Each vehicle's crop (with an 8 % margin) on a small canvas.
 
     Returns one ``(rgb, a_small, (y0, y1, x0, x1))`` per vehicle (none when the matte
@@ -443,21 +335,21 @@ def _prepare(image: Tensor, alpha: Tensor, work_size: int) -> list[tuple[np.ndar
 
 
 def _detect_one(
-    image: Tensor, alpha: Tensor, work_size: int, refine: bool, threshold: float, edge_radius: int, likeness: bool
+    image: Tensor, alpha: Tensor, cues, work_size: int, refine: bool, threshold: float, edge_radius: int, likeness: bool
 ) -> tuple[Tensor, Tensor | None]:
     """(3, H, W), (1, H, W) → (1, H, W) soft glass (and background likeness), float32."""
     H, W = image.shape[-2:]
     out = torch.zeros(1, H, W, device=image.device, dtype=torch.float32)
     like_out = torch.zeros_like(out) if likeness else None
-    for rgb, aw, (cy0, cy1, cx0, cx1) in _prepare(image, alpha, work_size):
+    for rgb, aw, (cy0, cy1, cx0, cx1) in vehicle_crops(image, alpha, work_size):
         inside = aw > 0.5
         if inside.sum() < 64:
             continue
         support = fill_holes(inside)
         feats, r = glass_features(rgb, support)
-        domain = support & (r < _BAND)
+        domain = support & (r < BAND)
         prob = np.zeros(support.shape, np.float32)
-        prob[domain] = glass_probability(feats[domain])
+        prob[domain] = glass_probability(feats[domain], cues)
         glass = refine_glass(prob, rgb, domain) if refine else prob >= threshold
         if not glass.any():
             continue
@@ -491,6 +383,7 @@ def _detect_one(
 def detect_glass(
     image: Tensor,
     alpha: Tensor,
+    cues: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     *,
     work_size: int = WORK_SIZE,
     refine: bool = True,
@@ -503,6 +396,8 @@ def detect_glass(
     Args:
         image: (B, 3, H, W) RGB in [0, 1].
         alpha: (B, 1, H, W) vehicle matte in [0, 1] on the same canvas.
+        cues: the cue model's parameters (`glass_probability`): ``
+            bgr_core.loaders.load_glass_cues().numpy_params()``.
         work_size: long side of the vehicle crop on which glass is searched.
         refine: GrabCut refinement of the per-pixel probability (off: threshold it).
         threshold: level of the probability that counts as glass when `refine` is off.
@@ -523,7 +418,7 @@ def detect_glass(
         edge_radius = max(1, round(0.004 * math.hypot(H, W)))
     with torch.no_grad():
         outs = [
-            _detect_one(image[b], alpha[b], int(work_size), refine, threshold, int(edge_radius), likeness)
+            _detect_one(image[b], alpha[b], cues, int(work_size), refine, threshold, int(edge_radius), likeness)
             for b in range(image.shape[0])
         ]
     glass = torch.stack([g for g, _ in outs]).to(image.dtype)
@@ -570,7 +465,7 @@ def background_likeness(image: Tensor, alpha: Tensor, glass: Tensor, *, work_siz
     b, _, h, w = image.shape
     out = torch.zeros(b, 1, h, w, device=image.device, dtype=torch.float32)
     for i in range(b):
-        for rgb, aw, (y0, y1, x0, x1) in _prepare(image[i], alpha[i], work_size):
+        for rgb, aw, (y0, y1, x0, x1) in vehicle_crops(image[i], alpha[i], work_size):
             size = aw.shape
             crop = glass[i : i + 1, :, y0:y1, x0:x1].float()
             g = F.interpolate(crop, size=size, mode="area" if crop.shape[-2] > size[0] else "bilinear")

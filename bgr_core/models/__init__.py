@@ -11,10 +11,15 @@ from typing import Callable
 
 from torch import nn
 
+from .glass_cues import GlassCueNet
+from .plate_scorer import PlateScorerEnsemble, PlateScorerNet
 from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP
 
 __all__ = [
     "U2NetP",
+    "GlassCueNet",
+    "PlateScorerNet",
+    "PlateScorerEnsemble",
     "build_u2netp_vehicle",
     "RSU",
     "RSU7",

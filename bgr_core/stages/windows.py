@@ -11,9 +11,11 @@ from typing import Sequence
 
 import torch
 
+from .. import loaders
 from ..frame import Frame
 from ..functional import glass as G
 from ..functional import glass_finish as GF
+from ..models.glass_cues import GlassCueNet
 from .base import FrameStage
 
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
@@ -73,6 +75,7 @@ class WindowCorrection(FrameStage):
         fill_alpha: bool = True,
         work_size: int = G.WORK_SIZE,
         refine: bool = True,
+        cues: GlassCueNet | None = None,
     ) -> None:
         if mode not in WINDOW_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
@@ -93,6 +96,10 @@ class WindowCorrection(FrameStage):
         self.fill_alpha = bool(fill_alpha)
         self.work_size = int(work_size)
         self.refine = bool(refine)
+        # the glass cue model (weights/glass_cues.safetensors unless given); "none" needs none
+        self.cues = None
+        if mode != "none":
+            self.cues = (cues if cues is not None else loaders.load_glass_cues()).numpy_params()
 
     def __repr__(self) -> str:
         return (
@@ -116,9 +123,9 @@ class WindowCorrection(FrameStage):
         alpha = frame.alpha[None].to(image.dtype)
         likeness = None
         if self.interior > 0:
-            glass, likeness = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine, likeness=True)
+            glass, likeness = G.detect_glass(image, alpha, self.cues, work_size=self.work_size, refine=self.refine, likeness=True)
         else:
-            glass = G.detect_glass(image, alpha, work_size=self.work_size, refine=self.refine)
+            glass = G.detect_glass(image, alpha, self.cues, work_size=self.work_size, refine=self.refine)
         warnings = list(frame.warnings)
         if not bool((glass >= 0.5).any()):
             warnings.append("window correction: no glass found")
