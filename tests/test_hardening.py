@@ -224,8 +224,10 @@ def test_network_off_and_loopback_refused(server):
 def loopback_is_public(monkeypatch):
     """Pretend 127.0.0.1 (the test server) is a public address; every other
     non-global address (127.0.0.2 included) stays refused."""
-    real = bio._refused_address
-    monkeypatch.setattr(bio, "_refused_address", lambda a: a != "127.0.0.1" and real(a))
+    from bgr_core import fetch
+
+    real = fetch.refused_address
+    monkeypatch.setattr(fetch, "refused_address", lambda a: a != "127.0.0.1" and real(a))
     return ImageLimits(allow_network=True, timeout_s=5)
 
 
