@@ -10,11 +10,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import re
-import secrets
 import threading
 import time
-import urllib.parse
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,68 +21,26 @@ import numpy as np
 import torch
 
 from . import loaders, memory
-from .errors import BGRError, InvalidInput, RequestFailed, Unauthorized
+from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, api_keys_from, as_items, as_request_failed, at_most, group_key,
+                   output_name, scaled, source_name, to_tensor)
+from .errors import BGRError, RequestFailed, Unauthorized
 from .frame import Frame
 from .functional.full_resolution import WORK_PIXELS, work_scale
-from .functional.shadow import shadow_room
 from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
+from .recipe import build_stages
 from .result import Result
-from .stages.background import ComposeBackground
-from .stages.generative import GenerativeBackground
 from .stages.base import Stage
-from .stages.layout import Layout, canvas_bound, parse_aspect
-from .stages.plates import PlateReplacement
+from .stages.layout import canvas_bound, parse_aspect
 from .stages.refine_sam import SamRefine
-from .stages.shadow import Shadow
 from .stages.segment import VehicleMatte
-from .stages.windows import WindowCorrection
 
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("bgr_core")
 
-KEYS_ENV_VAR = "BGR_API_KEYS"
 # Pipeline(cpu_dtype=...) -> VehicleMatte(cpu_amp_dtype=...)
 CPU_DTYPES = {"auto": "auto", "float32": None, "bfloat16": torch.bfloat16}
-
-
-def _to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 → (3, H, W) float32 in [0, 1] on `device` (uint8 travels, float is made there)."""
-    if not array.flags.writeable:
-        array = array.copy()
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":  # pinned host memory: the copy overlaps with the running models
-        return tensor.pin_memory().to(device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
-    return tensor.permute(2, 0, 1).float().div_(255.0)
-
-
-def _api_keys(api_keys: Iterable[str] | None) -> tuple[str, ...]:
-    """The configured keys: `api_keys`, else ``$BGR_API_KEYS`` (comma-separated), else none.
-
-    Keys that were asked for but come out empty are a configuration error, never
-    "authentication off": a single string (it would be taken letter by letter), an empty
-    list, a blank key, or a variable that holds only commas and spaces."""
-    if api_keys is None:
-        env = os.environ.get(KEYS_ENV_VAR)
-        if env is None or env == "":
-            return ()
-        keys = tuple(k.strip() for k in env.split(",") if k.strip())
-        if not keys:
-            raise ValueError(f"${KEYS_ENV_VAR} is set but holds no key ({env!r}); unset it for no authentication")
-        return keys
-    if isinstance(api_keys, (str, bytes)):
-        raise ValueError("`api_keys` must be a list of keys, e.g. ['secret'], not a single string")
-    try:
-        keys = tuple(api_keys)
-    except TypeError:
-        raise ValueError(f"`api_keys` must be a list of keys, not {type(api_keys).__name__}") from None
-    if not keys:
-        raise ValueError("`api_keys` is empty: pass None (the default) for no authentication")
-    for k in keys:
-        if not isinstance(k, str) or not k.strip():
-            raise ValueError(f"every key in `api_keys` must be a non-empty string, got {k!r}")
-    return keys
 
 
 class Pipeline:
@@ -196,7 +151,7 @@ class Pipeline:
         self.limits = ImageLimits(
             **{**limits.__dict__, **{k: v for k, v in overrides.items() if v is not None}}
         )
-        self.api_keys = _api_keys(api_keys)
+        self.api_keys = api_keys_from(api_keys)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.decontaminate = decontaminate
         self.fast = bool(fast)
@@ -260,41 +215,28 @@ class Pipeline:
     def stages_for(
         self, request: Request, background: torch.Tensor | None = None, plate: torch.Tensor | None = None
     ) -> list[Stage]:
-        """The stages serving `request`, in order: segment, [SAM refinement], windows, plates,
-        layout, shadow (on the laid-out canvas), background (composed or generated). `background` / `plate` are the decoded custom background and
+        """The stages serving `request` (`bgr_core.recipe.build_stages`) with this
+        pipeline's components. `background` / `plate` are the decoded custom background and
         replacement plate, (3, H, W) in [0, 1]. Missing optional weights raise
         `WeightsNotFound` (a `request_failed` naming the file and where to put it)."""
-        mode = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
-        stages: list[Stage] = [self.segment]
-        if request.refine == "sam" or (request.refine == "auto" and self.sam_configured()):
-            stages.append(self.sam_refine)  # before the windows and plates: they read alpha and box
-        if request.window_correction != "none":
-            stages.append(WindowCorrection(request.window_correction))
-        if request.plate_replacement != "none":
-            if request.plate_replacement == "image" and plate is None:
-                raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")
-            stages.append(PlateReplacement(request.plate_replacement, plate, self.components.get("plate_detector")))
-        # the shadow is drawn on the laid-out canvas, in the room the layout keeps for it,
-        # so that the edge of the original photo never cuts it
-        shadow = request.effect == "shadow"
-        reserve = shadow_room(request.shadow_softness) if shadow else None
-        stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
-                             aspect=request.aspect_ratio, reserve=reserve))
-        if shadow:
-            stages.append(Shadow(request.shadow_strength, request.shadow_softness))
-        if request.background == "generative_background":
-            pipe = self.components.get("inpainter") or loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint"))
-            stages.append(GenerativeBackground(pipe, prompt=request.background_prompt,
-                                               negative_prompt=request.background_negative_prompt, seed=request.seed))
-        else:
-            stages.append(ComposeBackground(mode[request.background], background, decontaminate=self.decontaminate))
-        return stages
+        return build_stages(
+            request,
+            segment=self.segment,
+            sam=lambda: self.sam_refine,
+            sam_available=self.sam_configured,
+            plate_detector=self.components.get("plate_detector"),
+            inpainter=lambda: self.components.get("inpainter")
+            or loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint")),
+            background=background,
+            plate=plate,
+            decontaminate=self.decontaminate,
+        )
 
     # -- running ------------------------------------------------------------------------
 
     def frame(self, array: np.ndarray, **meta: Any) -> Frame:
         """A Frame on this pipeline's device from an (H, W, 3) uint8 RGB array."""
-        return Frame(image=_to_tensor(array, self.device), meta=dict(meta))
+        return Frame(image=to_tensor(array, self.device), meta=dict(meta))
 
     def run(self, frames: Sequence[Frame], stages: Sequence[Stage]) -> list[Frame]:
         """Run `stages` over `frames` in batches of `effective_batch_size`, order kept.
@@ -352,7 +294,7 @@ class Pipeline:
         models run on this one. Memory stays bounded by the batch size (about three
         batches in flight: decoding, running, encoding), never by the number of images.
         """
-        images = _as_items(images)
+        images = as_items(images)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
         runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
         shared: dict[str, Any] = {}  # background, plate and stages: built once for all batches
@@ -404,7 +346,7 @@ class Pipeline:
         server's batcher gathers concurrent requests into one such call."""
         groups: dict[tuple, list[int]] = {}
         for i, params in enumerate(param_sets):
-            groups.setdefault(_group_key(params), []).append(i)
+            groups.setdefault(group_key(params), []).append(i)
         results: list[Result | None] = [None] * len(param_sets)
         for indices in groups.values():
             for i, result in zip(indices, self._serve([param_sets[i] for i in indices])):
@@ -423,7 +365,7 @@ class Pipeline:
         except BGRError as err:
             return None, err
         except Exception as err:  # a decoder or torch failure while loading must not escape
-            return None, _as_request_failed(err)
+            return None, as_request_failed(err)
 
     def _serve(self, param_sets: Sequence[Mapping[str, Any]]) -> Iterator[Result]:
         """Parse, load and run requests that share their non-image parameters."""
@@ -451,7 +393,7 @@ class Pipeline:
             except BGRError as err:
                 done = {id(src): err for _, src in ready}
             except Exception as err:  # a model or stage failure must not escape the API
-                failure = _as_request_failed(err)
+                failure = as_request_failed(err)
                 done = {id(src): failure for _, src in ready}
         return [(request, done.get(id(item), item)) for request, item in prepared]
 
@@ -472,14 +414,14 @@ class Pipeline:
         array = load_image(request.image, request.image_param, self.limits)
         canvas_w, canvas_h = self._check_output(request, array.shape[:2])
         named = request.image_param != "image_base64"
-        name = _source_name(request.image) if named else None
+        name = source_name(request.image) if named else None
         cap = self.work_pixels
         h, w = array.shape[:2]
         if cap is None or max(h * w, canvas_w * canvas_h) <= cap:
             frame = self.frame(array, source=name)
         else:  # the stages run on a reduced copy; only the output is made at full size
             zoom = work_scale(h * w, cap)
-            work = _scaled(array, zoom)
+            work = scaled(array, zoom)
             frame = self.frame(work, source=name, work_scale=zoom, work_pixels=cap, source_size=(h, w),
                                work_size=tuple(work.shape[:2]), full_size=(h, w))
             full = array if array.flags.writeable else array.copy()
@@ -506,17 +448,17 @@ class Pipeline:
         if request.output_size is not None:  # the canvas is known: no more than covers it
             out_w, out_h = request.output_size
             scale = min(scale, max(out_h / h, out_w / w))
-        return _to_tensor(_scaled(array, scale), self.device)
+        return to_tensor(scaled(array, scale), self.device)
 
     def _load_plate(self, request: Request) -> torch.Tensor | None:
         if request.plate_replacement != "image":
             return None
         array = load_image(request.plate_source, request.plate_param, self.limits)
-        return _to_tensor(_at_most(array, PLATE_MAX_SIDE), self.device)
+        return to_tensor(at_most(array, PLATE_MAX_SIDE), self.device)
 
     def _result(self, request: Request | None, outcome: Frame | BGRError) -> Result:
         if isinstance(outcome, Frame) and outcome.error is not None:
-            outcome = outcome.error if isinstance(outcome.error, BGRError) else _as_request_failed(outcome.error)
+            outcome = outcome.error if isinstance(outcome.error, BGRError) else as_request_failed(outcome.error)
         if isinstance(outcome, BGRError):
             return Result(error=outcome.code, error_description=str(outcome))
         assert request is not None
@@ -529,7 +471,7 @@ class Pipeline:
         if self.output_dir is not None:
             try:
                 start = time.perf_counter()
-                path = self.output_dir / _output_name(outcome.meta.get("source"), request.extension)
+                path = self.output_dir / output_name(outcome.meta.get("source"), request.extension)
                 write_atomic(path, result.encode(), overwrite=False)
                 result.timings["encode"] = (time.perf_counter() - start) * 1000.0
                 result.output_url = path.resolve().as_uri()
@@ -539,91 +481,6 @@ class Pipeline:
         return result
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 COMPONENTS = ("segment", "sam", "plate_detector", "inpainter")
-# a custom background is reduced on decode to this many pixels at most (about 4900 x 3270,
-# sampled at full resolution behind any output), or to what covers `output_size`
-BACKGROUND_MAX_PIXELS = 16_000_000
-# a replacement plate is drawn a few hundred pixels wide at most: a larger one is reduced
-# on decode (a 7000 x 7000 plate image held 1.8 GB through the stages)
-PLATE_MAX_SIDE = 1024
 
 
-def _group_key(params: Any) -> tuple:
-    """What requests must share to run through the same stages: every parameter but the
-    image and the key (values that cannot be hashed count by identity)."""
-    if not isinstance(params, Mapping):
-        return ("", id(params))
-    items = []
-    for name, value in params.items():
-        if name in ("image_url", "image_base64", "image_file", "key"):
-            continue
-        try:
-            hash(value)
-        except TypeError:
-            value = ("id", id(value))
-        items.append((str(name), value))
-    return tuple(sorted(items, key=lambda kv: kv[0]))
-
-
-def _scaled(array: np.ndarray, scale: float) -> np.ndarray:
-    """(H, W, C) uint8 reduced by `scale` (<= 1, area average; 1 returns it as is)."""
-    if scale >= 1.0:
-        return array
-    import cv2
-
-    h, w = array.shape[:2]
-    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _at_most(array: np.ndarray, side: int) -> np.ndarray:
-    """(H, W, C) uint8 reduced (area average) so that its longer side is at most `side`."""
-    h, w = array.shape[:2]
-    if max(h, w) <= side:
-        return array
-    import cv2
-
-    s = side / max(h, w)
-    return cv2.resize(array, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-
-
-def _as_items(images: Any) -> Iterable[Any]:
-    """`remove_backgrounds`' input as an iterable of single images."""
-    if isinstance(images, (str, os.PathLike)):
-        path = Path(images)
-        if path.is_dir():
-            return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        return [images]
-    if isinstance(images, (bytes, bytearray, memoryview, np.ndarray)) or hasattr(images, "getbands"):
-        return [images]  # one encoded image, array or PIL image, not a sequence of them
-    return images
-
-
-def _output_name(source: str | None, extension: str) -> str:
-    """A new, unguessable file name for one result: the source's stem (made safe, at most
-    48 characters) for the reader, then 96 random bits, so two callers never share a name
-    and no caller can guess another's output."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source or "")[:48].strip("._") or "bgr"
-    return f"{stem}-{secrets.token_hex(12)}.{extension}"
-
-
-def _source_name(source: Any) -> str | None:
-    """A file stem to name the output after, when the source is a path or file URI."""
-    if isinstance(source, os.PathLike):
-        return Path(source).stem or None
-    if isinstance(source, str) and len(source) < 4096 and not source.startswith("data:"):
-        parsed = urllib.parse.urlparse(source)
-        path = parsed.path if parsed.scheme in ("file", "http", "https") else source
-        stem = Path(urllib.parse.unquote(path)).stem
-        return stem or None
-    name = getattr(source, "name", None)
-    return Path(name).stem if isinstance(name, str) else None
-
-
-def _as_request_failed(err: BaseException) -> RequestFailed:
-    if isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return RequestFailed("out of memory while processing the image; try a smaller batch_size or image")
-    if isinstance(err, InvalidInput):
-        return err  # type: ignore[return-value]
-    log.exception("bgr_core: processing failed", exc_info=err)
-    return RequestFailed(f"processing failed ({type(err).__name__})")

@@ -1,0 +1,37 @@
+"""`bgr_core.edge`: keys, output names, request groups, inputs reduced on decode."""
+
+import numpy as np
+import pytest
+
+from bgr_core import edge
+
+
+def test_output_names_are_safe_and_unguessable():
+    a, b = edge.output_name("../../etc/passwd", "png"), edge.output_name("../../etc/passwd", "png")
+    assert a != b and "/" not in a and a.endswith(".png") and len(a.split("-")[-1]) == len("0" * 24) + 4
+
+
+def test_requests_group_by_everything_but_image_and_key():
+    one = {"image_file": b"a", "key": "k1", "layout": "center", "background_file": np.zeros(3)}
+    two = {"image_file": b"b", "key": "k2", "layout": "center", "background_file": one["background_file"]}
+    assert edge.group_key(one) == edge.group_key(two)
+    assert edge.group_key(one) != edge.group_key({**two, "layout": "crop"})
+
+
+def test_keys_never_fail_open(monkeypatch):
+    with pytest.raises(ValueError):
+        edge.api_keys_from("secret")
+    with pytest.raises(ValueError):
+        edge.api_keys_from([])
+    monkeypatch.setenv(edge.KEYS_ENV_VAR, " , ")
+    with pytest.raises(ValueError):
+        edge.api_keys_from(None)
+    monkeypatch.setenv(edge.KEYS_ENV_VAR, "a, b")
+    assert edge.api_keys_from(None) == ("a", "b")
+
+
+def test_reduction_keeps_small_images_and_shrinks_large_ones():
+    small = np.zeros((10, 20, 3), np.uint8)
+    assert edge.scaled(small, 1.0) is small and edge.at_most(small, 100) is small
+    assert edge.at_most(np.zeros((100, 400, 3), np.uint8), 200).shape == (50, 200, 3)
+    assert edge.scaled(np.zeros((100, 400, 3), np.uint8), 0.5).shape == (50, 200, 3)
