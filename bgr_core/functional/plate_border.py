@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .plates import apply_homography, get_perspective_transform, quad_aspect
+from .quad_warp import apply_homography, get_perspective_transform, quad_aspect
 
 __all__ = ["outer_border", "GROW_LIMITS", "GROW_MIN"]
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .plates import order_quad
+from .quad_warp import order_quad
 
 __all__ = ['soft', 'to_uint8_rgb', 'line_intersection', 'is_convex', 'side_lengths', 'quad_from_points', 'dedupe', 'quad_mask', 'quad_values', 'fit_side', 'ransac_line', 'best_rects', 'rect_iou', 'contains']
 

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .plate_geometry import (best_rects, fit_side, is_convex, line_intersection, quad_from_points, quad_values,
                              side_lengths, to_uint8_rgb)
-from .plates import order_quad
+from .quad_warp import order_quad
 
 __all__ = ["PlateWork", "prepare_work", "size_ok", "find_candidates", "box_search", "flat_search", "sample",
            "quad_sides", "refine_quad", "outline_positions", "gradient_sums", "BOX_WIDTH"]

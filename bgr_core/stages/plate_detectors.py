@@ -19,7 +19,7 @@ from ..functional.plate_features import (FEATURES, GATE, SCORER_EXTRA, logistic_
                                          scorer_features)
 from ..functional.plate_geometry import contains, dedupe, quad_values, side_lengths, soft
 from ..functional.plate_search import BOX_WIDTH, PlateWork, find_candidates, prepare_work, refine_quad
-from ..functional.plates import order_quad, quad_iou
+from ..functional.quad_warp import order_quad, quad_iou
 from ..loaders import load_plate_logistic, load_plate_scorer
 from .plates import PlateDetection
 
