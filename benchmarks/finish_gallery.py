@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -129,7 +130,7 @@ def row(pipe, path: Path, what: str, height: int) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/finish_gallery.png"))
+    ap.add_argument("-o", "--out", type=Path, default=Path(tempfile.gettempdir()) / "finish_gallery.png")
     ap.add_argument("--height", type=int, default=220)
     args = ap.parse_args(argv)
     photos = [(args.data / f, what) for f, what in GALLERY if (args.data / f).exists()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("photos", nargs="*", type=Path)
-    ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/matte_sheet.png"))
+    ap.add_argument("-o", "--out", type=Path, default=Path(tempfile.gettempdir()) / "matte_sheet.png")
     args = ap.parse_args(argv)
     photos = [p for p in (args.photos or DEFAULT) if p.exists()]
     from bgr_core.stages.windows import WindowCorrection

@@ -3,11 +3,11 @@
 rembg is not a dependency of this project: it lives in the benchmark's own
 environment. Exact setup used (the torch wheels come from the local wheel cache):
 
-    python3 -m venv /tmp/rembg-venv
-    /tmp/rembg-venv/bin/pip install rembg onnxruntime
-    /tmp/rembg-venv/bin/pip install torch==2.14.1 torchvision==0.29.1
-    /tmp/rembg-venv/bin/pip install -e /work/main        # bgr_core itself
-    /tmp/rembg-venv/bin/python benchmarks/peer_rembg.py --limit 16 --rounds 3
+    python3 -m venv ../rembg-venv                 # from the checkout, beside it
+    ../rembg-venv/bin/pip install rembg onnxruntime
+    ../rembg-venv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    ../rembg-venv/bin/pip install -e .            # bgr_core itself
+    ../rembg-venv/bin/python benchmarks/peer_rembg.py --limit 16 --rounds 3
 
 rembg side: ``rembg.remove(jpeg_bytes, session=new_session("u2netp"))`` → PNG bytes
 written to disk (decode, resize to 320, ONNX Runtime net, mask resize, cut-out, encode).

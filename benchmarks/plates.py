@@ -77,7 +77,7 @@ class Sample:
     group: str = ""
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -108,7 +108,7 @@ def load_sets(data: Path, names: list[str]) -> dict[str, list[Sample]]:
         for txt in sorted((data / "plates" / "alpr_unconstrained").glob("*.txt")):
             v = txt.read_text().strip().split(",")
             img = txt.with_suffix(".jpg")
-            hgt, wid = _read_rgb(img).shape[:2]
+            hgt, wid = read_rgb(img).shape[:2]
             xs = np.array(list(map(float, v[1:5]))) * wid
             ys = np.array(list(map(float, v[5:9]))) * hgt
             items.append(Sample(img, [np.stack([xs, ys], 1)], True))
@@ -150,11 +150,11 @@ class Mattes:
         return torch.from_numpy(alpha.astype(np.float32) / 255)[None], frame.box.float()
 
 
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
+def tensor_from_rgb(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
 
 
-def _in_ignore(quad: np.ndarray, boxes) -> bool:
+def in_ignore(quad: np.ndarray, boxes) -> bool:
     c = quad.mean(0)
     return any(b[0] <= c[0] <= b[2] and b[1] <= c[1] <= b[3] for b in boxes)
 
@@ -165,8 +165,8 @@ def evaluate(samples: list[Sample], detector, mattes: Mattes, show: int = 0) -> 
     cpu = 0.0
     misses: list[str] = []
     for s in samples:
-        rgb = _read_rgb(s.path)
-        image = _tensor(rgb)
+        rgb = read_rgb(s.path)
+        image = tensor_from_rgb(rgb)
         alpha, box = mattes(s.path, rgb)
         t0 = time.process_time()
         dets = detector.detect(image, alpha, box)
@@ -181,7 +181,7 @@ def evaluate(samples: list[Sample], detector, mattes: Mattes, show: int = 0) -> 
                 matched.add(j)
                 if s.corners_known:
                     corner_err.append(float(np.linalg.norm(q - s.plates[j], axis=1).mean()))
-            elif not _in_ignore(q, s.ignore):
+            elif not in_ignore(q, s.ignore):
                 false += 1
                 misses.append(f"{s.path.name}: false detection {np.round(q).astype(int).tolist()} score {d.score:.2f}")
         hits += len(matched)
@@ -247,12 +247,12 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
     det = ContourPlateDetector(flat=flat, scorer=None)
     jobs: list[tuple[np.ndarray, Sample, int]] = []
     for s in sets["carparts-dev"]:
-        jobs.append((_read_rgb(s.path), s, 0))
+        jobs.append((read_rgb(s.path), s, 0))
     for s in sets["carparts-dev"]:
         if not s.plates:
             continue
         for long in (False, True):
-            image = _tensor(_read_rgb(s.path))
+            image = tensor_from_rgb(read_rgb(s.path))
             quads = []
             for q in s.plates:
                 if long:
@@ -263,7 +263,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
             rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             jobs.append((rgb, Sample(s.path, quads, True, s.ignore), 1))
     for s in sets["openalpr_us"]:
-        jobs.append((_read_rgb(s.path), s, 2))
+        jobs.append((read_rgb(s.path), s, 2))
     feats: list[list[float]] = []
     labels: list[int] = []
     groups: list[int] = []
@@ -271,7 +271,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
     offsets: list[float] = []
     for gi, (rgb, s, src) in enumerate(jobs):
         alpha, box = mattes(s.path, rgb)
-        work = prepare_work(_tensor(rgb), alpha, box, det.work_size)
+        work = prepare_work(tensor_from_rgb(rgb), alpha, box, det.work_size)
         if work is None:
             continue
         gts = [(g - [work.x0, work.y0]) * work.scale for g in s.plates]
@@ -283,7 +283,7 @@ def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dic
                 if f is None:
                     continue
                 iou = max([quad_iou(qq, g) for g in gts] or [0.0])
-                if 0.3 <= iou < 0.6 or (iou < 0.3 and _in_ignore(qq, ign)):
+                if 0.3 <= iou < 0.6 or (iou < 0.3 and in_ignore(qq, ign)):
                     continue
                 feats.append([f[k] for k in FEATURES])  # the table holds FEATURES only
                 labels.append(int(iou >= 0.6))

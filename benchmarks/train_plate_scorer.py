@@ -68,6 +68,7 @@ import argparse
 import json
 import pickle
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,7 +100,7 @@ HELD_GAP = 6
 
 
 def _synthetic(rgb: np.ndarray, sample: B.Sample, rng: np.random.Generator, long: bool, blur: bool):
-    image = B._tensor(rgb)
+    image = B.tensor_from_rgb(rgb)
     quads = []
     for q in sample.plates:
         if long:
@@ -140,7 +141,7 @@ def scene_jobs(n: int, seed: int = 1) -> list:
         ang = np.radians(rng.uniform(-7, 7))
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
         quad = rect @ rot.T + [cx, cy] + rng.uniform(-0.05, 0.05, (4, 2)) * [pw, ph]
-        image, _ = overlay_plate(B._tensor(sc.image), torch.from_numpy(quad),
+        image, _ = overlay_plate(B.tensor_from_rgb(sc.image), torch.from_numpy(quad),
                                  torch.from_numpy(plate).permute(2, 0, 1).float() / 255, fill="white", match=False)
         rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         if rng.random() < 0.5:
@@ -163,7 +164,7 @@ def collect(data: Path, mattes: B.Mattes, top: int = 60, seed: int = 0, held: bo
     jobs = []
     for s in [(s, "dev") for s in sets["carparts-dev"]] + [(s, "extra") for s in extra or []]:
         s, split = s
-        rgb = B._read_rgb(s.path)
+        rgb = B.read_rgb(s.path)
         jobs.append((rgb, s, split, s.path.name))
         if s.plates:
             variants = ((False, False), (True, False), (False, True))
@@ -174,13 +175,13 @@ def collect(data: Path, mattes: B.Mattes, top: int = 60, seed: int = 0, held: bo
                 jobs.append((srgb, ss, "syn", s.path.name))
     if held:
         for s in sets["carparts-held"]:
-            jobs.append((B._read_rgb(s.path), s, "held", s.path.name))
+            jobs.append((B.read_rgb(s.path), s, "held", s.path.name))
     jobs = [j + (None,) for j in jobs] + (scene_jobs(scenes) if scenes else [])
     out = []
     t0 = time.time()
     for i, (rgb, s, split, group, given) in enumerate(jobs):
         alpha, box = given if given is not None else mattes(s.path, rgb)
-        work = prepare_work(B._tensor(rgb), alpha, box, det.work_size)
+        work = prepare_work(B.tensor_from_rgb(rgb), alpha, box, det.work_size)
         if work is None:
             continue
         gts = [(g - [work.x0, work.y0]) * work.scale for g in s.plates]
@@ -192,7 +193,7 @@ def collect(data: Path, mattes: B.Mattes, top: int = 60, seed: int = 0, held: bo
             iou = max([quad_iou(q, g) for g in gts] or [0.0])
             if rank >= top and iou < 0.5:
                 continue
-            rows.append((rank, q, scorer_features(f, sc, det.aspect_range), sc, iou, B._in_ignore(q, ign)))
+            rows.append((rank, q, scorer_features(f, sc, det.aspect_range), sc, iou, B.in_ignore(q, ign)))
         a = None if work.alpha is None else (np.clip(work.alpha, 0, 1) * 255).round().astype(np.uint8)
         out.append(dict(rgb=work.rgb, alpha=a, gts=gts, split=split, group=group, name=s.path.name,
                         rank=np.array([r[0] for r in rows]), quads=np.array([r[1] for r in rows]).reshape(-1, 4, 2),
@@ -392,8 +393,8 @@ def save(net: PlateScorerEnsemble, path: Path, width: int, hidden: int, info: di
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/bgr_plates_mattes"), help="matte cache (benchmarks/plates.py)")
-    ap.add_argument("--table", type=Path, default=Path("/tmp/plate_scorer_table.pkl"),
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bgr_plates_mattes", help="matte cache (benchmarks/plates.py)")
+    ap.add_argument("--table", type=Path, default=Path(tempfile.gettempdir()) / "plate_scorer_table.pkl",
                     help="candidates table: read if it exists, else collected and saved there")
     ap.add_argument("--cv", type=int, default=0, help="K-fold cross-validation on dev first (0: none)")
     ap.add_argument("--epochs", type=int, default=20)

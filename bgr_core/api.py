@@ -10,7 +10,7 @@ from .errors import BGRError
 from .pipeline import Pipeline
 from .result import Result
 
-__all__ = ["remove_background", "default_pipeline"]
+__all__ = ["remove_background", "default_pipeline", "clear_default_pipelines"]
 
 _DEFAULT: dict[str, Pipeline] = {}
 _LOCK = threading.Lock()
@@ -23,6 +23,13 @@ def default_pipeline(device: str = "auto") -> Pipeline:
         if device not in _DEFAULT:
             _DEFAULT[device] = Pipeline(device)
         return _DEFAULT[device]
+
+
+def clear_default_pipelines() -> None:
+    """Forget the shared pipelines (the next call builds them anew, e.g. after the
+    environment's keys changed)."""
+    with _LOCK:
+        _DEFAULT.clear()
 
 
 def remove_background(*, pipeline: Pipeline | None = None, device: str = "auto", **api_params: Any) -> Result:

@@ -23,7 +23,7 @@ import ctypes.util
 import sys
 import threading
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "apply_malloc_settings"]
 
 # glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
@@ -46,11 +46,13 @@ def keep_freed_memory() -> bool:
     global _state
     with _lock:
         if _state is None:
-            _state = _apply()
+            _state = apply_malloc_settings()
         return _state
 
 
-def _apply() -> bool:
+def apply_malloc_settings() -> bool:
+    """Set glibc's trim and mmap thresholds now (no caching): True when glibc accepted
+    both, False off Linux / glibc. `keep_freed_memory` calls it once per process."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -393,11 +393,12 @@ def test_cuda_without_cuda_and_a_misconfigured_service_answer_with_error_results
     r = pipe.remove_background(image_file=np.zeros((8, 8, 3), np.uint8))
     assert r.error == "request_failed" and "CUDA is not available" in r.error_description
     assert [x.error for x in pipe.remove_backgrounds([np.zeros((8, 8, 3), np.uint8)] * 2)] == ["request_failed"] * 2
-    monkeypatch.setattr(api, "_DEFAULT", {})
+    api.clear_default_pipelines()
     monkeypatch.setenv("BGR_API_KEYS", ",")
     r = remove_background(device="cpu", image_file=np.zeros((8, 8, 3), np.uint8))
     assert r.error == "request_failed" and "misconfigured" in r.error_description and "BGR_API_KEYS" in r.error_description
     assert remove_background(device="tpu", image_file=b"x").error == "invalid_input"
+    api.clear_default_pipelines()  # none built under the broken keys stays behind
 
 
 def test_key_is_checked_before_the_parameters():

@@ -28,4 +28,4 @@ def test_pipeline_applies_it_only_when_asked(monkeypatch):
 
 def test_not_glibc_is_a_no_op(monkeypatch):
     monkeypatch.setattr(memory.sys, "platform", "darwin")
-    assert memory._apply() is False
+    assert memory.apply_malloc_settings() is False
