@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .guided_filter import box_filter
 
-__all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radii"]
+__all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radii", "shadow_into_alpha"]
 
 
 def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
@@ -80,3 +80,11 @@ def cover_resize(background: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
 def composite(foreground: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """``alpha * foreground + (1 - alpha) * background``; shapes broadcast, (B, 3, H, W) out."""
     return torch.lerp(background, foreground, alpha)
+
+
+def shadow_into_alpha(foreground: torch.Tensor, alpha: torch.Tensor, shadow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A black shadow joined to a transparent output: opacity ``alpha + (1 - alpha) *
+    shadow`` and the foreground scaled so that, composited, the vehicle is unchanged and
+    the shadow is black. Shapes broadcast ((B, 3|1, H, W) or (3|1, H, W))."""
+    out_alpha = alpha + (1 - alpha) * shadow
+    return foreground * (alpha / out_alpha.clamp_min(1e-6)), out_alpha

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .compose import shadow_into_alpha
 from .guided_filter import guided_coefficients
 
 __all__ = [
@@ -206,9 +207,7 @@ def compose_full(
             shade, extra = extra[0:1].clamp(0, 1), extra[1:]
         if transparent:
             if shade is not None:
-                out_alpha = alpha + (1 - alpha) * shade
-                fg = fg * (alpha / out_alpha.clamp_min(1e-6))
-                alpha = out_alpha
+                fg, alpha = shadow_into_alpha(fg, alpha, shade)
             band = torch.cat([fg, alpha], dim=0)
         else:
             if image_bg is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..frame import Frame
-from ..functional.compose import composite, cover_resize, estimate_foreground
+from ..functional.compose import composite, cover_resize, estimate_foreground, shadow_into_alpha
 from ..functional.full_resolution import Affine1D, compose_full, edit_keep, guided_layers
 from .base import FrameStage
 
@@ -133,11 +133,8 @@ class ComposeBackground(FrameStage):
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
         shadow = frame.shadow[None] if frame.shadow is not None else None
         if self.mode == "transparent":
-            if shadow is not None:
-                # a black shadow under the car: opacity outside the vehicle, colour black
-                out_alpha = alpha + (1 - alpha) * shadow
-                fg = fg * (alpha / out_alpha.clamp_min(1e-6))
-                alpha = out_alpha
+            if shadow is not None:  # a black shadow under the car: opacity outside the vehicle
+                fg, alpha = shadow_into_alpha(fg, alpha, shadow)
             output = torch.cat([fg, alpha], dim=1)
         else:
             if self.mode == "white":
