@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
                         "(2-4 net runs a photo; the default runs it about once)")
     p.add_argument("--matte-model", default=DEFAULT_MATTE_MODEL, choices=list(MATTE_MODELS),
                    help="matte net: u2netp_vehicle (trained on vehicles, default) or u2netp (generic)")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local (this process) or ray (Ray Data: decoding and encoding as CPU tasks, the pipeline "
+                        "on an actor pool; extra `ray`)")
+    p.add_argument("--address", help="with --engine ray: the Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--workers", type=int, default=1, help="with --engine ray: pipeline actors (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="with --engine ray: GPUs per actor (1 on a GPU cluster; 0: actors on the CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -199,12 +206,39 @@ def _serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def _run_ray(args: argparse.Namespace, sources: list[Path], targets: list[Path], params: dict, out: Path) -> int:
+    """`--engine ray`: the same photos, parameters and outputs through Ray Data."""
+    try:
+        from .integrations.ray import process_files
+    except ImportError as err:
+        print(f"bgr: --engine ray needs the `ray` extra (pip install 'bgr_core[ray]'): {err}", file=sys.stderr)
+        return 2
+    if args.workers < 1 or args.gpus_per_worker < 0:
+        print("bgr: --workers must be >= 1 and --gpus-per-worker >= 0", file=sys.stderr)
+        return 2
+    rows = process_files(sources, targets, {k: v for k, v in params.items() if v is not None}, address=args.address,
+                         workers=args.workers, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+                         device=args.device, overwrite=args.overwrite, fast=not args.thorough,
+                         matte_model=args.matte_model, cpu_dtype=args.cpu_dtype)
+    failures = [r for r in rows if r["error"]]
+    for r in failures:
+        print(f"bgr: {r['path']}: {r['error']}: {r['error_description']}", file=sys.stderr)
+    if failures:
+        print(f"bgr: {len(failures)} of {len(rows)} image(s) failed", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"bgr: wrote {len(rows)} image(s) to {out} (ray)", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["weights"]:
         return _weights_report()
     if argv[:1] == ["serve"]:
         return _serve(argv[1:])
+    if argv[:1] == ["run"]:  # `bgr run ...` is `bgr ...`
+        argv = argv[1:]
     args = _parser().parse_args(argv)
 
     from .errors import BGRError
@@ -272,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bgr: skipping {skipped} image(s) whose output exists (--overwrite replaces them)", file=sys.stderr)
     if not todo:
         return 0
+    if args.engine == "ray":
+        return _run_ray(args, [jobs[k][0] for k in todo], [targets[k] for k in todo], params, out)
     try:
         pipeline = Pipeline(args.device, batch_size=args.batch_size, fast=not args.thorough, matte_model=args.matte_model,
                             cpu_dtype=args.cpu_dtype)

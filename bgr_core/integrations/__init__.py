@@ -1,0 +1,1 @@
+"""Optional engines, imported only on use (``bgr_core.integrations.ray``: Ray Data)."""
