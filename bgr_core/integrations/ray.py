@@ -142,16 +142,26 @@ def encode_batch(batch: Mapping[str, Any], extension: str, overwrite: bool = Fal
 def remove_background_dataset(ds, params: Mapping[str, Any] | None = None, *, workers: int = 1,
                               gpus_per_worker: float = 0, cpus_per_worker: float = 1, batch_size: int = 4,
                               device: str = "auto", overwrite: bool = False, limits: ImageLimits | None = None,
-                              **pipeline_options: Any):
+                              task_cpus: float = 0.5, **pipeline_options: Any):
     """The dataset of results (`RESULT_COLUMNS`) for a dataset of rows ``{"path",
     "bytes"?, "target"?}`` (e.g. ``ray.data.read_binary_files(src, include_paths=True)``:
     its rows have both). `workers` actors, each with `gpus_per_worker` GPUs (0: on the
-    CPU, `cpus_per_worker` cores) and one `Pipeline` of `batch_size`; decoding and
-    encoding run as CPU tasks around them."""
+    CPU, `cpus_per_worker` cores, fewer where the cluster would otherwise have none left
+    for the tasks) and one `Pipeline` of `batch_size`; decoding and encoding run as CPU
+    tasks of `task_cpus` cores around them."""
+    import ray
+
     params = dict(params or {})
     params.pop("image_file", None)
     extension = parse_request({**params, "image_file": b"x"}).extension  # checks the parameters first
-    decoded = ds.map_batches(decode_batch, fn_kwargs={"limits": limits}, batch_size=batch_size, batch_format="numpy")
+    # the actors must leave room for the decoding and encoding tasks, or nothing feeds them
+    total = float(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else 0.0
+    if total and int(workers) * cpus_per_worker + task_cpus > total:
+        cpus_per_worker = max(0.01, (total - task_cpus) / int(workers))
+    # decoding and encoding are CPU tasks of their own (half a core each, so that Ray does
+    # not fuse them into the actors: a GPU actor must not wait on JPEG decoding)
+    decoded = ds.map_batches(decode_batch, fn_kwargs={"limits": limits}, batch_size=batch_size, batch_format="numpy",
+                             num_cpus=task_cpus)
     ran = decoded.map_batches(
         BackgroundRemover,
         fn_constructor_kwargs={"params": params, "device": "cuda" if gpus_per_worker else device,
@@ -160,7 +170,7 @@ def remove_background_dataset(ds, params: Mapping[str, Any] | None = None, *, wo
         num_gpus=gpus_per_worker or None, num_cpus=cpus_per_worker,
     )
     return ran.map_batches(encode_batch, fn_kwargs={"extension": extension, "overwrite": overwrite},
-                           batch_size=batch_size, batch_format="numpy")
+                           batch_size=batch_size, batch_format="numpy", num_cpus=task_cpus)
 
 
 def process_files(sources: Sequence[str | os.PathLike], targets: Sequence[str | os.PathLike],
