@@ -22,10 +22,7 @@ from .stages.plates import PlateDetector, PlateReplacement
 from .stages.shadow import Shadow
 from .stages.windows import WindowCorrection
 
-__all__ = ["build_stages", "BACKGROUND_MODES"]
-
-# the API's background words → ComposeBackground's modes
-BACKGROUND_MODES = {"white_background": "white", "transparent_background": "transparent", "custom_background": "custom"}
+__all__ = ["build_stages"]
 
 
 def build_stages(
@@ -71,5 +68,5 @@ def build_stages(
         stages.append(GenerativeBackground(inpainter(), prompt=request.background_prompt,
                                            negative_prompt=request.background_negative_prompt, seed=request.seed))
     else:
-        stages.append(ComposeBackground(BACKGROUND_MODES[request.background], background, decontaminate=decontaminate))
+        stages.append(ComposeBackground(request.background, background, decontaminate=decontaminate))
     return stages

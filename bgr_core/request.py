@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import InvalidInput
+from .vocabulary import (BACKGROUNDS, EFFECTS, IMAGE_PARAMS, LAYOUTS, OUTPUT_FORMATS, PLATE_MODES, REFINE_MODES,
+                         WINDOW_MODES)
 
 __all__ = [
     "Request",
@@ -26,14 +28,6 @@ __all__ = [
     "IMAGE_PARAMS",
 ]
 
-BACKGROUNDS = ("white_background", "transparent_background", "custom_background", "generative_background")
-LAYOUTS = ("center", "crop", "none")
-EFFECTS = ("shadow", "none")
-PLATE_MODES = ("image", "blank", "none")
-WINDOW_MODES = ("tint", "see_through", "none")
-REFINE_MODES = ("auto", "none", "sam")
-OUTPUT_FORMATS = ("auto", "png", "jpg", "webp")
-IMAGE_PARAMS = ("image_url", "image_base64", "image_file")
 
 _ALIASES = {  # alias -> canonical parameter, as the seed API accepts them
     "custom_background": "background_file",

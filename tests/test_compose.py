@@ -36,11 +36,11 @@ def test_cover_resize_keeps_aspect_and_fills():
 def test_stage_modes_and_no_change_of_inputs():
     image, alpha, _ = _edge_scene(32)
     frame = Frame(image=image[0].clone(), alpha=alpha[0].clone())
-    white = ComposeBackground("white")([frame])[0]
+    white = ComposeBackground("white_background")([frame])[0]
     assert white.output.shape == (3, 32, 32) and torch.allclose(white.output[:, :, 0], torch.ones(3, 32))
-    clear = ComposeBackground("transparent")([frame])[0]
+    clear = ComposeBackground("transparent_background")([frame])[0]
     assert clear.output.shape == (4, 32, 32) and torch.equal(clear.output[3], alpha[0, 0])
-    custom = ComposeBackground("custom", torch.zeros(3, 5, 5))([frame])[0]
+    custom = ComposeBackground("custom_background", torch.zeros(3, 5, 5))([frame])[0]
     assert torch.allclose(custom.output[:, :, 0], torch.zeros(3, 32))
     assert frame.output is None and torch.equal(frame.image, image[0])  # input frame untouched
 
@@ -50,7 +50,7 @@ def test_shadow_darkens_white_and_adds_alpha_to_transparent():
     shadow = torch.zeros(1, 32, 32)
     shadow[:, 28:, :8] = 0.5
     frame = Frame(image=image[0], alpha=alpha[0], shadow=shadow)
-    white = ComposeBackground("white")([frame])[0].output
+    white = ComposeBackground("white_background")([frame])[0].output
     assert torch.allclose(white[:, 30, 2], torch.full((3,), 0.5))
-    clear = ComposeBackground("transparent")([frame])[0].output
+    clear = ComposeBackground("transparent_background")([frame])[0].output
     assert torch.isclose(clear[3, 30, 2], torch.tensor(0.5)) and clear[:3, 30, 2].max() < 1e-6

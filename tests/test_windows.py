@@ -217,19 +217,19 @@ def test_followed_by_compose_background(scene, tinted, see_through):
     frame, _, _ = scene
     core = tinted.glass[0] >= 0.99
     outside = frame.alpha[0] == 0
-    white = ComposeBackground("white")([tinted])[0].output
+    white = ComposeBackground("white_background")([tinted])[0].output
     assert white.shape == (3, 240, 320)
     assert float(white[:, core].mean()) < 0.35  # dark glass, no old background
     assert torch.allclose(white[:, outside], torch.ones(3, int(outside.sum())))
-    clear = ComposeBackground("transparent")([see_through])[0].output
+    clear = ComposeBackground("transparent_background")([see_through])[0].output
     assert clear.shape == (4, 240, 320)
     assert float(clear[3, see_through.glass[0] >= 0.99].max()) < 0.71  # see-through glass
     assert float(clear[3, (frame.alpha[0] == 1) & (see_through.glass[0] == 0)].min()) == 1.0
-    clear_tint = ComposeBackground("transparent")([tinted])[0].output
+    clear_tint = ComposeBackground("transparent_background")([tinted])[0].output
     assert float(clear_tint[3, core].min()) > 0.99  # tinted glass stays opaque
     green = torch.zeros(3, 4, 4)
     green[1] = 1.0
-    custom = ComposeBackground("custom", green)([see_through])[0].output
+    custom = ComposeBackground("custom_background", green)([see_through])[0].output
     glass_px = custom[:, see_through.glass[0] >= 0.99]
     assert float(glass_px[1].mean()) > float(glass_px[0].mean()) + 0.3  # the new background shows through
 
@@ -288,7 +288,7 @@ def test_see_through_shows_the_custom_background_pattern_and_leaves_pillars_alon
     stripes = (((xs + ys) // 6) % 2).float()
     bg = torch.stack([0.9 * stripes, 0.2 + 0.0 * stripes, 0.9 * (1 - stripes)])
     out = WindowCorrection("see_through")([frame])[0]
-    composed = ComposeBackground("custom", bg)([out])[0].output
+    composed = ComposeBackground("custom_background", bg)([out])[0].output
     core = (out.glass[0] >= 0.99) & truth[0]
     seen = composed[0, core] - composed[2, core]
     pattern = bg[0, core] - bg[2, core]

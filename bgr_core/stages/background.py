@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..frame import Frame
+from ..vocabulary import COMPOSED_BACKGROUNDS
 from ..functional.compose import composite, cover_resize, estimate_foreground, shadow_into_alpha
 from ..functional.full_resolution import Affine1D, compose_full, edit_keep, guided_layers
 from .base import FrameStage
@@ -60,16 +61,18 @@ def _cover_maps(background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarr
     return background, (Affine1D(1 / scale, top / scale), Affine1D(1 / scale, left / scale))
 
 
-def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray = "white",
+def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray = "white_background",
                       decontaminate: bool = True) -> torch.Tensor:
     """The output of a frame at the working resolution (``frame.source`` set), made at
     its full size ``meta["full_size"]``: (3|4, H, W) uint8 on the CPU.
 
-    background: ``"white"``, ``"transparent"``, a (3, h, w) layer on the working canvas
+    background: ``"white_background"``, ``"transparent_background"``, a (3, h, w) layer on the working canvas
     (a generated background, upsampled) or an (hb, wb, 3) uint8 image (a custom
     background, sampled at full resolution, scaled to cover the canvas). The vehicle's
     matte, colours and edits come from the working layers, its detail from the source
     (`bgr_core.functional.full_resolution`)."""
+    if isinstance(background, str):  # the API's word → compose_full's
+        background = {"white_background": "white", "transparent_background": "transparent"}[background]
     image, alpha = frame.image, frame.alpha.to(frame.image.dtype).clamp(0, 1)
     photo = frame.photo if frame.photo is not None else image
     fg = estimate_foreground(image[None], alpha[None])[0] if decontaminate else image
@@ -89,16 +92,17 @@ def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray 
                        background=background, to_background=to_background)
     return torch.from_numpy(out).permute(2, 0, 1)
 
-BACKGROUND_MODES = ("white", "transparent", "custom")
+BACKGROUND_MODES = COMPOSED_BACKGROUNDS  # the API's words
 
 
 class ComposeBackground(FrameStage):
     """Compose each frame's vehicle over a new background into ``Frame.output``.
 
     Args:
-        mode: ``"white"`` (RGB), ``"transparent"`` (RGBA with the soft matte as alpha) or
-            ``"custom"`` (RGB over `background`, scaled to cover the canvas, centre-cropped).
-        background: (3, h, w) in [0, 1], any size, for ``"custom"``.
+        mode: the API's word: ``"white_background"`` (RGB), ``"transparent_background"``
+            (RGBA with the soft matte as alpha) or ``"custom_background"`` (RGB over
+            `background`, scaled to cover the canvas, centre-cropped).
+        background: (3, h, w) in [0, 1], any size, for ``"custom_background"``.
         decontaminate: estimate the vehicle's own colours in the soft edge so no halo of
             the old background remains (blur fusion); off uses the raw pixels.
 
@@ -110,11 +114,11 @@ class ComposeBackground(FrameStage):
 
     name = "background"
 
-    def __init__(self, mode: str = "white", background: torch.Tensor | None = None, decontaminate: bool = True):
+    def __init__(self, mode: str = "white_background", background: torch.Tensor | None = None, decontaminate: bool = True):
         if mode not in BACKGROUND_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(BACKGROUND_MODES)} but is '{mode}'")
-        if mode == "custom" and (background is None or background.ndim != 3 or background.shape[0] != 3):
-            raise ValueError("`background` must be a (3, h, w) tensor for mode 'custom'")
+        if mode == "custom_background" and (background is None or background.ndim != 3 or background.shape[0] != 3):
+            raise ValueError("`background` must be a (3, h, w) tensor for mode 'custom_background'")
         self.mode = mode
         self.background = background
         self.decontaminate = decontaminate
@@ -127,17 +131,17 @@ class ComposeBackground(FrameStage):
         if frame.alpha is None:
             raise ValueError("ComposeBackground needs `alpha` on the frame: run the segment stage first")
         if frame.source is not None:  # at the working resolution: the output at full size
-            background = self.mode if self.mode != "custom" else self._custom_uint8()
+            background = self._custom_uint8() if self.mode == "custom_background" else self.mode
             return frame.replace(output=compose_full_size(frame, background, self.decontaminate))
         image, alpha = frame.image[None], frame.alpha[None].to(frame.image.dtype)
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
         shadow = frame.shadow[None] if frame.shadow is not None else None
-        if self.mode == "transparent":
+        if self.mode == "transparent_background":
             if shadow is not None:  # a black shadow under the car: opacity outside the vehicle
                 fg, alpha = shadow_into_alpha(fg, alpha, shadow)
             output = torch.cat([fg, alpha], dim=1)
         else:
-            if self.mode == "white":
+            if self.mode == "white_background":
                 bg = torch.ones_like(image)
             else:
                 bg = cover_resize(self.background[None].to(image), frame.size)

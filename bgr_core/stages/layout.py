@@ -10,12 +10,13 @@ from typing import Sequence
 import torch
 
 from ..frame import Frame
+from ..vocabulary import LAYOUTS
 from ..functional.geometry import Placement, place_box, place_layer, place_points, union_box
 from .base import Stage
 
 __all__ = ["Layout", "LAYOUT_MODES", "parse_aspect", "canvas_bound"]
 
-LAYOUT_MODES = ("center", "crop", "none")
+LAYOUT_MODES = LAYOUTS  # the API's words
 _LAYERS = ("image", "photo", "alpha", "glass", "shadow", "output")
 
 

@@ -13,6 +13,7 @@ import torch
 
 from .. import loaders
 from ..frame import Frame
+from ..vocabulary import WINDOW_MODES
 from ..functional import glass as G
 from ..functional import glass_finish as GF
 from ..models.glass_cues import GlassCueNet
@@ -20,7 +21,6 @@ from .base import FrameStage
 
 __all__ = ["WindowCorrection", "WINDOW_MODES"]
 
-WINDOW_MODES = ("tint", "see_through", "none")
 # structure kept where the glass shows the outside world, as a share of `interior`
 _OUTSIDE_DETAIL = 1 / 3
 
