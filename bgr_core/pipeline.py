@@ -30,6 +30,7 @@ from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
 from .recipe import build_stages
 from .result import Result
+from .runner import run_stages
 from .stages.base import Stage
 from .stages.layout import canvas_bound, parse_aspect
 from .stages.refine_sam import SamRefine
@@ -239,44 +240,16 @@ class Pipeline:
         return Frame(image=to_tensor(array, self.device), meta=dict(meta))
 
     def run(self, frames: Sequence[Frame], stages: Sequence[Stage]) -> list[Frame]:
-        """Run `stages` over `frames` in batches of `effective_batch_size`, order kept.
+        """Run `stages` over `frames` in batches of `effective_batch_size`, order kept
+        (`bgr_core.runner.run_stages`): each frame's `timings` gets the milliseconds of
+        every stage; a CUDA out-of-memory error on a batch of more than one frame halves
+        the batch size (for this and later calls) and retries; on one frame it is raised."""
 
-        Each frame's `timings` gets the milliseconds of every stage (the batch's time
-        split evenly over its frames). A CUDA out-of-memory error on a batch of more than
-        one frame halves the batch size (for this and later calls) and retries; on a
-        single frame it is raised."""
-        out: list[Frame] = []
-        queue = deque(frames)
-        with torch.inference_mode():
-            while queue:
-                size = min(self.effective_batch_size, len(queue))
-                batch = [queue.popleft() for _ in range(size)]
-                try:
-                    out.extend(self._run_batch(batch, stages))
-                except torch.cuda.OutOfMemoryError:
-                    if size == 1:
-                        raise
-                    # min: batches running on other streams only ever lower it
-                    self.effective_batch_size = min(self.effective_batch_size, max(1, size // 2))
-                    log.warning("bgr_core: out of memory with a batch of %d; going on with %d",
-                                size, self.effective_batch_size)
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                    queue.extendleft(reversed(batch))  # stages never mutate their inputs
-        return out
+        def shrink(size: int) -> None:
+            # min: batches running on other streams only ever lower it
+            self.effective_batch_size = min(self.effective_batch_size, size)
 
-    @staticmethod
-    def _run_batch(batch: list[Frame], stages: Sequence[Stage]) -> list[Frame]:
-        stamps: list[tuple[str, float]] = []
-        for stage in stages:
-            start_t = time.perf_counter()
-            batch = stage(batch)
-            stamps.append((stage.name, (time.perf_counter() - start_t) * 1000.0 / max(1, len(batch))))
-        for frame in batch:  # stamped once the whole batch went through (a retry counts once)
-            frame.timings = dict(frame.timings)
-            for name, ms in stamps:
-                frame.timings[name] = frame.timings.get(name, 0.0) + ms
-        return batch
+        return run_stages(frames, stages, lambda: self.effective_batch_size, shrink)
 
     def remove_background(self, **params: Any) -> Result:
         """One image through the pipeline; API errors are returned in the Result, never raised."""

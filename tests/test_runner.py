@@ -1,0 +1,44 @@
+"""`bgr_core.runner`: batches, timings, out-of-memory halving."""
+
+import pytest
+import torch
+
+from bgr_core.frame import Frame
+from bgr_core.runner import run_stages
+
+
+class Stage:
+    name = "probe"
+
+    def __init__(self, fail_above=None):
+        self.fail_above, self.sizes = fail_above, []
+
+    def __call__(self, frames):
+        self.sizes.append(len(frames))
+        if self.fail_above is not None and len(frames) > self.fail_above:
+            raise torch.cuda.OutOfMemoryError("test")
+        return [f.replace() for f in frames]
+
+
+def _frames(n):
+    return [Frame(image=torch.zeros(3, 4, 4), meta={"i": i}) for i in range(n)]
+
+
+def test_batches_keep_order_and_stamp_timings():
+    stage = Stage()
+    out = run_stages(_frames(5), [stage], lambda: 2, lambda size: None)
+    assert [f.meta["i"] for f in out] == list(range(5)) and stage.sizes == [2, 2, 1]
+    assert all("probe" in f.timings for f in out)
+
+
+def test_out_of_memory_halves_the_batch_and_retries():
+    size = {"n": 4}
+    stage = Stage(fail_above=1)
+    out = run_stages(_frames(4), [stage], lambda: size["n"], lambda s: size.update(n=s))
+    assert [f.meta["i"] for f in out] == [0, 1, 2, 3] and size["n"] == 1
+    assert stage.sizes[:3] == [4, 2, 1]
+
+
+def test_out_of_memory_on_one_frame_is_raised():
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_stages(_frames(1), [Stage(fail_above=0)], lambda: 1, lambda s: None)
