@@ -206,6 +206,16 @@ def _serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def _summary(failures: int, total: int, out: Path, quiet: bool, engine: str = "") -> int:
+    """The run's last line and exit status: 1 when any image failed."""
+    if failures:
+        print(f"bgr: {failures} of {total} image(s) failed", file=sys.stderr)
+        return 1
+    if not quiet:
+        print(f"bgr: wrote {total} image(s) to {out}{engine}", file=sys.stderr)
+    return 0
+
+
 def _run_ray(args: argparse.Namespace, sources: list[Path], targets: list[Path], params: dict, out: Path) -> int:
     """`--engine ray`: the same photos, parameters and outputs through Ray Data."""
     try:
@@ -223,12 +233,7 @@ def _run_ray(args: argparse.Namespace, sources: list[Path], targets: list[Path],
     failures = [r for r in rows if r["error"]]
     for r in failures:
         print(f"bgr: {r['path']}: {r['error']}: {r['error_description']}", file=sys.stderr)
-    if failures:
-        print(f"bgr: {len(failures)} of {len(rows)} image(s) failed", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"bgr: wrote {len(rows)} image(s) to {out} (ray)", file=sys.stderr)
-    return 0
+    return _summary(len(failures), len(rows), out, args.quiet, " (ray)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,12 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nbgr: cannot encode {target}: {type(err).__name__}: {err}", file=sys.stderr)
         for warning in result.warnings:
             print(f"bgr: {src}: warning: {warning}", file=sys.stderr)
-    if failures:
-        print(f"bgr: {failures} of {len(todo)} image(s) failed", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"bgr: wrote {len(todo)} image(s) to {out}", file=sys.stderr)
-    return 0
+    return _summary(failures, len(todo), out, args.quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover
