@@ -121,3 +121,20 @@ def test_canvas_keeps_aspect_and_mask_grows_into_the_vehicle():
     mask = background_mask(alpha, grow=2)
     assert mask[0, 0, 0, 0] == 1 and mask[0, 0, 10, 10] == 0
     assert mask[0, 0, 6, 10] == 1 and mask[0, 0, 7, 10] == 0  # two pixels into the vehicle
+
+
+def test_generated_background_at_the_working_resolution_keeps_the_full_size(pipe):
+    """A photo over `work_pixels`: the background is generated on the working copy and
+    upsampled; the output keeps the photo's size and the vehicle its own pixels."""
+    from bgr_core import Pipeline
+
+    scene = synthetic_car_scene(240, 320, seed=2)
+    capped = Pipeline("cpu", work_pixels=20_000, components={"inpainter": pipe})
+    r = capped.remove_background(image_file=scene.image, background="generative_background", layout="none",
+                                 effect="none", window_correction="none", seed=3)
+    assert r.ok, r.error_description
+    assert r.array.shape == (240, 320, 3) and r.frame.size[0] * r.frame.size[1] <= 20_000 * 1.01
+    body = scene.mask & ~scene.glass
+    inner = cv2.erode(body.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    diff = np.abs(r.array.astype(int) - scene.image.astype(int))[inner]
+    assert diff.mean() < 3
