@@ -124,17 +124,18 @@ def test_canvas_keeps_aspect_and_mask_grows_into_the_vehicle():
 
 
 def test_generated_background_at_the_working_resolution_keeps_the_full_size(pipe):
-    """A photo over `work_pixels`: the background is generated on the working copy and
-    upsampled; the output keeps the photo's size and the vehicle its own pixels."""
-    from bgr_core import Pipeline
-
+    """A frame at the working resolution (`Frame.source` set): the background is
+    generated on the working copy and upsampled; the output has the full size and the
+    vehicle its own full-resolution pixels."""
     scene = synthetic_car_scene(240, 320, seed=2)
-    capped = Pipeline("cpu", work_pixels=20_000, components={"inpainter": pipe})
-    r = capped.remove_background(image_file=scene.image, background="generative_background", layout="none",
-                                 effect="none", window_correction="none", seed=3)
-    assert r.ok, r.error_description
-    assert r.array.shape == (240, 320, 3) and r.frame.size[0] * r.frame.size[1] <= 20_000 * 1.01
-    body = scene.mask & ~scene.glass
-    inner = cv2.erode(body.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-    diff = np.abs(r.array.astype(int) - scene.image.astype(int))[inner]
+    work = cv2.resize(scene.image, (160, 120), interpolation=cv2.INTER_AREA)
+    image = torch.from_numpy(work).permute(2, 0, 1).float() / 255
+    alpha = torch.from_numpy(cv2.resize(scene.mask.astype(np.float32), (160, 120), interpolation=cv2.INTER_AREA))[None]
+    frame = Frame(image=image, alpha=alpha, box=torch.tensor(scene.box, dtype=torch.float32) / 2,
+                  source=torch.from_numpy(scene.image.copy()).permute(2, 0, 1), photo=image,
+                  meta={"work_size": (120, 160), "full_size": (240, 320), "source_size": (240, 320), "work_scale": 0.5})
+    out = GenerativeBackground(pipe, seed=3, steps=2, size=64)([frame])[0]
+    assert out.output.dtype == torch.uint8 and tuple(out.output.shape) == (3, 240, 320)
+    inner = cv2.erode((scene.mask & ~scene.glass).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    diff = np.abs(out.output.permute(1, 2, 0).numpy().astype(int) - scene.image.astype(int))[inner]
     assert diff.mean() < 3
