@@ -112,6 +112,7 @@ class RequestBatcher:
         try:
             results = self.pipeline.remove_background_many([p for p, _ in live])
         except Exception as err:  # the pipeline never raises for API errors; this is a bug guard
-            results = [Result(error="request_failed", error_description=f"processing failed ({type(err).__name__})")] * len(live)
+            text = f"processing failed ({type(err).__name__})"
+            results = [Result(error="request_failed", error_description=text) for _ in live]  # one each: callers own them
         for (_, future), result in zip(live, results):
             future.set_result(result)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidInput, RequestFailed
+from .functional.full_resolution import area_reduced
 
 __all__ = ["KEYS_ENV_VAR", "api_keys_from", "to_tensor", "group_key", "scaled", "at_most", "as_items", "output_name",
            "source_name", "as_request_failed", "IMAGE_SUFFIXES", "BACKGROUND_MAX_PIXELS", "PLATE_MAX_SIDE"]
@@ -95,23 +96,12 @@ def group_key(params: Any) -> tuple:
 
 def scaled(array: np.ndarray, scale: float) -> np.ndarray:
     """(H, W, C) uint8 reduced by `scale` (<= 1, area average; 1 returns it as is)."""
-    if scale >= 1.0:
-        return array
-    import cv2
-
-    h, w = array.shape[:2]
-    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return area_reduced(array, scale)
 
 
 def at_most(array: np.ndarray, side: int) -> np.ndarray:
     """(H, W, C) uint8 reduced (area average) so that its longer side is at most `side`."""
-    h, w = array.shape[:2]
-    if max(h, w) <= side:
-        return array
-    import cv2
-
-    s = side / max(h, w)
-    return cv2.resize(array, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return area_reduced(array, side / max(array.shape[:2]))
 
 
 def as_items(images: Any) -> Iterable[Any]:

@@ -40,6 +40,7 @@ __all__ = [
     "BAND_PIXELS",
     "Affine1D",
     "work_scale",
+    "area_reduced",
     "edit_keep",
     "guided_layers",
     "compose_full",
@@ -68,6 +69,16 @@ def work_scale(pixels: float, work_pixels: int | None = WORK_PIXELS) -> float:
     if work_pixels is None or pixels <= work_pixels:
         return 1.0
     return math.sqrt(work_pixels / pixels)
+
+
+def area_reduced(array: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W, C) uint8 reduced by `scale` (area average); `scale` >= 1 returns it as is."""
+    if scale >= 1.0:
+        return array
+    import cv2
+
+    h, w = array.shape[:2]
+    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def edit_keep(photo: torch.Tensor, edited: torch.Tensor, glass: torch.Tensor | None, alpha: torch.Tensor,

@@ -10,7 +10,7 @@ import torch
 from ..frame import Frame
 from ..vocabulary import COMPOSED_BACKGROUNDS
 from ..functional.compose import composite, cover_resize, estimate_foreground, shadow_into_alpha
-from ..functional.full_resolution import Affine1D, compose_full, edit_keep, guided_layers
+from ..functional.full_resolution import Affine1D, area_reduced, compose_full, edit_keep, guided_layers
 from .base import FrameStage
 
 __all__ = ["ComposeBackground", "BACKGROUND_MODES", "compose_full_size"]
@@ -18,14 +18,6 @@ __all__ = ["ComposeBackground", "BACKGROUND_MODES", "compose_full_size"]
 # a full-resolution image scaled down more than this on the canvas is area-reduced
 # first: the band sampler is bilinear and would alias
 _REDUCE_ABOVE = 1.5
-
-
-def _reduced(image: np.ndarray, factor: float) -> np.ndarray:
-    """(H, W, 3) uint8 area-reduced by `factor` (> 1)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    return cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
 
 
 def _source_maps(frame: Frame, size: tuple[int, int], source: np.ndarray) -> tuple[np.ndarray, tuple[Affine1D, Affine1D]]:
@@ -41,7 +33,7 @@ def _source_maps(frame: Frame, size: tuple[int, int], source: np.ndarray) -> tup
     sy, sx = h / full_h / k * src_h / work_h, w / full_w / k * src_w / work_w
     factor = min(sy, sx)
     if factor > _REDUCE_ABOVE:
-        source = _reduced(source, factor)
+        source = area_reduced(source, 1 / factor)
         sy, sx = sy * source.shape[0] / src_h, sx * source.shape[1] / src_w
     return source, (Affine1D(sy, -oy * sy * full_h / h), Affine1D(sx, -ox * sx * full_w / w))
 
@@ -53,7 +45,7 @@ def _cover_maps(background: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarr
     h, w = background.shape[:2]
     scale = max(out_h / h, out_w / w)
     if 1 / scale > _REDUCE_ABOVE:
-        background = _reduced(background, 1 / scale)
+        background = area_reduced(background, scale)
         h, w = background.shape[:2]
         scale = max(out_h / h, out_w / w)
     new_h, new_w = max(out_h, math.ceil(h * scale - 1e-6)), max(out_w, math.ceil(w * scale - 1e-6))

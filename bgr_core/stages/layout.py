@@ -139,19 +139,14 @@ class Layout(Stage):
         elif self.mode == "crop":
             full = (max(1, round(out_h / zoom)), max(1, round(out_w / zoom)))
         else:  # the photo's canvas, grown to the aspect: exact in full-resolution pixels
-            full = self._canvas_size(*frame.meta["source_size"])
+            full_w, full_h = canvas_bound(self.mode, frame.meta["source_size"], None, self.aspect)
+            full = (full_h, full_w)
         cap = frame.meta.get("work_pixels")
         if cap is not None and out_h * out_w > cap:
             c = (cap / (out_h * out_w)) ** 0.5
             placement = Placement(placement.scale * c, placement.offset_x * c, placement.offset_y * c,
                                   (max(1, round(out_h * c)), max(1, round(out_w * c))))
         return placement, full
-
-    def _canvas_size(self, h: int, w: int) -> tuple[int, int]:
-        """(H, W) of the ``center`` / ``none`` canvas for a photo of (h, w) without `size`."""
-        if self.aspect is not None:
-            return round(max(h, w / self.aspect)), round(max(w, h * self.aspect))
-        return h, w
 
     def _placement(self, frame: Frame) -> Placement:
         if frame.box is None:
@@ -183,10 +178,8 @@ class Layout(Stage):
             return Placement(scale, out_w / 2 - scale * cx, out_h / 2 - scale * cy, (out_h, out_w))
         if size is not None:
             out_w, out_h = size
-        elif self.aspect is not None:
-            out_w, out_h = round(max(w, h * self.aspect)), round(max(h, w / self.aspect))
         else:
-            out_w, out_h = w, h
+            out_w, out_h = canvas_bound(self.mode, (h, w), None, self.aspect)
         if self.mode == "none":  # only a new canvas size: keep the image centred, unscaled
             scale = min(1.0, out_w / w, out_h / h) if size is None else min(out_w / w, out_h / h)
             return Placement(scale, (out_w - scale * w) / 2, (out_h - scale * h) / 2, (out_h, out_w))
