@@ -18,3 +18,14 @@ def cpu_pipeline():
     from bgr_core import Pipeline
 
     return Pipeline("cpu", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def fast_pipeline():
+    """A CPU Pipeline whose segment stage runs U2NetP once at 96 px (no flip, no crop
+    pass): for tests about sharing, files, inputs and errors, not matte quality."""
+    from bgr_core import Pipeline
+    from bgr_core.stages.segment import VehicleMatte
+
+    net = Pipeline("cpu").segment.net
+    return Pipeline("cpu", components={"segment": VehicleMatte(net, net_size=96, flip=False, crop_pass=False)})
