@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional import glass as G  # noqa: E402
+from bgr_core.functional import matte as M  # noqa: E402
 from bgr_core.loaders import load_glass_cues  # noqa: E402
 
 CUES = load_glass_cues().numpy_params()
@@ -287,7 +288,7 @@ def fit(args: argparse.Namespace) -> None:
             inside = aw > 0.5
             if inside.sum() < 64:
                 continue
-            support = G.fill_holes(inside)
+            support = M.fill_holes(inside, max_frac=math.inf)
             feats, r = G.glass_features(rgb, support)
 
             def small(m: np.ndarray) -> np.ndarray:

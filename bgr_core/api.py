@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from .errors import BGRError
+from .limits import show
 from .pipeline import Pipeline
 from .result import Result
 
@@ -52,7 +53,7 @@ def remove_background(*, pipeline: Pipeline | None = None, device: str = "auto",
         )
     bad_device = Result(
         error="invalid_input",
-        error_description=f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N' but is {_short(device)}",
+        error_description=f"`device` must be 'auto', 'cpu', 'cuda' or 'cuda:N' but is {show(device, 60, quoted=True)}",
     )
     try:
         name = _device_name(device)
@@ -81,8 +82,3 @@ def _device_name(device: Any) -> str:
     if not isinstance(device, str) or len(device) > 32:
         raise ValueError("bad device")
     return device
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

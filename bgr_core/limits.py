@@ -37,7 +37,11 @@ class ImageLimits:
     allow_files: bool = True
 
 
-def show(value: Any, limit: int = 80) -> str:
-    """`value` for an error message, shortened: callers may pass megabytes by mistake."""
-    text = value if isinstance(value, str) else repr(value)
+def show(value: Any, limit: int = 80, *, quoted: bool = False) -> str:
+    """`value` for an error message, shortened: callers may pass megabytes by mistake.
+    Text as it is (`quoted`: its repr, as every other value), at most `limit` characters."""
+    try:
+        text = value if isinstance(value, str) and not quoted else repr(value)
+    except Exception:  # a caller's object whose repr fails
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

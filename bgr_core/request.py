@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import InvalidInput
+from .limits import show
 from .vocabulary import (BACKGROUNDS, EFFECTS, IMAGE_PARAMS, LAYOUTS, OUTPUT_FORMATS, PLATE_MODES, REFINE_MODES,
                          WINDOW_MODES)
 
@@ -104,26 +105,17 @@ _KNOWN = (
 )
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    """`value` for an error message: repr, shortened (a caller may pass megabytes by mistake)."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _enum(params: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = params.get(name)
     if value is None:
         return default
     if not isinstance(value, str):
         raise InvalidInput(
-            f"`{name}` must be one of {_quoted(allowed)} but is {_show(value)} ({type(value).__name__})"
+            f"`{name}` must be one of {_quoted(allowed)} but is {show(value, 60, quoted=True)} ({type(value).__name__})"
         )
     norm = value.strip().lower()
     if norm not in allowed:
-        raise InvalidInput(f"`{name}` must be one of {_quoted(allowed)} but is {_show(value)}")
+        raise InvalidInput(f"`{name}` must be one of {_quoted(allowed)} but is {show(value, 60, quoted=True)}")
     return norm
 
 
@@ -150,7 +142,7 @@ def parse_request(params: Mapping[str, Any]) -> Request:
     Raises `InvalidInput` for unknown parameters, missing or duplicate images, unknown
     enum values and combinations the API forbids.
     """
-    unknown = sorted(_show(u, 40) for u in set(params) - _KNOWN)
+    unknown = sorted(show(u, 40, quoted=True) for u in set(params) - _KNOWN)
     if unknown:
         raise InvalidInput(
             f"unknown parameter(s) {', '.join(unknown[:10])}{', ...' if len(unknown) > 10 else ''}; "
@@ -210,9 +202,9 @@ def parse_request(params: Mapping[str, Any]) -> Request:
         try:
             seed = int(seed)
         except ValueError:
-            raise InvalidInput(f"`seed` must be an integer but is {_show(seed)}") from None
+            raise InvalidInput(f"`seed` must be an integer but is {show(seed, 60, quoted=True)}") from None
         if not 0 <= seed < 2**63:
-            raise InvalidInput(f"`seed` must be in [0, 2**63) but is {_show(seed)}")
+            raise InvalidInput(f"`seed` must be in [0, 2**63) but is {show(seed, 60, quoted=True)}")
 
     key = _text(params, "key")
     if key is not None:
@@ -252,7 +244,7 @@ def _number(params: Mapping[str, Any], name: str, default: float | None, low: fl
     value = params.get(name)
     if value is None:
         return default
-    problem = f"`{name}` must be a number in [{low}, {high}] but is {_show(value)}"
+    problem = f"`{name}` must be a number in [{low}, {high}] but is {show(value, 60, quoted=True)}"
     if isinstance(value, (bool, bytes, bytearray)):
         raise InvalidInput(problem)
     try:
@@ -280,10 +272,10 @@ def _size(value: Any) -> tuple[int, int] | None:
         w, h = (int(p) for p in parts)
     except (TypeError, ValueError, OverflowError):
         raise InvalidInput(
-            f"`output_size` must be (width, height) integers or 'WxH' but is {_show(value)}"
+            f"`output_size` must be (width, height) integers or 'WxH' but is {show(value, 60, quoted=True)}"
         ) from None
     if not (16 <= w <= 10000 and 16 <= h <= 10000):
-        raise InvalidInput(f"`output_size` sides must be 16..10000 pixels but is {_show(value)}")
+        raise InvalidInput(f"`output_size` sides must be 16..10000 pixels but is {show(value, 60, quoted=True)}")
     return w, h
 
 
@@ -292,7 +284,7 @@ def _aspect(value: Any) -> str | None:
         return None
     from .stages.layout import parse_aspect
 
-    problem = f"`aspect_ratio` must look like '4:3' or '16:9' (between 1:10 and 10:1) but is {_show(value)}"
+    problem = f"`aspect_ratio` must look like '4:3' or '16:9' (between 1:10 and 10:1) but is {show(value, 60, quoted=True)}"
     if isinstance(value, tuple) and not all(
         isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
     ):
@@ -300,14 +292,10 @@ def _aspect(value: Any) -> str | None:
     try:
         parse_aspect(value)
     except ValueError as err:
-        raise InvalidInput(_shorten(str(err).replace("`aspect`", "`aspect_ratio`"))) from None
+        raise InvalidInput(show(str(err).replace("`aspect`", "`aspect_ratio`"), 200)) from None
     except (TypeError, ArithmeticError):  # (4, 0), "4:0", huge numbers
         raise InvalidInput(problem) from None
     return value
-
-
-def _shorten(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _plate_mode(params: Mapping[str, Any]) -> str:
@@ -319,5 +307,5 @@ def _plate_mode(params: Mapping[str, Any]) -> str:
     text = str(flag).strip().lower()
     if isinstance(flag, bool) or text in _TRUE + _FALSE:
         return "image" if (flag is True or text in _TRUE) else "none"
-    raise InvalidInput(f"`replace_license_plate` must be '1' or '0' but is {_show(flag)}")
+    raise InvalidInput(f"`replace_license_plate` must be '1' or '0' but is {show(flag, 60, quoted=True)}")
 

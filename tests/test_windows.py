@@ -1,5 +1,6 @@
 """Window correction: glass detection (`functional.glass`) and the `WindowCorrection` stage."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from bgr_core.errors import NoData
 from bgr_core.frame import Frame
 from bgr_core.functional import glass as G
 from bgr_core.functional import glass_finish as GF
+from bgr_core.functional import matte as M
 from bgr_core.loaders import load_glass_cues
 from bgr_core.stages.background import ComposeBackground
 from bgr_core.stages.windows import WindowCorrection
@@ -80,7 +82,7 @@ def test_glass_never_outside_the_matte():
     holed = frame.alpha.clone()
     holed[truth] = 0.0
     glass = G.detect_glass(frame.image[None], holed[None], CUES)[0]
-    support = torch.from_numpy(G.fill_holes((holed[0] > 0.5).numpy()))[None]
+    support = torch.from_numpy(M.fill_holes((holed[0] > 0.5).numpy(), max_frac=math.inf))[None]
     assert float(glass[~support & (holed == 0)].max()) == 0.0
 
 
@@ -101,7 +103,7 @@ def test_fill_holes():
     m[1:8, 1:8] = True
     m[3:6, 3:6] = False
     m[0:3, 0] = False
-    assert G.fill_holes(m)[4, 4] and G.fill_holes(m).sum() == 49
+    assert M.fill_holes(m, max_frac=math.inf)[4, 4] and M.fill_holes(m, max_frac=math.inf).sum() == 49
 
 
 def test_glass_tone_is_dark_neutral_and_lighter_at_the_top():

@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .guided_filter import guided_upsample
+from .matte import fill_holes
 
 __all__ = [
     "WORK_SIZE",
     "FEATURE_NAMES",
-    "fill_holes",
     "glass_features",
     "glass_probability",
     "refine_glass",
@@ -63,20 +63,6 @@ WORK_SIZE = 256
 BAND = 0.6
 
 # -- small maps (NumPy / OpenCV) -------------------------------------------------------
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """(h, w) bool → the same with every hole (background not connected to the border) filled."""
-    m = mask.astype(np.uint8)
-    inv = 1 - m
-    n, labels = cv2.connectedComponents(inv, connectivity=4)
-    if n <= 1:
-        return mask.astype(bool)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    hole = np.ones(n, bool)
-    hole[edge] = False
-    hole[0] = False  # label 0: the mask itself
-    return mask.astype(bool) | hole[labels]
 
 
 def _nblur(x: np.ndarray, m: np.ndarray, k: float) -> np.ndarray:
@@ -345,7 +331,7 @@ def _detect_one(
         inside = aw > 0.5
         if inside.sum() < 64:
             continue
-        support = fill_holes(inside)
+        support = fill_holes(inside, max_frac=math.inf)  # every hole: the windows
         feats, r = glass_features(rgb, support)
         domain = support & (r < BAND)
         prob = np.zeros(support.shape, np.float32)

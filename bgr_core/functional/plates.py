@@ -35,7 +35,6 @@ __all__ = [
     "estimate_plate_colour",
     "estimate_edge_sigma",
     "plate_shading",
-    "gaussian_blur",
     "blank_plate",
     "BLANK_COLOUR",
     "overlay_plate",
@@ -58,36 +57,6 @@ def luminance(image: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma (..., 1, H, W) of an RGB image (..., 3, H, W)."""
     w = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(3, 1, 1)
     return (image[..., :3, :, :] * w).sum(-3, keepdim=True)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (C, H, W) or (B, C, H, W) with reflected borders."""
-    if sigma <= 0.05:
-        return x
-    squeeze = x.ndim == 3
-    if squeeze:
-        x = x[None]
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    pad_h = min(radius, x.shape[-2] - 1)
-    pad_w = min(radius, x.shape[-1] - 1)
-    if pad_h < radius or pad_w < radius:  # tiny inputs: zero-pad the rest
-        x = F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect") if min(pad_h, pad_w) > 0 else x
-        x = F.pad(x, (radius - pad_w, radius - pad_w, radius - pad_h, radius - pad_h), mode="replicate")
-    else:
-        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return x[0] if squeeze else x
-
-
-# -- warping ----------------------------------------------------------------------------
-
-
-# -- plate textures -----------------------------------------------------------------------
 
 
 def _rounded_rect_alpha(h: int, w: int, radius: float, dtype, device, supersample: int = 4) -> torch.Tensor:
