@@ -7,17 +7,18 @@ import logging
 import os
 import re
 import secrets
+import threading
 import urllib.parse
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
 
-from .errors import InvalidInput, RequestFailed
+from .errors import BGRError, InvalidInput, RequestFailed
 from .functional.full_resolution import area_reduced
 
-__all__ = ["KEYS_ENV_VAR", "api_keys_from", "to_tensor", "group_key", "scaled", "at_most", "as_items", "output_name",
+__all__ = ["KEYS_ENV_VAR", "api_keys_from", "to_tensor", "group_key", "InputMemo", "scaled", "at_most", "as_items", "output_name",
            "source_name", "as_request_failed", "IMAGE_SUFFIXES", "BACKGROUND_MAX_PIXELS", "PLATE_MAX_SIDE"]
 
 log = logging.getLogger("bgr_core")
@@ -77,14 +78,21 @@ BACKGROUND_MAX_PIXELS = 16_000_000
 PLATE_MAX_SIDE = 1024
 
 
+# a request's own images travel in its Frame, not in the stages (and the key is checked
+# per request): requests that differ only in these run through the same stages
+_PER_REQUEST = ("image_url", "image_base64", "image_file", "key", "background_url", "background_file",
+                "custom_background", "plate_base64", "license_plate_input")
+
+
 def group_key(params: Any) -> tuple:
     """What requests must share to run through the same stages: every parameter but the
-    image and the key (values that cannot be hashed count by identity)."""
+    images (photo, custom background, plate) and the key (values that cannot be hashed
+    count by identity)."""
     if not isinstance(params, Mapping):
         return ("", id(params))
     items = []
     for name, value in params.items():
-        if name in ("image_url", "image_base64", "image_file", "key"):
+        if name in _PER_REQUEST:
             continue
         try:
             hash(value)
@@ -92,6 +100,43 @@ def group_key(params: Any) -> tuple:
             value = ("id", id(value))
         items.append((str(name), value))
     return tuple(sorted(items, key=lambda kv: kv[0]))
+
+
+class InputMemo:
+    """The request inputs (custom backgrounds, plates) decoded during one call, by
+    source: the background shared by every image of a `remove_backgrounds` call is
+    decoded once and its tensor shared by their frames. Thread-safe; an API error is
+    kept and raised again for each request naming the same source."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[tuple, tuple[Any, BGRError | None]] = {}
+
+    @staticmethod
+    def key(*parts: Any) -> tuple:
+        """A key from the source and what its decoding depends on (text and bytes by
+        value, anything else, e.g. a file object, by identity: it lives as long as the
+        call's parameters)."""
+        out = []
+        for part in parts:
+            try:
+                hash(part)
+                out.append(part if isinstance(part, (str, bytes, int, float, tuple, type(None))) else ("id", id(part)))
+            except TypeError:
+                out.append(("id", id(part)))
+        return tuple(out)
+
+    def get(self, key: tuple, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key not in self._done:
+                try:
+                    self._done[key] = (load(), None)
+                except BGRError as err:
+                    self._done[key] = (None, err)
+            value, err = self._done[key]
+        if err is not None:
+            raise err
+        return value
 
 
 def scaled(array: np.ndarray, scale: float) -> np.ndarray:

@@ -16,6 +16,10 @@ Conventions (kornia / torchvision style):
   layer and coordinate then refers to the working canvas; the background stage makes
   ``output`` at the full size ``meta["full_size"]`` (H, W) as uint8, the only thing
   ever held at that size;
+- ``background_image`` / ``plate_image``: the request's own inputs, (3, Hb, Wb) and
+  (3|4, Hp, Wp) float in [0, 1]: the custom background and the replacement plate. They
+  are not layers of the canvas (no stage moves them); frames of one call that share an
+  input share the tensor, so one stage list serves requests with different inputs;
 - ``error`` is set (a `BGRError`) when a stage could not serve this frame, e.g.
   `NoData` when no vehicle is found; later stages pass such frames through untouched,
   so one bad image never fails its whole batch.
@@ -48,6 +52,8 @@ class Frame:
     output: torch.Tensor | None = None
     source: torch.Tensor | None = None
     photo: torch.Tensor | None = None
+    background_image: torch.Tensor | None = None
+    plate_image: torch.Tensor | None = None
     error: Exception | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -101,6 +107,10 @@ class Frame:
             assert self.plates.ndim == 3 and self.plates.shape[1:] == (4, 2), self.plates.shape
         if self.photo is not None:
             assert self.photo.shape == self.image.shape, (self.photo.shape, self.image.shape)
+        if self.background_image is not None:
+            assert self.background_image.ndim == 3 and self.background_image.shape[0] == 3, self.background_image.shape
+        if self.plate_image is not None:
+            assert self.plate_image.ndim == 3 and self.plate_image.shape[0] in (3, 4), self.plate_image.shape
         if self.output is not None:
             assert self.output.shape[0] in (3, 4)
             if self.source is None:

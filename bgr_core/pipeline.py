@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from . import loaders, memory
-from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, api_keys_from, as_items, as_request_failed, at_most, group_key,
-                   output_name, scaled, source_name, to_tensor)
+from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, InputMemo, api_keys_from, as_items, as_request_failed, at_most,
+                   group_key, output_name, scaled, source_name, to_tensor)
 from .errors import BGRError, RequestFailed, Unauthorized
 from .frame import Frame
 from .functional.full_resolution import WORK_PIXELS, work_scale
@@ -213,13 +213,12 @@ class Pipeline:
         ``$BGR_WEIGHTS_DIR`` or ``weights/``) and ``segment-anything`` is installed."""
         return "sam" in self.components or loaders.sam_available(self.weights.get("sam"))
 
-    def stages_for(
-        self, request: Request, background: torch.Tensor | None = None, plate: torch.Tensor | None = None
-    ) -> list[Stage]:
+    def stages_for(self, request: Request) -> list[Stage]:
         """The stages serving `request` (`bgr_core.recipe.build_stages`) with this
-        pipeline's components. `background` / `plate` are the decoded custom background and
-        replacement plate, (3, H, W) in [0, 1]. Missing optional weights raise
-        `WeightsNotFound` (a `request_failed` naming the file and where to put it)."""
+        pipeline's components; they serve every request with the same non-image
+        parameters (the request's custom background and plate travel in its Frame).
+        Missing optional weights raise `WeightsNotFound` (a `request_failed` naming the
+        file and where to put it)."""
         return build_stages(
             request,
             segment=self.segment,
@@ -228,8 +227,6 @@ class Pipeline:
             plate_detector=self.components.get("plate_detector"),
             inpainter=lambda: self.components.get("inpainter")
             or loaders.load_sd_inpaint(self.device, self.weights.get("sd_inpaint")),
-            background=background,
-            plate=plate,
             decontaminate=self.decontaminate,
         )
 
@@ -270,7 +267,8 @@ class Pipeline:
         images = as_items(images)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
         runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
-        shared: dict[str, Any] = {}  # background, plate and stages: built once for all batches
+        shared: dict[str, Any] = {}  # the stages: built once for all batches
+        memo = InputMemo()  # the custom background and plate: decoded once for all images
         try:
             pending: deque[Future | tuple] = deque()
             source = iter(images)
@@ -288,7 +286,7 @@ class Pipeline:
                         exhausted = True
                         return
                     item = {**params, "image_file": image}
-                    pending.append(pool.submit(self._prepare, item) if pool else self._prepare(item))
+                    pending.append(pool.submit(self._prepare, item, memo) if pool else self._prepare(item, memo))
 
             def run_batch(batch: list[Future | tuple]) -> list[Future | Result]:
                 prepared = [p.result() if isinstance(p, Future) else p for p in batch]
@@ -326,15 +324,16 @@ class Pipeline:
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def _prepare(self, params: Mapping[str, Any]) -> tuple[Request | None, Frame | BGRError]:
+    def _prepare(self, params: Mapping[str, Any], memo: InputMemo) -> tuple[Request | None, Frame | BGRError]:
         """Authorise, parse and decode one request (thread-safe): the key is checked before
-        anything else, so a caller without one learns nothing about the parameters."""
+        anything else, so a caller without one learns nothing about the parameters.
+        `memo` holds the custom backgrounds and plates this call has decoded."""
         try:
             self._authorize(params)
             if self.unavailable is not None:
                 raise self.unavailable
             request = parse_request(params)
-            return request, self._load(request)
+            return request, self._load(request, memo)
         except BGRError as err:
             return None, err
         except Exception as err:  # a decoder or torch failure while loading must not escape
@@ -342,7 +341,8 @@ class Pipeline:
 
     def _serve(self, param_sets: Sequence[Mapping[str, Any]]) -> Iterator[Result]:
         """Parse, load and run requests that share their non-image parameters."""
-        prepared = [self._prepare(params) for params in param_sets]
+        memo = InputMemo()
+        prepared = [self._prepare(params, memo) for params in param_sets]
         for request, outcome in self._process(prepared, {}):
             yield self._result(request, outcome)
 
@@ -359,8 +359,7 @@ class Pipeline:
                 # batches on other streams wait here for the one that builds the stages
                 with shared.setdefault("lock", threading.Lock()):
                     if "stages" not in shared:
-                        background = self._load_background(request0)
-                        shared["stages"] = self.stages_for(request0, background, self._load_plate(request0))
+                        shared["stages"] = self.stages_for(request0)
                 frames = self.run([f for _, f in ready], shared["stages"])
                 done = {id(src): out for (_, src), out in zip(ready, frames)}
             except BGRError as err:
@@ -382,7 +381,7 @@ class Pipeline:
         if not valid:
             raise Unauthorized("the `key` is missing or not valid for this service")
 
-    def _load(self, request: Request) -> Frame:
+    def _load(self, request: Request, memo: InputMemo) -> Frame:
         start = time.perf_counter()
         array = load_image(request.image, request.image_param, self.limits)
         canvas_w, canvas_h = self._check_output(request, array.shape[:2])
@@ -399,6 +398,12 @@ class Pipeline:
                                work_size=tuple(work.shape[:2]), full_size=(h, w))
             full = array if array.flags.writeable else array.copy()
             frame = frame.replace(source=torch.from_numpy(full).permute(2, 0, 1), photo=frame.image)
+        if request.background == "custom_background":
+            key = memo.key("background", request.background_param, request.background_source, request.output_size)
+            frame.background_image = memo.get(key, lambda: self._load_background(request))
+        if request.plate_replacement == "image":
+            key = memo.key("plate", request.plate_param, request.plate_source)
+            frame.plate_image = memo.get(key, lambda: self._load_plate(request))
         frame.timings["decode"] = (time.perf_counter() - start) * 1000.0
         return frame
 
@@ -412,9 +417,7 @@ class Pipeline:
         check_output_size(w, h, request.extension, self.limits, why)
         return w, h
 
-    def _load_background(self, request: Request) -> torch.Tensor | None:
-        if request.background != "custom_background":
-            return None
+    def _load_background(self, request: Request) -> torch.Tensor:
         array = load_image(request.background_source, request.background_param, self.limits)
         h, w = array.shape[:2]
         scale = work_scale(h * w, BACKGROUND_MAX_PIXELS)
@@ -423,9 +426,7 @@ class Pipeline:
             scale = min(scale, max(out_h / h, out_w / w))
         return to_tensor(scaled(array, scale), self.device)
 
-    def _load_plate(self, request: Request) -> torch.Tensor | None:
-        if request.plate_replacement != "image":
-            return None
+    def _load_plate(self, request: Request) -> torch.Tensor:
         array = load_image(request.plate_source, request.plate_param, self.limits)
         return to_tensor(at_most(array, PLATE_MAX_SIDE), self.device)
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
-
-from .errors import InvalidInput
 from .functional.shadow import shadow_room
 from .request import Request
 from .stages.background import ComposeBackground
@@ -33,17 +30,16 @@ def build_stages(
     sam_available: Callable[[], bool],
     plate_detector: PlateDetector | None = None,
     inpainter: Callable[[], Any] | None = None,
-    background: torch.Tensor | None = None,
-    plate: torch.Tensor | None = None,
     decontaminate: bool = True,
 ) -> list[Stage]:
     """The stages serving `request`.
 
     segment: the matte stage. sam: builds the SAM refinement stage (called only when the
     request uses it: ``refine="sam"``, or ``"auto"`` when `sam_available()`); inpainter:
-    gives the Stable Diffusion pipeline (called only for ``generative_background``);
-    background / plate: the request's decoded custom background and replacement plate,
-    (3, H, W) in [0, 1]. Missing optional weights raise `WeightsNotFound` from `sam` or
+    gives the Stable Diffusion pipeline (called only for ``generative_background``).
+    The request's own images (custom background, replacement plate) are not the stages'
+    business: they travel in each Frame, so one stage list serves every request with the
+    same words. Missing optional weights raise `WeightsNotFound` from `sam` or
     `inpainter`."""
     stages: list[Stage] = [segment]
     if request.refine == "sam" or (request.refine == "auto" and sam_available()):
@@ -51,15 +47,14 @@ def build_stages(
     if request.window_correction != "none":
         stages.append(WindowCorrection(request.window_correction))
     if request.plate_replacement != "none":
-        if request.plate_replacement == "image" and plate is None:
-            raise InvalidInput("`plate_replacement` is 'image' but no plate image was given")
-        stages.append(PlateReplacement(request.plate_replacement, plate, plate_detector))
+        stages.append(PlateReplacement(request.plate_replacement, plate_detector))
     # the shadow is drawn on the laid-out canvas, in the room the layout keeps for it,
     # so that the edge of the original photo never cuts it
     shadow = request.effect == "shadow"
     reserve = shadow_room(request.shadow_softness) if shadow else None
-    stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
-                         aspect=request.aspect_ratio, reserve=reserve))
+    if request.layout != "none" or request.output_size is not None or request.aspect_ratio is not None:
+        stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
+                             aspect=request.aspect_ratio, reserve=reserve))
     if shadow:
         stages.append(Shadow(request.shadow_strength, request.shadow_softness))
     if request.background == "generative_background":
@@ -68,5 +63,5 @@ def build_stages(
         stages.append(GenerativeBackground(inpainter(), prompt=request.background_prompt,
                                            negative_prompt=request.background_negative_prompt, seed=request.seed))
     else:
-        stages.append(ComposeBackground(request.background, background, decontaminate=decontaminate))
+        stages.append(ComposeBackground(request.background, decontaminate=decontaminate))
     return stages

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from bgr_core.frame import Frame
@@ -40,9 +41,23 @@ def test_stage_modes_and_no_change_of_inputs():
     assert white.output.shape == (3, 32, 32) and torch.allclose(white.output[:, :, 0], torch.ones(3, 32))
     clear = ComposeBackground("transparent_background")([frame])[0]
     assert clear.output.shape == (4, 32, 32) and torch.equal(clear.output[3], alpha[0, 0])
-    custom = ComposeBackground("custom_background", torch.zeros(3, 5, 5))([frame])[0]
+    with_background = frame.replace(background_image=torch.zeros(3, 5, 5))
+    custom = ComposeBackground("custom_background")([with_background])[0]
     assert torch.allclose(custom.output[:, :, 0], torch.zeros(3, 32))
     assert frame.output is None and torch.equal(frame.image, image[0])  # input frame untouched
+    with pytest.raises(ValueError, match="background_image"):  # custom needs the frame's own background
+        ComposeBackground("custom_background")([frame])
+
+
+def test_one_stage_serves_frames_with_different_backgrounds():
+    image, alpha, _ = _edge_scene(32)
+    frame = Frame(image=image[0].clone(), alpha=torch.ones_like(alpha[0]) * 0.0)
+    red, blue = torch.zeros(3, 4, 4), torch.zeros(3, 8, 2)
+    red[0], blue[2] = 1.0, 1.0
+    stage = ComposeBackground("custom_background")
+    out = stage([frame.replace(background_image=red), frame.replace(background_image=blue)])
+    assert torch.allclose(out[0].output, red[:, :1, :1].expand(3, 32, 32))
+    assert torch.allclose(out[1].output, blue[:, :1, :1].expand(3, 32, 32))
 
 
 def test_shadow_darkens_white_and_adds_alpha_to_transparent():

@@ -11,11 +11,37 @@ def test_output_names_are_safe_and_unguessable():
     assert a != b and "/" not in a and a.endswith(".png") and len(a.split("-")[-1]) == len("0" * 24) + 4
 
 
-def test_requests_group_by_everything_but_image_and_key():
+def test_requests_group_by_everything_but_their_images_and_key():
     one = {"image_file": b"a", "key": "k1", "layout": "center", "background_file": np.zeros(3)}
-    two = {"image_file": b"b", "key": "k2", "layout": "center", "background_file": one["background_file"]}
-    assert edge.group_key(one) == edge.group_key(two)
+    two = {"image_file": b"b", "key": "k2", "layout": "center", "background_file": np.ones(3),
+           "plate_base64": "eA=="}
+    assert edge.group_key(one) == edge.group_key(two)  # the images travel in each Frame
     assert edge.group_key(one) != edge.group_key({**two, "layout": "crop"})
+
+
+def test_input_memo_decodes_a_source_once_and_keeps_its_error():
+    from bgr_core.errors import InvalidInput
+
+    memo, calls = edge.InputMemo(), []
+    shared = object()  # e.g. one file object for every image of a call
+
+    def load():
+        calls.append(1)
+        return len(calls)
+
+    assert memo.get(memo.key("background", shared), load) == 1
+    assert memo.get(memo.key("background", shared), load) == 1 and calls == [1]
+    assert memo.get(memo.key("background", b"other"), load) == 2
+    assert memo.key("plate", "same text") == memo.key("plate", "same text")
+
+    def bad():
+        calls.append(1)
+        raise InvalidInput("cannot decode")
+
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="cannot decode"):
+            memo.get(memo.key("plate", b"broken"), bad)
+    assert len(calls) == 3
 
 
 def test_keys_never_fail_open(monkeypatch):

@@ -29,7 +29,7 @@ def test_stage_overlays_the_replacement_and_sets_plates():
     logo = torch.zeros(3, 40, 160)
     logo[2] = 1.0  # blue: easy to find
     before = frame.image.clone()
-    (out,) = PlateReplacement("image", logo)([frame])
+    (out,) = PlateReplacement("image")([frame.replace(plate_image=logo)])
     assert torch.equal(frame.image, before), "the input frame is not mutated"
     assert out.plates.shape == (1, 4, 2) and out.plates.dtype == torch.float32
     assert corner_error(out.plates[0].numpy(), quad) < 3.0
@@ -44,7 +44,7 @@ def test_stage_overlays_the_replacement_and_sets_plates():
     assert inside[ys.numpy(), xs.numpy()].mean() > 0.98, "the replacement lands inside the plate's outline"
     pw, ph = np.ptp(quad[:, 0]), np.ptp(quad[:, 1])
     assert np.abs(outline - quad).max(0)[0] <= 0.1 * pw + 2 and np.abs(outline - quad).max(0)[1] <= 0.3 * ph + 2
-    plain = PlateReplacement("image", logo, cover_border=False)([frame])[0]
+    plain = PlateReplacement("image", cover_border=False)([frame.replace(plate_image=logo)])[0]
     assert torch.equal(plain.meta["plate_outlines"], plain.plates)
 
 
@@ -85,11 +85,12 @@ def test_stage_passes_error_frames_through():
 
 def test_stage_validates_its_arguments():
     with pytest.raises(ValueError):
-        PlateReplacement("image")
-    with pytest.raises(ValueError):
-        PlateReplacement("image", torch.rand(2, 10, 10))
-    with pytest.raises(ValueError):
-        PlateReplacement("logo", torch.rand(3, 10, 10))
+        PlateReplacement("logo")
+    frame, _ = scene_frame(2)
+    with pytest.raises(ValueError, match="plate_image"):  # the plate is the frame's, per request
+        PlateReplacement("image")([frame])
+    with pytest.raises(ValueError, match="plate_image"):
+        PlateReplacement("image")([frame.replace(plate_image=torch.rand(2, 10, 10))])
     with pytest.raises(TypeError):
         PlateReplacement("blank", detector=object())
 
@@ -113,7 +114,7 @@ def test_real_photo_car2_replacement_stays_on_the_plate(car2):
     frame = Frame(image=car2, box=CAR2_BOX)
     logo = torch.ones(3, 110, 520)
     logo[:, 20:90, 20:90] = torch.tensor([0.8, 0.1, 0.1]).view(3, 1, 1)
-    (out,) = PlateReplacement("image", logo)([frame])
+    (out,) = PlateReplacement("image")([frame.replace(plate_image=logo)])
     assert out.plates.shape == (1, 4, 2)
     changed = (out.image - car2).abs().amax(0) > 0
     ys, xs = torch.nonzero(changed, as_tuple=True)

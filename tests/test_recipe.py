@@ -1,8 +1,5 @@
 """`bgr_core.recipe.build_stages`: which stages serve a request, in order."""
 
-import pytest
-
-from bgr_core.errors import InvalidInput
 from bgr_core.recipe import build_stages
 from bgr_core.request import parse_request
 
@@ -23,14 +20,15 @@ def _names(params, **kw):
 
 
 def test_default_order():
-    assert _names({}) == ["segment", "windows", "layout", "shadow", "background"]
+    assert _names({}) == ["segment", "windows", "shadow", "background"]  # layout none: nothing to move
 
 
 def test_everything_on_and_off():
     on = _names({"refine": "sam", "plate_replacement": "blank", "layout": "center"})
     assert on == ["segment", "sam", "windows", "plates", "layout", "shadow", "background"]
     off = _names({"window_correction": "none", "effect": "none"})
-    assert off == ["segment", "layout", "background"]
+    assert off == ["segment", "background"]
+    assert _names({"output_size": "300x200", "effect": "none"}) == ["segment", "windows", "layout", "background"]
 
 
 def test_auto_uses_sam_only_when_available_and_builds_it_only_then():
@@ -47,6 +45,9 @@ def test_auto_uses_sam_only_when_available_and_builds_it_only_then():
     assert [s.name for s in stages][:2] == ["segment", "sam"] and built == [1]
 
 
-def test_image_plate_needs_the_plate():
-    with pytest.raises(InvalidInput, match="no plate image"):
-        _names({"plate_replacement": "image", "plate_base64": "eA=="})
+def test_request_images_are_not_the_recipes_business():
+    """The custom background and plate travel in each Frame: the recipe builds the same
+    stages whatever images a request brings, without them."""
+    names = _names({"background": "custom_background", "background_file": b"bg",
+                    "plate_replacement": "image", "plate_base64": "eA=="})
+    assert names == ["segment", "windows", "plates", "shadow", "background"]

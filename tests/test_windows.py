@@ -168,12 +168,9 @@ def test_strength_and_opacity(scene):
     assert torch.equal(opaque.alpha, frame.alpha)
 
 
-def test_none_returns_the_frames_unchanged(scene):
-    frame, _, _ = scene
-    stage = WindowCorrection("none")
-    once = stage([frame])
-    twice = stage(once)
-    assert once[0] is frame and twice[0] is frame and frame.glass is None
+def test_off_is_not_a_mode_of_the_stage():
+    with pytest.raises(ValueError, match="leave the stage out"):  # the recipe leaves it out
+        WindowCorrection("none")
 
 
 def test_inputs_are_not_mutated(scene):
@@ -231,7 +228,7 @@ def test_followed_by_compose_background(scene, tinted, see_through):
     assert float(clear_tint[3, core].min()) > 0.99  # tinted glass stays opaque
     green = torch.zeros(3, 4, 4)
     green[1] = 1.0
-    custom = ComposeBackground("custom_background", green)([see_through])[0].output
+    custom = ComposeBackground("custom_background")([see_through.replace(background_image=green)])[0].output
     glass_px = custom[:, see_through.glass[0] >= 0.99]
     assert float(glass_px[1].mean()) > float(glass_px[0].mean()) + 0.3  # the new background shows through
 
@@ -290,7 +287,7 @@ def test_see_through_shows_the_custom_background_pattern_and_leaves_pillars_alon
     stripes = (((xs + ys) // 6) % 2).float()
     bg = torch.stack([0.9 * stripes, 0.2 + 0.0 * stripes, 0.9 * (1 - stripes)])
     out = WindowCorrection("see_through")([frame])[0]
-    composed = ComposeBackground("custom_background", bg)([out])[0].output
+    composed = ComposeBackground("custom_background")([out.replace(background_image=bg)])[0].output
     core = (out.glass[0] >= 0.99) & truth[0]
     seen = composed[0, core] - composed[2, core]
     pattern = bg[0, core] - bg[2, core]
@@ -345,12 +342,6 @@ def test_real_photo_trees_through_the_windows():
     # the glass is darker and plainer than the trees were
     assert float(out.image[:, marked].mean()) < float(image[:, marked].mean())
     _unchanged_outside(frame, out)
-
-
-def test_none_changes_nothing(scene):
-    frame, _, _ = scene
-    out = WindowCorrection("none")([frame])[0]
-    assert out is frame and out.glass is None
 
 
 def test_the_cue_model_loads_strictly_from_its_file(tmp_path):

@@ -87,18 +87,23 @@ def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray 
 BACKGROUND_MODES = COMPOSED_BACKGROUNDS  # the API's words
 
 
+def _as_uint8(background: torch.Tensor) -> np.ndarray:
+    """(3, h, w) float in [0, 1] → (h, w, 3) uint8 on the CPU: the decoded custom
+    background's own values (it was made from uint8 / 255)."""
+    return background.detach().float().clamp(0, 1).mul(255).add(0.5).byte().cpu().permute(1, 2, 0).contiguous().numpy()
+
+
 class ComposeBackground(FrameStage):
     """Compose each frame's vehicle over a new background into ``Frame.output``.
 
     Args:
         mode: the API's word: ``"white_background"`` (RGB), ``"transparent_background"``
-            (RGBA with the soft matte as alpha) or ``"custom_background"`` (RGB over
-            `background`, scaled to cover the canvas, centre-cropped).
-        background: (3, h, w) in [0, 1], any size, for ``"custom_background"``.
+            (RGBA with the soft matte as alpha) or ``"custom_background"`` (RGB over the
+            frame's ``background_image``, scaled to cover the canvas, centre-cropped).
         decontaminate: estimate the vehicle's own colours in the soft edge so no halo of
             the old background remains (blur fusion); off uses the raw pixels.
 
-    Reads ``image``, ``alpha`` and, when present, ``shadow`` (darkens the background,
+    Reads ``image``, ``alpha``, ``background_image`` (custom) and, when present, ``shadow`` (darkens the background,
     or adds to the alpha of transparent output). Frames with ``error`` pass through.
     A frame at the working resolution (``source`` set) gets its output at full size,
     uint8, from `compose_full_size`.
@@ -106,15 +111,11 @@ class ComposeBackground(FrameStage):
 
     name = "background"
 
-    def __init__(self, mode: str = "white_background", background: torch.Tensor | None = None, decontaminate: bool = True):
+    def __init__(self, mode: str = "white_background", decontaminate: bool = True):
         if mode not in BACKGROUND_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(BACKGROUND_MODES)} but is '{mode}'")
-        if mode == "custom_background" and (background is None or background.ndim != 3 or background.shape[0] != 3):
-            raise ValueError("`background` must be a (3, h, w) tensor for mode 'custom_background'")
         self.mode = mode
-        self.background = background
         self.decontaminate = decontaminate
-        self._background_uint8: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return f"ComposeBackground(mode={self.mode!r}, decontaminate={self.decontaminate})"
@@ -122,8 +123,11 @@ class ComposeBackground(FrameStage):
     def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
             raise ValueError("ComposeBackground needs `alpha` on the frame: run the segment stage first")
+        custom = frame.background_image
+        if self.mode == "custom_background" and (custom is None or custom.ndim != 3 or custom.shape[0] != 3):
+            raise ValueError("'custom_background' needs the frame's `background_image`, a (3, h, w) tensor")
         if frame.source is not None:  # at the working resolution: the output at full size
-            background = self._custom_uint8() if self.mode == "custom_background" else self.mode
+            background = _as_uint8(custom) if self.mode == "custom_background" else self.mode
             return frame.replace(output=compose_full_size(frame, background, self.decontaminate))
         image, alpha = frame.image[None], frame.alpha[None].to(frame.image.dtype)
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
@@ -136,15 +140,8 @@ class ComposeBackground(FrameStage):
             if self.mode == "white_background":
                 bg = torch.ones_like(image)
             else:
-                bg = cover_resize(self.background[None].to(image), frame.size)
+                bg = cover_resize(custom[None].to(image), frame.size)
             if shadow is not None:
                 bg = bg * (1.0 - shadow)
             output = composite(fg, alpha, bg)
         return frame.replace(output=output[0].clamp(0.0, 1.0))
-
-    def _custom_uint8(self) -> np.ndarray:
-        """The custom background as (h, w, 3) uint8 on the CPU, made once."""
-        if self._background_uint8 is None:
-            bg = self.background.detach().float().clamp(0, 1).mul(255).add(0.5).byte().cpu()
-            self._background_uint8 = bg.permute(1, 2, 0).contiguous().numpy()
-        return self._background_uint8

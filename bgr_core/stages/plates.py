@@ -62,9 +62,9 @@ class PlateReplacement(FrameStage):
     """Find licence plates and cover them (``plate_replacement=image|blank``).
 
     Args:
-        mode: ``"image"`` (cover each plate with `plate`, a (3|4, h, w) float image in
-            [0, 1]) or ``"blank"`` (a clean plate of the plate's colour, no text).
-        plate: the replacement image for ``mode="image"``.
+        mode: ``"image"`` (cover each plate with the frame's ``plate_image``, a (3|4, h, w)
+            float image in [0, 1]) or ``"blank"`` (a clean plate of the plate's colour, no
+            text).
         detector: a `PlateDetector`; default `ContourPlateDetector()`.
         min_score: detections below this score are ignored.
         fill: colour of the letterbox bars around a replacement of another aspect ratio:
@@ -86,7 +86,6 @@ class PlateReplacement(FrameStage):
     def __init__(
         self,
         mode: str = "image",
-        plate: Tensor | None = None,
         detector: PlateDetector | None = None,
         min_score: float = 0.3,
         *,
@@ -96,15 +95,7 @@ class PlateReplacement(FrameStage):
     ):
         if mode not in ("image", "blank"):
             raise ValueError(f"`mode` must be 'image' or 'blank' but is {mode!r}")
-        if mode == "image":
-            if plate is None:
-                raise ValueError("`plate` (a (3|4, h, w) image) is required with mode='image'")
-            if not isinstance(plate, Tensor) or plate.ndim != 3 or plate.shape[0] not in (3, 4):
-                raise ValueError(f"`plate` must be a (3|4, h, w) tensor but is {getattr(plate, 'shape', type(plate))}")
-            if min(plate.shape[-2:]) < 1:
-                raise ValueError("`plate` is empty")
         self.mode = mode
-        self.plate = plate.float() if (plate is not None and not plate.is_floating_point()) else plate
         if detector is None:
             from .plate_detectors import ContourPlateDetector
 
@@ -121,6 +112,7 @@ class PlateReplacement(FrameStage):
         return f"PlateReplacement(mode={self.mode!r}, detector={self.detector!r}, min_score={self.min_score})"
 
     def process(self, frame: Frame) -> Frame:
+        plate = _replacement(frame) if self.mode == "image" else None
         detections = [d for d in self.detector.detect(frame.image, frame.alpha, frame.box) if d.score >= self.min_score]
         detections.sort(key=lambda d: -d.score)
         dev = frame.device
@@ -131,18 +123,30 @@ class PlateReplacement(FrameStage):
             return new
         quads = torch.stack([order_quad(d.quad.float()) for d in detections]).to(dev)
         image = frame.image
-        plate = self.plate.to(dev) if self.plate is not None else None
+        plate = plate.to(dev) if plate is not None else None
         outlines = []
         for quad in quads:
             # the outline is found on the photo as it was, not on a plate already drawn
             outline = outer_border(frame.image, quad).to(quad) if self.cover_border else quad
             outlines.append(outline)
-            image, _ = overlay_plate(image, outline, plate if self.mode == "image" else None, fill=self.fill,
+            image, _ = overlay_plate(image, outline, plate, fill=self.fill,
                                      match=self.match, colour_quad=quad)
         new = frame.replace(image=image, plates=quads)
         new.meta["plate_outlines"] = torch.stack(outlines)
         new.meta["plate_scores"] = [d.score for d in detections]
         return new
+
+
+def _replacement(frame: Frame) -> Tensor:
+    """The frame's replacement plate, checked: (3|4, h, w) float."""
+    plate = frame.plate_image
+    if plate is None:
+        raise ValueError("plate replacement 'image' needs the frame's `plate_image` (a (3|4, h, w) image)")
+    if not isinstance(plate, Tensor) or plate.ndim != 3 or plate.shape[0] not in (3, 4):
+        raise ValueError(f"`plate_image` must be a (3|4, h, w) tensor but is {getattr(plate, 'shape', type(plate))}")
+    if min(plate.shape[-2:]) < 1:
+        raise ValueError("`plate_image` is empty")
+    return plate if plate.is_floating_point() else plate.float()
 
 
 def __getattr__(name: str):

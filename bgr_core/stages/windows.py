@@ -7,7 +7,6 @@ The pure pieces live in `bgr_core.functional.glass`.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import torch
 
@@ -19,7 +18,10 @@ from ..functional import glass_finish as GF
 from ..models.glass_cues import GlassCueNet
 from .base import FrameStage
 
-__all__ = ["WindowCorrection", "WINDOW_MODES"]
+__all__ = ["WindowCorrection", "WINDOW_MODES", "MODES"]
+
+# the stage's modes: the API's words but "none" (off is the recipe's business)
+MODES = tuple(m for m in WINDOW_MODES if m != "none")
 
 # structure kept where the glass shows the outside world, as a share of `interior`
 _OUTSIDE_DETAIL = 1 / 3
@@ -44,7 +46,7 @@ class WindowCorrection(FrameStage):
             stands in front of the new background), so a background composited later
             shows through the windows, dimmed by the tinted glass (transparent output:
             the glass alpha carries it).
-            ``"none"``: no glass is computed; nothing changes.
+            The API's ``"none"`` is not a mode: the recipe leaves the stage out.
         strength: how much of the glass colour is replaced by the tone, in [0, 1].
         interior: contrast of the interior's structure kept under the tint, in [0, 1]
             (0: one even tone on all the glass).
@@ -77,8 +79,8 @@ class WindowCorrection(FrameStage):
         refine: bool = True,
         cues: GlassCueNet | None = None,
     ) -> None:
-        if mode not in WINDOW_MODES:
-            raise ValueError(f"`mode` must be one of {', '.join(WINDOW_MODES)} but is '{mode}'")
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(MODES)} but is '{mode}' (off: leave the stage out)")
         for name, value in (("strength", strength), ("interior", interior), ("opacity", opacity)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1] but is {value}")
@@ -96,21 +98,14 @@ class WindowCorrection(FrameStage):
         self.fill_alpha = bool(fill_alpha)
         self.work_size = int(work_size)
         self.refine = bool(refine)
-        # the glass cue model (weights/glass_cues.safetensors unless given); "none" needs none
-        self.cues = None
-        if mode != "none":
-            self.cues = (cues if cues is not None else loaders.load_glass_cues()).numpy_params()
+        # the glass cue model (weights/glass_cues.safetensors unless given)
+        self.cues = (cues if cues is not None else loaders.load_glass_cues()).numpy_params()
 
     def __repr__(self) -> str:
         return (
             f"WindowCorrection(mode={self.mode!r}, strength={self.strength}, "
             f"interior={self.interior}, opacity={self.opacity})"
         )
-
-    def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
-        if self.mode == "none":  # off: not even the glass is computed
-            return list(frames)
-        return super().__call__(frames)
 
     def process(self, frame: Frame) -> Frame:
         if frame.alpha is None:
