@@ -8,14 +8,16 @@ Conventions (kornia / torchvision style):
 - ``box`` is (4,) XYXY in pixels, origin at the top-left corner, x to the right;
   ``plates`` is (N, 4, 2) points (x, y) clockwise from top-left;
 - ``output`` is (3, H, W) RGB or (4, H, W) RGBA, the composed result;
-- ``source`` / ``photo``: set by the pipeline when the photo or its output canvas is
-  larger than the working resolution (`bgr_core.functional.full_resolution.WORK_PIXELS`):
-  ``source`` is the full-resolution photo (3, H0, W0) uint8 on the CPU, ``image`` a
-  reduced working copy, and ``photo`` the working copy as the stages found it (windows
-  and plates draw into ``image``, never into ``photo``; the layout moves both). Every
-  layer and coordinate then refers to the working canvas; the background stage makes
-  ``output`` at the full size ``meta["full_size"]`` (H, W) as uint8, the only thing
-  ever held at that size;
+- ``photo``: the photo as the pipeline decoded it, (3, Hp, Wp): windows and plates draw
+  into ``image``, never into ``photo``, and the layout does not move it
+  (``meta["placement"]`` maps it onto the canvas). The pipeline sets it to the very
+  tensor it starts ``image`` with, so keeping it costs nothing;
+- ``source``: set by the pipeline when the photo or its output canvas is larger than the
+  working resolution (`bgr_core.functional.full_resolution.WORK_PIXELS`): the
+  full-resolution photo (3, H0, W0) uint8 on the CPU, with ``image`` and ``photo`` a
+  reduced working copy. Every layer and coordinate then refers to the working canvas;
+  the background stage makes ``output`` at the full size ``meta["full_size"]`` (H, W) as
+  uint8, the only thing ever held at that size;
 - ``background_image`` / ``plate_image``: the request's own inputs, (3, Hb, Wb) and
   (3|4, Hp, Wp) float in [0, 1]: the custom background and the replacement plate. They
   are not layers of the canvas (no stage moves them); frames of one call that share an
@@ -106,7 +108,7 @@ class Frame:
         if self.plates is not None:
             assert self.plates.ndim == 3 and self.plates.shape[1:] == (4, 2), self.plates.shape
         if self.photo is not None:
-            assert self.photo.shape == self.image.shape, (self.photo.shape, self.image.shape)
+            assert self.photo.ndim == 3 and self.photo.shape[0] == 3, self.photo.shape
         if self.background_image is not None:
             assert self.background_image.ndim == 3 and self.background_image.shape[0] == 3, self.background_image.shape
         if self.plate_image is not None:

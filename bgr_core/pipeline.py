@@ -233,8 +233,10 @@ class Pipeline:
     # -- running ------------------------------------------------------------------------
 
     def frame(self, array: np.ndarray, **meta: Any) -> Frame:
-        """A Frame on this pipeline's device from an (H, W, 3) uint8 RGB array."""
-        return Frame(image=to_tensor(array, self.device), meta=dict(meta))
+        """A Frame on this pipeline's device from an (H, W, 3) uint8 RGB array (``image``
+        and ``photo`` the same tensor)."""
+        image = to_tensor(array, self.device)
+        return Frame(image=image, photo=image, meta=dict(meta))
 
     def run(self, frames: Sequence[Frame], stages: Sequence[Stage]) -> list[Frame]:
         """Run `stages` over `frames` in batches of `effective_batch_size`, order kept
@@ -397,7 +399,7 @@ class Pipeline:
             frame = self.frame(work, source=name, work_scale=zoom, work_pixels=cap, source_size=(h, w),
                                work_size=tuple(work.shape[:2]), full_size=(h, w))
             full = array if array.flags.writeable else array.copy()
-            frame = frame.replace(source=torch.from_numpy(full).permute(2, 0, 1), photo=frame.image)
+            frame = frame.replace(source=torch.from_numpy(full).permute(2, 0, 1))
         if request.background == "custom_background":
             key = memo.key("background", request.background_param, request.background_source, request.output_size)
             frame.background_image = memo.get(key, lambda: self._load_background(request))

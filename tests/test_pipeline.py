@@ -56,3 +56,16 @@ def test_a_bad_background_is_that_requests_error(fast_pipeline):
     bad = {**good, "background_file": b"not an image"}
     ok, failed = fast_pipeline.remove_background_many([good, bad])
     assert ok.ok and failed.error == "invalid_input" and "background_file" in failed.error_description
+
+
+def test_the_frame_keeps_the_photo_as_decoded(fast_pipeline):
+    """Windows and plates draw into `image` and the layout moves it; `photo` stays the
+    decoded photo, whatever ran."""
+    scene = synthetic_car_scene(120, 160, 7)
+    result = fast_pipeline.remove_background(image_file=scene.image, layout="center", output_size="300x200",
+                                             plate_replacement="blank")
+    assert result.ok, result.error_description
+    frame = result.frame
+    decoded = np.asarray(frame.photo.permute(1, 2, 0).mul(255).round().byte())
+    assert np.array_equal(decoded, scene.image)
+    assert frame.size == (200, 300) and frame.photo.shape[-2:] == (120, 160)

@@ -10,6 +10,7 @@ import torch
 from ..frame import Frame
 from ..vocabulary import COMPOSED_BACKGROUNDS
 from ..functional.compose import composite, cover_resize, estimate_foreground, shadow_into_alpha
+from ..functional.geometry import Placement, place_layer
 from ..functional.full_resolution import Affine1D, area_reduced, compose_full, edit_keep, guided_layers
 from .base import FrameStage
 
@@ -67,6 +68,8 @@ def compose_full_size(frame: Frame, background: str | torch.Tensor | np.ndarray 
         background = {"white_background": "white", "transparent_background": "transparent"}[background]
     image, alpha = frame.image, frame.alpha.to(frame.image.dtype).clamp(0, 1)
     photo = frame.photo if frame.photo is not None else image
+    if "placement" in frame.meta and frame.photo is not None:  # the photo as decoded, onto the canvas
+        photo = place_layer(photo[None], Placement(**frame.meta["placement"]))[0]
     fg = estimate_foreground(image[None], alpha[None])[0] if decontaminate else image
     keep = edit_keep(photo, image, frame.glass, alpha)
     layers = guided_layers(photo, alpha, fg, keep).cpu()

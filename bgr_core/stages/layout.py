@@ -17,7 +17,7 @@ from .base import Stage
 __all__ = ["Layout", "LAYOUT_MODES", "parse_aspect", "canvas_bound"]
 
 LAYOUT_MODES = LAYOUTS  # the API's words
-_LAYERS = ("image", "photo", "alpha", "glass", "shadow", "output")
+_LAYERS = ("image", "alpha", "glass", "shadow", "output")  # not `photo`: it stays as decoded
 
 
 def parse_aspect(aspect: str | float | tuple[int, int] | None) -> float | None:
