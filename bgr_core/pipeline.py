@@ -12,8 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -30,7 +28,7 @@ from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
 from .recipe import build_stages
 from .result import Result
-from .runner import run_stages
+from .runner import run_stages, stream_batches
 from .stages.base import Stage
 from .stages.layout import canvas_bound, parse_aspect
 from .stages.refine_sam import SamRefine
@@ -266,51 +264,18 @@ class Pipeline:
         models run on this one. Memory stays bounded by the batch size (about three
         batches in flight: decoding, running, encoding), never by the number of images.
         """
-        images = as_items(images)
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bgr-io") if self.workers else None
-        runners = ThreadPoolExecutor(self.streams, thread_name_prefix="bgr-run") if self.streams > 1 else None
-        shared: dict[str, Any] = {}  # the stages: built once for all batches
         memo = InputMemo()  # the custom background and plate: decoded once for all images
-        try:
-            pending: deque[Future | tuple] = deque()
-            source = iter(images)
-            exhausted = False
-            # batches being run or encoded, oldest first: up to `streams` + 1, so with one
-            # stream (run on this thread) a batch runs while the previous one encodes
-            running: deque[Future | list] = deque()
-
-            def fill() -> None:
-                nonlocal exhausted
-                while not exhausted and len(pending) < 2 * self.batch_size:
-                    try:
-                        image = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        return
-                    item = {**params, "image_file": image}
-                    pending.append(pool.submit(self._prepare, item, memo) if pool else self._prepare(item, memo))
-
-            def run_batch(batch: list[Future | tuple]) -> list[Future | Result]:
-                prepared = [p.result() if isinstance(p, Future) else p for p in batch]
-                return [
-                    pool.submit(self._result, r, o) if pool and self.output_dir is not None else self._result(r, o)
-                    for r, o in self._process(prepared, shared)
-                ]
-
-            fill()
-            while pending or running:
-                while pending and len(running) <= self.streams:
-                    batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
-                    fill()  # the next batch decodes while this one runs
-                    running.append(runners.submit(run_batch, batch) if runners else run_batch(batch))
-                if len(running) > 1 or not pending:
-                    done = running.popleft()
-                    results = done.result() if isinstance(done, Future) else done
-                    yield from (r.result() if isinstance(r, Future) else r for r in results)
-        finally:
-            for executor in (runners, pool):
-                if executor is not None:
-                    executor.shutdown(wait=True, cancel_futures=True)
+        shared: dict[str, Any] = {}  # the stages: built once for all batches
+        yield from stream_batches(
+            ({**params, "image_file": image} for image in as_items(images)),
+            prepare=lambda item: self._prepare(item, memo),
+            run=lambda prepared: self._process(prepared, shared),
+            finish=lambda outcome: self._result(*outcome),
+            batch_size=self.batch_size,
+            workers=self.workers,
+            streams=self.streams,
+            finish_on_workers=self.output_dir is not None,
+        )
 
     def remove_background_many(self, param_sets: Sequence[Mapping[str, Any]]) -> list[Result]:
         """Independent requests (each its own parameters, as `remove_background` takes

@@ -42,3 +42,30 @@ def test_out_of_memory_halves_the_batch_and_retries():
 def test_out_of_memory_on_one_frame_is_raised():
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run_stages(_frames(1), [Stage(fail_above=0)], lambda: 1, lambda s: None)
+
+
+@pytest.mark.parametrize("workers,streams", [(0, 1), (2, 1), (2, 2), (0, 3)])
+def test_stream_keeps_order_and_bounds_what_is_in_flight(workers, streams):
+    import threading
+
+    from bgr_core.runner import stream_batches
+
+    lock, state = threading.Lock(), {"prepared": 0, "finished": 0, "most_ahead": 0}
+
+    def prepare(i):
+        with lock:
+            state["prepared"] += 1
+            state["most_ahead"] = max(state["most_ahead"], state["prepared"] - state["finished"])
+        return i * 10
+
+    def finish(r):
+        with lock:
+            state["finished"] += 1
+        return r + 1
+
+    items = iter(range(50))  # a one-pass iterator: read as the stream goes
+    out = list(stream_batches(items, prepare, lambda batch: [p for p in batch], finish, batch_size=4,
+                              workers=workers, streams=streams, finish_on_workers=workers > 0))
+    assert out == [i * 10 + 1 for i in range(50)]
+    # waiting prepared (2 batches) plus the batches running or finishing: never the whole input
+    assert state["most_ahead"] <= 2 * 4 + (streams + 1) * 4
