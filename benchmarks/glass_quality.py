@@ -1,7 +1,7 @@
 """Window-glass detection on the Car Parts photos (``../shared/data/carparts``).
 
     python benchmarks/glass_quality.py [--data ../shared/data] [--limit N] [--worst K]
-                                       [--cache DIR] [--device cpu] [--fit OUT.safetensors]
+                                       [--cache DIR] [--device cpu]
 
 For every photo with a labelled ``front_glass`` or ``back_glass`` it runs the matte
 stage (`VehicleMatte`, or the raw U2NetP net upsampled bilinearly when that stage
@@ -20,8 +20,7 @@ the worst photos and the detector's CPU time per photo. ``--cache`` keeps the ma
 (``.npz`` per photo) so that reruns only time the detector.
 
 `glass_recall`, `glass_outside_share` and `glass_counts` can be imported by other
-scripts; ``--fit OUT.safetensors`` redoes the calibration (the shipped file's metadata says on
-what) and writes a weights file like ``weights/glass_cues.safetensors``.
+scripts; `tools/fit_glass_cues.py` redoes the calibration with this file's label readers.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgr_core.functional import glass as G  # noqa: E402
-from bgr_core.functional import matte as M  # noqa: E402
 from bgr_core.loaders import load_glass_cues  # noqa: E402
 
 CUES = load_glass_cues().numpy_params()
@@ -243,87 +241,6 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-# -- calibration -----------------------------------------------------------------------
-
-
-def _door_windows(ann: Annotation, top: float = 0.35, bottom: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """The top `top` share (side window) and the part below `bottom` of each door polygon."""
-    up = np.zeros((ann.height, ann.width), bool)
-    low = np.zeros_like(up)
-    rows = np.arange(ann.height)[:, None]
-    for name, polygons in ann.parts:
-        if name.endswith("_door"):
-            for poly in polygons:
-                if len(poly) < 6:
-                    continue
-                pts = np.asarray(poly, np.float64).reshape(-1, 2)
-                m = np.zeros_like(up, np.uint8)
-                cv2.fillPoly(m, [pts.round().astype(np.int32)], 1)
-                y0, y1 = pts[:, 1].min(), pts[:, 1].max()
-                up |= (m > 0) & (rows < y0 + top * (y1 - y0))
-                low |= (m > 0) & (rows > y0 + bottom * (y1 - y0))
-    return up, low
-
-
-def fit(args: argparse.Namespace) -> None:
-    """Redo the cue calibration of `glass_probability` on the photos with an odd id."""
-    carparts = Path(args.data) / "carparts"
-    anns = [a for a in load_annotations(carparts) if a.has_glass and a.image_id % 2 == 1]
-    matte_fn, _ = make_matte(args.device)
-    cache = Path(args.cache) if args.cache else None
-    rng = np.random.default_rng(0)
-    xs, ys = [], []
-    for ann in anns[: args.limit or None]:
-        image = load_image(carparts / ann.file, args.device)
-        cached = cache / (Path(ann.file).stem + ".npz") if cache else None
-        if cached and cached.is_file():
-            alpha = torch.from_numpy(np.load(cached)["alpha"]).float()[None] / 255
-        else:
-            alpha = matte_fn(image)
-            if alpha is None:
-                continue
-        truth, allowed = ann.glass, ann.allowed
-        up, low = _door_windows(ann)
-        for rgb, aw, (y0, y1, x0, x1) in G.vehicle_crops(image, alpha.to(image.device), G.WORK_SIZE):
-            inside = aw > 0.5
-            if inside.sum() < 64:
-                continue
-            support = M.fill_holes(inside, max_frac=math.inf)
-            feats, r = G.glass_features(rgb, support)
-
-            def small(m: np.ndarray) -> np.ndarray:
-                return cv2.resize(m[y0:y1, x0:x1].astype(np.uint8), rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
-
-            pos = small(truth | up)
-            domain = support & (r < G.BAND) & (~(small(allowed) & ~pos) | small(low))
-            idx = np.flatnonzero(domain.ravel())
-            if len(idx) > 4000:
-                idx = rng.choice(idx, 4000, replace=False)
-            xs.append(feats.reshape(-1, feats.shape[-1])[idx])
-            ys.append(pos.ravel()[idx])
-    x = torch.from_numpy(np.concatenate(xs)).float()
-    y = torch.from_numpy(np.concatenate(ys)).float()
-    torch.manual_seed(0)
-    torch.set_grad_enabled(True)
-    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
-    opt = torch.optim.LBFGS(model.parameters(), max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
-        loss = loss + 1e-4 * sum((p**2).sum() for p in model.parameters())
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    from safetensors.torch import save_file
-
-    state = {"hidden.weight": model[0].weight.detach().contiguous(), "hidden.bias": model[0].bias.detach().contiguous(),
-             "out.weight": model[2].weight.detach().contiguous(), "out.bias": model[2].bias.detach().contiguous()}
-    save_file(state, str(args.fit), metadata={"fitted_by": "python benchmarks/glass_quality.py --fit " + str(args.fit)})
-    print(f"fitted on {len(x)} pixels of {len(anns)} photos; weights in {args.fit}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -332,12 +249,7 @@ def main() -> None:
     parser.add_argument("--cache", default="", help="folder for the mattes (reused on reruns)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--fit", default="", help="redo the cue calibration, write the weights here")
-    args = parser.parse_args()
-    if args.fit:
-        fit(args)
-    else:
-        run(args)
+    run(parser.parse_args())
 
 
 if __name__ == "__main__":

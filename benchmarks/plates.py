@@ -2,7 +2,6 @@
 
     python benchmarks/plates.py [--data ../shared/data] [--matte segment|none] [--sets carparts,openalpr,alpr]
                                 [--cache DIR] [--show N] [--scorer learned|logistic|PATH]
-                                [--fit [--table T.npz] [--lam L]]
 
 For each set it prints recall (a labelled plate counts as found when a detection
 overlaps it with quad IoU >= 0.5, computed with ``cv2.intersectConvexConvex``), false
@@ -27,17 +26,15 @@ The detector sees what the pipeline gives it: the vehicle matte and box of the
 (``--matte none``).
 
 The detector is `ContourPlateDetector` with the shipped learned re-scorer of its
-candidates (``--scorer learned``, trained by ``benchmarks/train_plate_scorer.py`` on
+candidates (``--scorer learned``, trained by ``tools/train_plate_scorer.py`` on
 ``carparts-dev``, the training-only labels of ``benchmarks/data/carparts_plates_train.json``
 and synthetic plates: ``carparts-held``, ``openalpr`` and ``alpr`` are held out), or with
 its fitted logistic score alone (``--scorer logistic``, the detector before the
 re-scorer).
 
-``--fit`` refits the logistic weights of `ContourPlateDetector` (printed as JSON;
-``--fit-out FILE`` writes them as a weights file like ``weights/plate_logistic.json``, which
-``ContourPlateDetector(weights=bgr_core.loaders.load_plate_logistic(FILE))`` uses) on the candidates of ``carparts-dev``, of
-the same images with a synthetic legible plate warped onto the labelled quad, and of
-``openalpr_us``; so figures on those images are not independent of the fit.
+The logistic score's weights (``weights/plate_logistic.json``) are fitted by
+``tools/fit_plate_logistic.py`` on ``carparts-dev``, the same images with a synthetic
+legible plate, and ``openalpr_us``: figures on those images are not independent of the fit.
 """
 
 from __future__ import annotations
@@ -51,7 +48,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -59,9 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bgr_core.functional.plates import overlay_plate, quad_iou  # noqa: E402
-from bgr_core.functional.plate_features import FEATURES, GATE, measure, prior_logit  # noqa: E402
-from bgr_core.functional.plate_search import find_candidates, prepare_work, refine_quad  # noqa: E402
+from bgr_core.functional.plates import quad_iou  # noqa: E402
 from bgr_core.stages.plate_detectors import ContourPlateDetector  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "carparts_plates.json"
@@ -195,160 +189,6 @@ def evaluate(samples: list[Sample], detector, mattes: Mattes, show: int = 0) -> 
                 corner_median_px=float(np.median(corner_err)) if corner_err else float("nan"), cpu_s=cpu / max(len(samples), 1))
 
 
-# -- fitting the score -------------------------------------------------------------------------------
-
-_GLYPHS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-
-
-def text_plate(rng: np.random.Generator, long: bool | None = None) -> np.ndarray:
-    """A synthetic legible plate (h, w, 3) uint8: light paint, thin dark border, dark
-    characters; EU-like (long, optional blue strip) or US/Asian-like (about 2:1)."""
-    eu = rng.random() < 0.5 if long is None else long
-    w, h = (520, 112) if eu else (300, 150)
-    paint = np.array([235, 235, 228]) if rng.random() < 0.8 else np.array([240, 205, 40])
-    img = np.empty((h, w, 3), np.uint8)
-    img[:] = (paint + rng.integers(-15, 10, 3)).clip(0, 255)
-    ink = tuple(int(v) for v in rng.integers(0, 50, 3))
-    cv2.rectangle(img, (3, 3), (w - 4, h - 4), ink, 3)
-    x0 = 8
-    if eu and rng.random() < 0.7:
-        cv2.rectangle(img, (6, 6), (46, h - 7), (30, 60, 170), -1)
-        x0 = 56
-    n = int(rng.integers(5, 8))
-    text = "".join(rng.choice(list(_GLYPHS), n))
-    scale = (h * 0.62) / 22.0
-    thick = max(2, int(scale * 2.2))
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    sx = min(1.0, (w - x0 - 12) / max(tw, 1))
-    canvas = np.zeros((h, max(w, tw + 20), 3), np.uint8)
-    cv2.putText(canvas, text, (4, int(h / 2 + th / 2)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    mask = cv2.resize(canvas[:, : tw + 8, 0], (max(1, int((tw + 8) * sx)), h)).astype(np.float32) / 255
-    x1 = x0 + (w - x0 - mask.shape[1]) // 2
-    region = img[:, x1 : x1 + mask.shape[1]].astype(np.float32)
-    img[:, x1 : x1 + mask.shape[1]] = (region * (1 - mask[..., None]) + np.array(ink) * mask[..., None]).astype(np.uint8)
-    return img
-
-
-def long_quad(q: np.ndarray, k: float) -> np.ndarray:
-    """A long (EU-like) plate quad of height / width `k` on the bottom side of quad `q`."""
-    left = min(1.0, k * np.linalg.norm(q[1] - q[0]) / max(np.linalg.norm(q[3] - q[0]), 1e-6))
-    right = min(1.0, k * np.linalg.norm(q[2] - q[3]) / max(np.linalg.norm(q[2] - q[1]), 1e-6))
-    return np.stack([q[3] + (q[0] - q[3]) * left, q[2] + (q[1] - q[2]) * right, q[2], q[3]])
-
-
-def collect(data: Path, mattes: Mattes, seed: int = 0, flat: bool = True) -> dict[str, np.ndarray]:
-    """Features of every candidate (before and after the refit) of the fitting images:
-    ``carparts-dev`` as photographed (source 0), the same with a synthetic legible plate
-    warped onto the labelled quad or onto a long (EU-like) quad as wide as it (source 1),
-    and ``openalpr_us`` (source 2). Label 1 for IoU >= 0.6 with a labelled plate, 0 below
-    0.3 (outside ignore boxes); others are left out."""
-    sets = load_sets(data, ["carparts", "openalpr"])
-    rng = np.random.default_rng(seed)
-    det = ContourPlateDetector(flat=flat, scorer=None)
-    jobs: list[tuple[np.ndarray, Sample, int]] = []
-    for s in sets["carparts-dev"]:
-        jobs.append((read_rgb(s.path), s, 0))
-    for s in sets["carparts-dev"]:
-        if not s.plates:
-            continue
-        for long in (False, True):
-            image = tensor_from_rgb(read_rgb(s.path))
-            quads = []
-            for q in s.plates:
-                if long:
-                    q = long_quad(q, float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33)))
-                plate = torch.from_numpy(text_plate(rng, long=long)).permute(2, 0, 1).float() / 255
-                image, _ = overlay_plate(image, torch.from_numpy(q), plate, fill="white")
-                quads.append(q)
-            rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            jobs.append((rgb, Sample(s.path, quads, True, s.ignore), 1))
-    for s in sets["openalpr_us"]:
-        jobs.append((read_rgb(s.path), s, 2))
-    feats: list[list[float]] = []
-    labels: list[int] = []
-    groups: list[int] = []
-    sources: list[int] = []
-    offsets: list[float] = []
-    for gi, (rgb, s, src) in enumerate(jobs):
-        alpha, box = mattes(s.path, rgb)
-        work = prepare_work(tensor_from_rgb(rgb), alpha, box, det.work_size)
-        if work is None:
-            continue
-        gts = [(g - [work.x0, work.y0]) * work.scale for g in s.plates]
-        ign = [[(b[0] - work.x0) * work.scale, (b[1] - work.y0) * work.scale, (b[2] - work.x0) * work.scale,
-                (b[3] - work.y0) * work.scale] for b in s.ignore]
-        for q, _ in find_candidates(work, det.flat, det.box_width):
-            for qq in (q, refine_quad(work, q)):
-                f = measure(work, qq, det.aspect_range)
-                if f is None:
-                    continue
-                iou = max([quad_iou(qq, g) for g in gts] or [0.0])
-                if 0.3 <= iou < 0.6 or (iou < 0.3 and in_ignore(qq, ign)):
-                    continue
-                feats.append([f[k] for k in FEATURES])  # the table holds FEATURES only
-                labels.append(int(iou >= 0.6))
-                groups.append(gi)
-                sources.append(src)
-                offsets.append(prior_logit(f, det.aspect_range))
-    return dict(x=np.array(feats), y=np.array(labels, np.float64), group=np.array(groups), source=np.array(sources),
-                offset=np.array(offsets))
-
-
-def fit(table: dict[str, np.ndarray], lam: float = 0.001, source_weights=(2.0, 1.0, 2.0)) -> dict[str, dict[str, float]]:
-    """Weights of the detector's gated logistic score from `collect`'s table.
-
-    A conditional-logit (ranking) fit: in every image the candidates compete with a
-    "no plate" option of logit 0, and the loss is minus the log share of the labelled
-    plate's candidates (or of "no plate" in an image without one). That is what the
-    detector does with the score: take the best candidate when its logit is above 0.
-    Images weigh `source_weights` by source; L2 penalty `lam` on standardised features;
-    the "smooth" and "text" halves share the fixed gate (`bgr_core.functional.plate_features.GATE` on
-    the texture feature) and are fitted jointly with L-BFGS (torch)."""
-    names = list(FEATURES)
-    x, y, g, src, off = table["x"], table["y"], table["group"], table["source"], table["offset"]
-    lo, hi = GATE
-    gate = np.clip((x[:, names.index("texture")] - lo) / (hi - lo), 0, 1)[:, None]
-    mu, sd = x.mean(0), x.std(0) + 1e-9
-    xs = (x - mu) / sd
-    z_in = torch.tensor(np.hstack([xs * (1 - gate), 1 - gate, xs * gate, gate]), dtype=torch.float64)
-    offset = torch.tensor(off, dtype=torch.float64)
-    groups = [np.nonzero(g == k)[0] for k in np.unique(g)]
-    index = torch.tensor(np.concatenate(groups))
-    seg = torch.tensor(np.concatenate([np.full(len(m), i) for i, m in enumerate(groups)]))
-    pos = torch.tensor(y[np.concatenate(groups)] > 0.5)
-    has_pos = torch.zeros(len(groups), dtype=torch.bool).index_put_((seg[pos],), torch.tensor(True))
-    wimg = torch.tensor([source_weights[int(src[m[0]])] for m in groups], dtype=torch.float64)
-    wimg = wimg / wimg.sum()
-    nf = len(names)
-    beta = torch.zeros(z_in.shape[1], dtype=torch.float64, requires_grad=True)
-    mask = torch.ones_like(beta)
-    mask[nf] = mask[-1] = 0.0  # biases are not penalised
-    opt = torch.optim.LBFGS([beta], max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
-    ngroups = len(groups)
-
-    def closure():
-        opt.zero_grad()
-        z = (z_in @ beta + offset)[index]
-        zmax = torch.zeros(ngroups, dtype=torch.float64).scatter_reduce(0, seg, z, "amax", include_self=True)
-        ez = torch.exp(z - zmax[seg])
-        total = torch.exp(-zmax) + torch.zeros(ngroups, dtype=torch.float64).index_add(0, seg, ez)
-        good = torch.zeros(ngroups, dtype=torch.float64).index_add(0, seg, ez * pos)
-        good = torch.where(has_pos, good, torch.exp(-zmax))
-        loss = -(wimg * (torch.log(good) - torch.log(total))).sum() + lam * (mask * beta ** 2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    b = beta.detach().numpy()
-    out = {}
-    for part, start in (("smooth", 0), ("text", nf + 1)):
-        coef = b[start : start + nf] / sd
-        weights = {k: round(float(v), 4) for k, v in zip(names, coef)}
-        weights["bias"] = round(float(b[start + nf] - (mu * b[start : start + nf] / sd).sum()), 4)
-        out[part] = weights
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -359,17 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="carparts: train1-99 (dev), train100+ (held out), or both")
     ap.add_argument("--show", type=int, default=0, help="list this many misses and false detections per set")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings on a shared machine)")
-    ap.add_argument("--fit", action="store_true", help="refit the detector's score weights and print them")
-    ap.add_argument("--table", type=Path, default=None,
-                    help="with --fit: the candidates' features are read from this .npz if it exists, else "
-                         "collected and saved there (delete it after changing candidates or features)")
     ap.add_argument("--no-flat", dest="flat", action="store_false",
                     help="ContourPlateDetector(flat=False): without the smooth-rectangle candidates")
-    ap.add_argument("--lam", type=float, default=0.001, help="with --fit: L2 penalty on standardised weights")
-    ap.add_argument("--fit-out", type=Path, default=None, help="with --fit: write the weights file here")
     ap.add_argument("--scorer", default="learned",
                     help="'learned': the shipped learned re-scorer (weights/plate_scorer.safetensors, see "
-                         "benchmarks/train_plate_scorer.py; an error when missing), 'logistic': the fitted logistic "
+                         "tools/train_plate_scorer.py; an error when missing), 'logistic': the fitted logistic "
                          "score alone (the detector before the re-scorer), or a path to a scorer file")
     ap.add_argument("--rescore-top", type=int, default=20, help="the learned scorer re-scores this many candidates")
     args = ap.parse_args(argv)
@@ -378,22 +212,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no data at {args.data}")
         return 1
     mattes = Mattes(args.matte, args.cache)
-    if args.fit:
-        if args.table is not None and args.table.exists():
-            with np.load(args.table) as z:
-                table = {k: z[k] for k in z.files}
-        else:
-            table = collect(args.data, mattes, flat=args.flat)
-            if args.table is not None:
-                np.savez_compressed(args.table, **table)
-        print(f"fitted on {len(table['y'])} candidates ({int(table['y'].sum())} positive)")
-        fitted = fit(table, lam=args.lam)
-        print(json.dumps(fitted))
-        if args.fit_out is not None:
-            args.fit_out.write_text(json.dumps({"description": "gated logistic plate score (benchmarks/plates.py --fit)",
-                                                "fitted_by": f"python benchmarks/plates.py --fit --lam {args.lam}",
-                                                "weights": fitted}, indent=1) + "\n")
-        return 0
     if args.scorer == "logistic":
         scorer = None
     else:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
-HELD_GAP = 6  # benchmarks/train_plate_scorer.py: neighbouring carparts ids are often the same car
+HELD_GAP = 6  # tools/train_plate_scorer.py: neighbouring carparts ids are often the same car
 
 
 def _images(name):

@@ -29,7 +29,7 @@ FEATURES = (
 # The score is a gated logistic model: two sets of weights over FEATURES (+ bias), one
 # for plates with a smooth inside (blurred or blank) and one for plates with legible
 # characters, blended by the inside's texture (`GATE`: the texture feature's ramp).
-# Fitted with `benchmarks/plates.py --fit` (see that script for the data); an empty
+# Fitted with `tools/fit_plate_logistic.py` (see that script for the data); an empty
 # weights are data: ``weights/plate_logistic.json``.
 GATE = (0.45, 0.75)
 

@@ -57,7 +57,7 @@ class ContourPlateDetector:
        aspect ratio flat from 1.4 to 5.5 (falling towards `aspect_range`, down to 0.5 for
        plates foreshortened in three-quarter views, not penalised when off centre), and a
        plate near the middle unless the view is oblique (see `prior_logit`). The weights
-       (`weights`, default ``weights/plate_logistic.json``) were fitted by `benchmarks/plates.py --fit` as a ranking in each
+       (`weights`, default ``weights/plate_logistic.json``) were fitted by `tools/fit_plate_logistic.py` as a ranking in each
        image against "no plate" (logit 0), so ``score > 0.5`` reads "better than no plate".
        With a learned `scorer` (default: the shipped `LearnedPlateScorer`,
        ``weights/plate_scorer.safetensors``, when it is found; ``scorer=None`` for the
@@ -275,7 +275,7 @@ class ContourPlateDetector:
 class LearnedPlateScorer:
     """Re-scores `ContourPlateDetector`'s candidates with `PlateScorerNet` from a safetensors
     file (default: ``plate_scorer.safetensors`` found by `bgr_core.weights`), trained by
-    ``benchmarks/train_plate_scorer.py``. The file's metadata holds the net's shape (width,
+    ``tools/train_plate_scorer.py``. The file's metadata holds the net's shape (width,
     patch size, context, feature names, ``members``: a `PlateScorerEnsemble` of that many
     nets, else one bare net); weights load on CPU, strictly. Runs on CPU in float32,
     deterministic; ``__call__(work, scored) -> (N,) probabilities``."""

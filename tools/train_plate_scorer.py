@@ -1,6 +1,6 @@
 """Train the learned re-scorer of `ContourPlateDetector`'s plate candidates.
 
-    python benchmarks/train_plate_scorer.py [--data ../shared/data] [--cache /tmp/bgr_plates_mattes]
+    python tools/train_plate_scorer.py [--data ../shared/data] [--cache /tmp/bgr_plates_mattes]
         [--table /tmp/plate_scorer_table.pkl] [--extra benchmarks/data/carparts_plates_train.json | none]
         [--cv 5] [--epochs 20] [--seeds 0,1,2] [--out weights/plate_scorer.safetensors]
 
@@ -11,7 +11,7 @@ What it trains on (and what it never sees):
 - ``--extra``: the training-only labels of ``benchmarks/data/carparts_plates_train.json``
   (every photo of the id ranges it lists, with or without a plate; each id at least
   `HELD_GAP` from a held-out one, checked, since neighbouring ids are often the same car);
-- the dev images with a synthetic legible plate (`plates.text_plate`) warped onto the
+- the dev images with a synthetic legible plate (`synthetic_plates.text_plate`) warped onto the
   labelled quad (about 2:1) or onto a long EU-like quad as wide as it, and once more with
   the synthetic plate blurred (the dataset's own plates are blurred); one of the three
   variants, drawn at random, for each extra photo;
@@ -45,7 +45,7 @@ seeded (numpy, torch, single thread): the same command gives the same file.
 
 The shipped ``weights/plate_scorer.safetensors`` is
 
-    OMP_NUM_THREADS=1 python benchmarks/train_plate_scorer.py --out weights/plate_scorer.safetensors
+    OMP_NUM_THREADS=1 python tools/train_plate_scorer.py --out weights/plate_scorer.safetensors
 
 (defaults: ``--epochs 20 --feats none --scenes 120 --width 16 --hidden 32 --listwise 0.5
 --seeds 0,1,2``; about 8 min to collect the table, then 11-13 min a net on one CPU thread).
@@ -81,7 +81,8 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-import plates as B  # noqa: E402  (benchmarks/plates.py)
+import plates as B  # noqa: E402  (benchmarks/plates.py: the labels and the matte cache)
+from synthetic_plates import long_quad, text_plate  # noqa: E402  (tools/synthetic_plates.py)
 from bgr_core.functional.plates import overlay_plate, quad_iou  # noqa: E402
 from bgr_core.functional.plate_features import FEATURES as DETECTOR_FEATURES  # noqa: E402
 from bgr_core.functional.plate_features import SCORER_EXTRA, plate_patch, scorer_features  # noqa: E402
@@ -104,8 +105,8 @@ def _synthetic(rgb: np.ndarray, sample: B.Sample, rng: np.random.Generator, long
     quads = []
     for q in sample.plates:
         if long:
-            q = B.long_quad(q, float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33)))
-        plate = B.text_plate(rng, long=long)
+            q = long_quad(q, float(np.clip(rng.normal(0.27, 0.03), 0.2, 0.33)))
+        plate = text_plate(rng, long=long)
         if blur:
             s = float(rng.uniform(4, 10))
             plate = cv2.GaussianBlur(plate, (0, 0), s)
@@ -118,7 +119,7 @@ def _synthetic(rgb: np.ndarray, sample: B.Sample, rng: np.random.Generator, long
 
 def scene_jobs(n: int, seed: int = 1) -> list:
     """`n` synthetic scenes with a clean legible plate: `bgr_core.testing.synthetic_car_scene`
-    (a car body on a street, 360x480) with a `plates.text_plate` (its border kept or cut
+    (a car body on a street, 360x480) with a `synthetic_plates.text_plate` (its border kept or cut
     off, plain or with a blue strip) warped by a random rotation, skew and perspective onto
     the lower part of the body. Returns jobs ``(rgb, Sample, "scene", name, (alpha, box))``."""
     from bgr_core.testing import synthetic_car_scene
@@ -129,7 +130,7 @@ def scene_jobs(n: int, seed: int = 1) -> list:
         sc = synthetic_car_scene(360, 480, seed=10_000 + i)
         x0, y0, x1, y1 = sc.box
         long = bool(rng.random() < 0.5)
-        plate = B.text_plate(rng, long=long)
+        plate = text_plate(rng, long=long)
         if rng.random() < 0.5:
             plate = np.ascontiguousarray(plate[7:-7, 7:-7])
         bw = x1 - x0
