@@ -24,7 +24,6 @@ import argparse
 import base64
 import collections
 import io
-import os
 import random
 import sys
 import time

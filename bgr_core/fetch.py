@@ -94,7 +94,7 @@ class _Guard:
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.01)
 
-    def connect(self, address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *args, **kwargs):
+    def connect(self, address, timeout=None, source_address=None, *args, **kwargs):
         if not isinstance(timeout, (int, float)):
             timeout = self.remaining()
         sock = socket.create_connection(

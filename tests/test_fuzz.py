@@ -1,4 +1,4 @@
-"""Property-based fuzzing of `remove_background` (issue 8): random parameters of every
+"""Property-based fuzzing of `remove_background`: random parameters of every
 kind and random / truncated / corrupted image bytes give an API error with the right
 code or an ok result — never another exception. Deterministic (derandomize=True);
 the long run is benchmarks/fuzz.py.

@@ -1,4 +1,4 @@
-"""notebooks/explore.ipynb runs headless, every cell, without an error (issue 9).
+"""notebooks/explore.ipynb runs headless, every cell, without an error.
 
 Executed with nbclient in a kernel of this very interpreter (ipykernel installed in the
 same environment), from notebooks/ so its relative paths work as in Jupyter. Skips

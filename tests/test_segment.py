@@ -1,4 +1,4 @@
-"""Vehicle matte: guided filter, matte pieces, and the `VehicleMatte` stage."""
+"""Vehicle matte: matte pieces (`functional.matte`) and the `VehicleMatte` stage."""
 
 from __future__ import annotations
 
@@ -9,122 +9,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bgr_core.errors import NoData
 from bgr_core.frame import Frame
 from bgr_core.functional import matte as M
-from bgr_core.functional.guided_filter import (
-    box_filter,
-    box_sum,
-    fast_guided_filter,
-    guided_filter,
-    guided_upsample,
-)
 from bgr_core.stages.segment import VehicleMatte
 
 DATA = Path(__file__).parents[1].parent / "shared" / "data"
 WEIGHTS = Path(__file__).parents[1] / "weights" / "u2netp.safetensors"
-
-
-# -- box filter ------------------------------------------------------------------------
-
-
-def _naive_box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
-    b, c, h, w = x.shape
-    out = torch.zeros_like(x)
-    for i in range(h):
-        for j in range(w):
-            out[:, :, i, j] = x[:, :, max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1].sum(dim=(-2, -1))
-    return out
-
-
-@pytest.mark.parametrize("r", [0, 1, 2, 5, 40])
-def test_box_sum_and_mean_match_naive(r):
-    torch.manual_seed(0)
-    x = torch.rand(2, 3, 13, 19, dtype=torch.float64)
-    ref = _naive_box_sum(x, r)
-    torch.testing.assert_close(box_sum(x, r), ref, atol=1e-10, rtol=0)
-    count = _naive_box_sum(torch.ones_like(x), r)
-    torch.testing.assert_close(box_filter(x, r), ref / count, atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("r", [1, 2, 5, 40])
-def test_box_sum_float32_cpu_path_matches_naive(r):
-    # float32 on the CPU goes through OpenCV's box filter, float64 through the cumsums.
-    torch.manual_seed(1)
-    x = torch.rand(2, 3, 13, 19, dtype=torch.float64)
-    ref = _naive_box_sum(x, r)
-    torch.testing.assert_close(box_sum(x.float(), r).double(), ref, atol=1e-4, rtol=1e-5)
-    count = _naive_box_sum(torch.ones_like(x), r)
-    torch.testing.assert_close(box_filter(x.float(), r).double(), ref / count, atol=1e-5, rtol=0)
-    view = x.float()[:, :, 2:, 1:]  # non-contiguous input
-    torch.testing.assert_close(box_sum(view, r).double(), _naive_box_sum(x[:, :, 2:, 1:], r), atol=1e-4, rtol=1e-5)
-
-
-def test_box_filter_keeps_dtype_and_constants():
-    x = torch.full((1, 2, 30, 20), 0.25, dtype=torch.float16)
-    y = box_filter(x, 4)
-    assert y.dtype == torch.float16 and y.shape == x.shape
-    assert torch.allclose(y.float(), torch.full_like(y.float(), 0.25), atol=1e-3)
-    with pytest.raises(ValueError):
-        box_filter(torch.rand(3, 10, 10), 2)
-
-
-# -- guided filter ---------------------------------------------------------------------
-
-
-def test_guided_filter_preserves_constant_src():
-    torch.manual_seed(0)
-    guide = torch.rand(2, 3, 40, 50)
-    src = torch.full((2, 1, 40, 50), 0.7)
-    for out in (guided_filter(guide, src, 5, 1e-3), fast_guided_filter(guide, src, 8, 1e-3, scale=4)):
-        assert out.shape == src.shape and out.dtype == src.dtype
-        assert torch.allclose(out, src, atol=1e-4)
-
-
-def _step_scene():
-    """Guide with a sharp vertical edge at x = 32; src a blurred, shifted version."""
-    guide = torch.zeros(1, 3, 64, 64)
-    guide[..., 32:] = 1.0
-    guide[:, 1] *= 0.5
-    src = torch.zeros(1, 1, 64, 64)
-    src[..., 29:] = 1.0
-    src = F.avg_pool2d(F.pad(src, (4, 4, 4, 4), mode="replicate"), 9, stride=1)
-    return guide, src
-
-
-@pytest.mark.parametrize("gray", [False, True])
-def test_guided_filter_follows_strong_edge(gray):
-    guide, src = _step_scene()
-    if gray:
-        guide = guide[:, :1]
-    out = guided_filter(guide, src, 6, 1e-4)[0, 0, 32]
-    # Flat on each side of the guide's edge, with the jump where the guide jumps.
-    jumps = (out[1:] - out[:-1]).abs()
-    assert int(jumps.argmax()) == 31
-    assert float(jumps.max()) > 0.5
-    assert float(src[0, 0, 32, 32] - src[0, 0, 32, 31]) < 0.2  # the input was smooth there
-
-
-def test_fast_guided_and_upsample_close_to_full():
-    guide, src = _step_scene()
-    full = guided_filter(guide, src, 8, 1e-4)
-    fast = fast_guided_filter(guide, src, 8, 1e-4, scale=2)
-    assert (full - fast).abs().mean() < 0.02
-    low = F.interpolate(src, size=(16, 16), mode="bilinear", align_corners=False)
-    up = guided_upsample(guide, low, 8, 1e-4)
-    assert up.shape == (1, 1, 64, 64)
-    row = up[0, 0, 32]
-    assert float(row[:20].max()) < 0.2 and float(row[44:].min()) > 0.8
-    assert int((row[1:] - row[:-1]).abs().argmax()) == 31
-
-
-def test_guided_filter_float64_and_many_channels():
-    g = torch.rand(1, 5, 20, 24, dtype=torch.float64)
-    p = torch.rand(1, 2, 20, 24, dtype=torch.float64)
-    out = guided_filter(g, p, 3, 1e-2)
-    assert out.shape == p.shape and out.dtype == torch.float64
 
 
 # -- matte pieces ----------------------------------------------------------------------

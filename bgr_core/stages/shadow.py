@@ -23,9 +23,8 @@ class Shadow(FrameStage):
         softness: scale of blurs and ambient extent (default 1.0; 2 = twice as soft).
 
     On canvases over `WORK_PIXELS` the shadow is drawn on a smaller copy of the matte and
-    upsampled (bilinear). The contact points found are kept in
-    ``frame.meta["ground_contacts"]`` (N, 2) and the ground line in
-    ``frame.meta["ground_line"]`` (slope, intercept), in canvas pixels.
+    upsampled (bilinear). The tyres' contact points found are kept in
+    ``frame.meta["ground_contacts"]`` (N, 2) (x, y) canvas pixels.
     """
 
     name = "shadow"
@@ -58,5 +57,4 @@ class Shadow(FrameStage):
         if contact is not None:
             sy, sx = h / alpha.shape[-2], w / alpha.shape[-1]
             new.meta["ground_contacts"] = contact.contacts * [sx, sy]
-            new.meta["ground_line"] = (contact.slope * sy / sx, contact.intercept * sy)
         return new
