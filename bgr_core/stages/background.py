@@ -119,6 +119,9 @@ class ComposeBackground(FrameStage):
             raise ValueError(f"`mode` must be one of {', '.join(BACKGROUND_MODES)} but is '{mode}'")
         self.mode = mode
         self.decontaminate = decontaminate
+        # the last custom background as uint8 for the full-size path: frames of one call
+        # share their background tensor, so it is converted once, not once a frame
+        self._uint8: tuple[torch.Tensor, np.ndarray] | None = None
 
     def __repr__(self) -> str:
         return f"ComposeBackground(mode={self.mode!r}, decontaminate={self.decontaminate})"
@@ -130,7 +133,7 @@ class ComposeBackground(FrameStage):
         if self.mode == "custom_background" and (custom is None or custom.ndim != 3 or custom.shape[0] != 3):
             raise ValueError("'custom_background' needs the frame's `background_image`, a (3, h, w) tensor")
         if frame.source is not None:  # at the working resolution: the output at full size
-            background = _as_uint8(custom) if self.mode == "custom_background" else self.mode
+            background = self._custom_uint8(custom) if self.mode == "custom_background" else self.mode
             return frame.replace(output=compose_full_size(frame, background, self.decontaminate))
         image, alpha = frame.image[None], frame.alpha[None].to(frame.image.dtype)
         fg = estimate_foreground(image, alpha) if self.decontaminate else image
@@ -148,3 +151,10 @@ class ComposeBackground(FrameStage):
                 bg = bg * (1.0 - shadow)
             output = composite(fg, alpha, bg)
         return frame.replace(output=output[0].clamp(0.0, 1.0))
+
+    def _custom_uint8(self, custom: torch.Tensor) -> np.ndarray:
+        cached = self._uint8
+        if cached is None or cached[0] is not custom:
+            cached = (custom, _as_uint8(custom))
+            self._uint8 = cached  # one assignment: streams sharing the stage see either pair
+        return cached[1]
