@@ -259,6 +259,10 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         if m and name != "stage-fast320":
             opts = {"net_size": int(m[1])} | ({"recheck_size": int(m[2])} if m[2] else {})
             table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, cpu_amp_dtype=amp, **opts)
+    for name in which:  # stage-fast-eps1e-4: the default matte with another guided-filter eps
+        m = re.fullmatch(r"stage-fast-eps([0-9.e-]+)", name)
+        if m:
+            table[f"VehicleMatte.fast eps={m[1]}"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
@@ -338,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
                     help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")
