@@ -18,7 +18,7 @@ import torch
 from .errors import BGRError, InvalidInput, RequestFailed
 from .functional.full_resolution import area_reduced
 
-__all__ = ["KEYS_ENV_VAR", "api_keys_from", "to_tensor", "group_key", "InputMemo", "scaled", "at_most", "as_items", "output_name",
+__all__ = ["KEYS_ENV_VAR", "api_keys_from", "to_tensor", "group_key", "InputMemo", "at_most", "as_items", "output_name",
            "source_name", "as_request_failed", "IMAGE_SUFFIXES", "BACKGROUND_MAX_PIXELS", "PLATE_MAX_SIDE"]
 
 log = logging.getLogger("bgr_core")
@@ -114,17 +114,11 @@ class InputMemo:
 
     @staticmethod
     def key(*parts: Any) -> tuple:
-        """A key from the source and what its decoding depends on (text and bytes by
-        value, anything else, e.g. a file object, by identity: it lives as long as the
-        call's parameters)."""
-        out = []
-        for part in parts:
-            try:
-                hash(part)
-                out.append(part if isinstance(part, (str, bytes, int, float, tuple, type(None))) else ("id", id(part)))
-            except TypeError:
-                out.append(("id", id(part)))
-        return tuple(out)
+        """A key from the source and what its decoding depends on: text, bytes, numbers
+        and tuples of them by value; anything else (a file object, an array) by identity,
+        which holds as long as the call's parameters do."""
+        by_value = (str, bytes, int, float, tuple, type(None))
+        return tuple(p if isinstance(p, by_value) else ("id", id(p)) for p in parts)
 
     def get(self, key: tuple, load: Callable[[], Any]) -> Any:
         with self._lock:
@@ -137,11 +131,6 @@ class InputMemo:
         if err is not None:
             raise err
         return value
-
-
-def scaled(array: np.ndarray, scale: float) -> np.ndarray:
-    """(H, W, C) uint8 reduced by `scale` (<= 1, area average; 1 returns it as is)."""
-    return area_reduced(array, scale)
 
 
 def at_most(array: np.ndarray, side: int) -> np.ndarray:

@@ -20,10 +20,10 @@ import torch
 
 from . import loaders, memory
 from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, InputMemo, api_keys_from, as_items, as_request_failed, at_most,
-                   group_key, output_name, scaled, source_name, to_tensor)
+                   group_key, output_name, source_name, to_tensor)
 from .errors import BGRError, RequestFailed, Unauthorized
 from .frame import Frame
-from .functional.full_resolution import WORK_PIXELS, work_scale
+from .functional.full_resolution import WORK_PIXELS, area_reduced, work_scale
 from .imageio import ImageLimits, check_output_size, load_image, write_atomic
 from .request import Request, parse_request
 from .recipe import build_stages
@@ -360,7 +360,7 @@ class Pipeline:
             frame = self.frame(array, source=name)
         else:  # the stages run on a reduced copy; only the output is made at full size
             zoom = work_scale(h * w, cap)
-            work = scaled(array, zoom)
+            work = area_reduced(array, zoom)
             frame = self.frame(work, source=name, work_scale=zoom, work_pixels=cap, source_size=(h, w),
                                work_size=tuple(work.shape[:2]), full_size=(h, w))
             full = array if array.flags.writeable else array.copy()
@@ -391,7 +391,7 @@ class Pipeline:
         if request.output_size is not None:  # the canvas is known: no more than covers it
             out_w, out_h = request.output_size
             scale = min(scale, max(out_h / h, out_w / w))
-        return to_tensor(scaled(array, scale), self.device)
+        return to_tensor(area_reduced(array, scale), self.device)
 
     def _load_plate(self, request: Request) -> torch.Tensor:
         array = load_image(request.plate_source, request.plate_param, self.limits)

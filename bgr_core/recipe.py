@@ -52,9 +52,10 @@ def build_stages(
     # so that the edge of the original photo never cuts it
     shadow = request.effect == "shadow"
     reserve = shadow_room(request.shadow_softness) if shadow else None
-    if request.layout != "none" or request.output_size is not None or request.aspect_ratio is not None:
-        stages.append(Layout(request.layout, margin=request.margin, size=request.output_size,
-                             aspect=request.aspect_ratio, reserve=reserve))
+    layout = Layout(request.layout, margin=request.margin, size=request.output_size,
+                    aspect=request.aspect_ratio, reserve=reserve)
+    if not layout.is_identity:
+        stages.append(layout)
     if shadow:
         stages.append(Shadow(request.shadow_strength, request.shadow_softness))
     if request.background == "generative_background":

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bgr_core import edge
+from bgr_core.functional.full_resolution import area_reduced
 
 
 def test_output_names_are_safe_and_unguessable():
@@ -58,6 +59,6 @@ def test_keys_never_fail_open(monkeypatch):
 
 def test_reduction_keeps_small_images_and_shrinks_large_ones():
     small = np.zeros((10, 20, 3), np.uint8)
-    assert edge.scaled(small, 1.0) is small and edge.at_most(small, 100) is small
+    assert area_reduced(small, 1.0) is small and edge.at_most(small, 100) is small
     assert edge.at_most(np.zeros((100, 400, 3), np.uint8), 200).shape == (50, 200, 3)
-    assert edge.scaled(np.zeros((100, 400, 3), np.uint8), 0.5).shape == (50, 200, 3)
+    assert area_reduced(np.zeros((100, 400, 3), np.uint8), 0.5).shape == (50, 200, 3)

@@ -105,9 +105,14 @@ class Layout(Stage):
     def __repr__(self) -> str:
         return f"Layout(mode={self.mode!r}, margin={self.margin}, size={self.size}, aspect={self.aspect})"
 
+    @property
+    def is_identity(self) -> bool:
+        """Layout none without a size or aspect: nothing moves (the recipe leaves it out)."""
+        return self.mode == "none" and self.size is None and self.aspect is None
+
     def __call__(self, frames: Sequence[Frame]) -> list[Frame]:
         out = list(frames)
-        if self.mode == "none" and self.size is None and self.aspect is None:
+        if self.is_identity:
             return out
         return [f if f.error is not None else self._lay_out(f) for f in out]
 
