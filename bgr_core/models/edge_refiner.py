@@ -1,0 +1,47 @@
+"""The matte's edge refiner: a small per-pixel net that moves the vehicle's outline onto
+the photo's own edge, from a square patch of photo and coarse alpha around the pixel
+(weights: ``weights/edge_refiner.safetensors``, loaded by
+`bgr_core.loaders.load_edge_refiner`; trained by ``tools/train_edge_refiner.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["EdgeRefinerNet"]
+
+
+class EdgeRefinerNet(nn.Module):
+    """(N, 4, k, k) patches (RGB in [0, 1], then the coarse alpha in [0, 1]) → (N,) refined
+    alpha of each patch's centre pixel, in [0, 1].
+
+    The colours enter relative to the patch's mean colour, so the net reads edges and
+    contrast rather than the absolute colour of a backdrop. The output is a correction of
+    the coarse alpha's logit (zero at initialisation: the identity), so an untrained or
+    unsure net leaves the matte as it was.
+    """
+
+    def __init__(self, patch: int = 11, hidden: tuple[int, ...] = (64, 32), radius: int = 3):
+        super().__init__()
+        if patch < 3 or patch % 2 == 0:
+            raise ValueError(f"patch must be odd and >= 3, got {patch}")
+        self.patch = int(patch)
+        self.radius = int(radius)  # half-width of the band it was trained on (`edge_band`)
+        sizes = (4 * patch * patch, *hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(sizes[-1], 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, patches: Tensor) -> Tensor:
+        n, c, k, k2 = patches.shape
+        if c != 4 or k != self.patch or k2 != self.patch:
+            raise ValueError(f"patches must be (N, 4, {self.patch}, {self.patch}), got {tuple(patches.shape)}")
+        rgb, alpha = patches[:, :3], patches[:, 3:]
+        rgb = (rgb - rgb.mean(dim=(2, 3), keepdim=True)) * 4.0
+        x = torch.cat([rgb, alpha * 2.0 - 1.0], dim=1).flatten(1)
+        centre = alpha[:, 0, k // 2, k // 2].clamp(0.005, 0.995)
+        return torch.sigmoid(torch.logit(centre) + self.out(self.body(x))[:, 0])

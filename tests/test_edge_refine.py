@@ -1,0 +1,83 @@
+"""bgr_core.functional.edge_refine and models.edge_refiner: the band around the outline,
+patches aligned with their pixels, an untrained refiner is the identity, and a refiner
+only ever changes the band."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bgr_core.functional.edge_refine import edge_band, gather_patches, refine_edges
+from bgr_core.models.edge_refiner import EdgeRefinerNet
+
+
+def _disc(h: int = 40, w: int = 50, r: float = 12.0) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return ((yy - 20.0) ** 2 + (xx - 25.0) ** 2 <= r * r).float()[None]
+
+
+def test_band_is_the_outline_grown_by_radius():
+    alpha = _disc()
+    band = edge_band(alpha, 2)
+    inside = alpha[0] >= 0.5
+    dist_in = torch.cdist(torch.nonzero(inside).float(), torch.nonzero(~inside).float()).min(dim=1).values
+    # every band pixel inside the disc is within 2 px (square window: 2*sqrt(2)) of the outside
+    assert band.shape == (40, 50)
+    assert (dist_in[band[inside]] <= 2 * 2**0.5 + 1e-6).all()
+    assert band[20, 25 - 12] and band[20, 25 + 12] and not band[20, 25] and not band[0, 0]
+    # soft pixels far from the 0.5 level are in the band only when asked
+    soft = alpha.clone()
+    soft[0, 20, 25] = 0.7
+    assert not edge_band(soft, 1)[20, 25] and edge_band(soft, 1, soft=(0.02, 0.98))[20, 25]
+
+
+def test_patches_are_centred_on_their_pixels():
+    image = torch.rand(3, 30, 40)
+    alpha = torch.rand(1, 30, 40)
+    ys, xs = torch.tensor([0, 5, 29, 17]), torch.tensor([0, 39, 12, 20])
+    p = gather_patches(image, alpha, ys, xs, 5)
+    assert p.shape == (4, 4, 5, 5) and p.dtype == torch.float32
+    for k, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+        assert torch.equal(p[k, :3, 2, 2], image[:, y, x]) and p[k, 3, 2, 2] == alpha[0, y, x]
+    # an inner pixel's patch is the plain window; at the border the edge is replicated
+    assert torch.equal(p[3, :3], image[:, 15:20, 18:23])
+    assert torch.equal(p[0, :3, 0, 0], image[:, 0, 0]) and torch.equal(p[1, :3, 4, 4], image[:, 7, 39])
+
+
+def test_untrained_refiner_is_the_identity_and_shapes_are_checked():
+    net = EdgeRefinerNet(patch=7, hidden=(8,)).eval()
+    alpha = _disc() * 0.9 + 0.05
+    image = torch.rand(3, 40, 50)
+    with torch.no_grad():
+        out = refine_edges(image, alpha, net, radius=2, smooth=0)
+    assert torch.allclose(out, alpha.clamp(0.005, 0.995), atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(N, 4, 7, 7\)"):
+        net(torch.zeros(2, 4, 5, 5))
+    with pytest.raises(ValueError, match="odd"):
+        EdgeRefinerNet(patch=6)
+
+
+def test_refiner_changes_only_the_band_and_follows_the_photo():
+    """A refiner that answers 'bright is vehicle' moves a matte that is 3 px too large
+    back onto a bright disc, and leaves pixels off the band untouched."""
+    torch.manual_seed(0)
+    net = EdgeRefinerNet(patch=5, hidden=(4,), radius=4).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        # hidden unit 0 = centre pixel's red relative to the patch mean
+        w = torch.zeros(4, 5, 5)
+        w[0, 2, 2] = 1.0
+        w[0] -= 1.0 / 25
+        net.body[0].weight[0] = w.flatten() * 4.0
+        net.body[0].weight[1] = -w.flatten() * 4.0
+        net.out.weight[0, 0], net.out.weight[0, 1] = 40.0, -40.0
+    truth = _disc(r=10.0)
+    image = truth.repeat(3, 1, 1) * 0.8 + 0.1
+    coarse = _disc(r=13.0)
+    out = refine_edges(image, coarse, net)
+    band = edge_band(coarse, net.radius)
+    assert torch.equal(out[0][~band], coarse[0][~band])
+    before = ((coarse >= 0.5) != (truth >= 0.5)).sum()
+    after = ((out >= 0.5) != (truth >= 0.5)).sum()
+    assert after < before / 4
