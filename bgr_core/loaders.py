@@ -30,6 +30,7 @@ __all__ = [
     "load_plate_scorer",
     "load_plate_logistic",
     "load_glass_cues",
+    "load_edge_refiner",
     "clear_cache",
 ]
 
@@ -74,6 +75,38 @@ def load_glass_cues(path: str | os.PathLike | None = None):
             net = GlassCueNet()
             net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
             net.eval().requires_grad_(False)
+            _CACHE[key] = net
+    return net
+
+
+def load_edge_refiner(device: str | torch.device = "cpu", path: str | os.PathLike | None = None) -> nn.Module:
+    """The vehicle matte's edge refiner (`bgr_core.models.edge_refiner.EdgeRefinerNet`,
+    ``weights/edge_refiner.safetensors``): built from the file's metadata (patch side,
+    hidden sizes, band radius), loaded on the CPU, strictly, then moved to `device`;
+    eval mode, no gradients; once per file and device."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .models.edge_refiner import EdgeRefinerNet
+
+    file = weights.resolve("edge_refiner", path)
+    dev = torch.device(device)
+    key = ("edge_refiner", str(Path(file).resolve()), str(dev))
+    with _LOCK:
+        net = _CACHE.get(key)
+        if net is None:
+            try:
+                with safe_open(str(file), framework="pt", device="cpu") as f:
+                    meta = f.metadata() or {}
+                net = EdgeRefinerNet(
+                    patch=int(meta["patch"]),
+                    hidden=tuple(int(v) for v in meta["hidden"].split(",")),
+                    radius=int(meta["radius"]),
+                )
+                net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
+            except Exception as err:  # corrupt or foreign file, or metadata missing
+                raise RequestFailed(f"could not load edge_refiner weights from '{file}': {err}") from err
+            net = net.eval().requires_grad_(False).to(dev)
             _CACHE[key] = net
     return net
 

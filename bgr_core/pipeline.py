@@ -72,6 +72,11 @@ class Pipeline:
             the vehicle net this is as good as the thorough preset on held-out photos
             (README, Quality). False: `VehicleMatte`'s thorough preset (net at 320 on the
             photo and its mirror image, a crop pass around most vehicles: 2-4 runs).
+        refine_edges: run the vehicle matte's edge refiner
+            (``weights/edge_refiner.safetensors``, `bgr_core.models.edge_refiner`): the
+            alpha on a few pixels around the outline is re-estimated from the photo, so
+            the cut follows the car's own edge (README, Quality). False: the guided
+            upsampling's edge alone.
         workers: threads that decode inputs and encode outputs in `remove_backgrounds`
             while the models run (0: everything on the calling thread).
         net_size: side of U2NetP's square input (None: 320, as trained, or the fast
@@ -124,6 +129,7 @@ class Pipeline:
         output_dir: str | os.PathLike | None = None,
         decontaminate: bool = True,
         fast: bool = True,
+        refine_edges: bool = True,
         workers: int = 2,
         streams: int | None = None,
         net_size: int | None = None,
@@ -154,6 +160,7 @@ class Pipeline:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.decontaminate = decontaminate
         self.fast = bool(fast)
+        self.refine_edges = bool(refine_edges)
         self.workers = max(0, int(workers))
         if streams is not None and streams < 1:
             raise ValueError(f"`streams` must be >= 1 but is {streams}")
@@ -194,6 +201,8 @@ class Pipeline:
                 net = loaders.load_matte_net(self.matte_model, self.device, self.weights.get(self.matte_model))
                 options = {} if self.net_size is None else {"net_size": self.net_size, "recheck_size": None}
                 options["cpu_amp_dtype"] = CPU_DTYPES[self.cpu_dtype]
+                if self.refine_edges:
+                    options["edge_refiner"] = loaders.load_edge_refiner(self.device, self.weights.get("edge_refiner"))
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)
             return self._segment
 

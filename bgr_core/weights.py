@@ -57,6 +57,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "edge_refiner",
+            "edge_refiner.safetensors",
+            "the vehicle matte's edge refiner (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "plate_scorer",
             "plate_scorer.safetensors",
             "learned re-scorer of licence-plate candidates (shipped)",

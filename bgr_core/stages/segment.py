@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..errors import NoData
 from ..frame import Frame
 from ..functional import matte as M
+from ..functional.edge_refine import refine_edges
 from .base import Stage
 
 __all__ = ["VehicleMatte"]
@@ -70,6 +71,11 @@ class VehicleMatte(Stage):
       default `eps` (1e-4) lets the edge follow the photo's: the fringe that carries
       background colours is a third narrower than at 1e-2 on held-out cars pasted on
       street frames, silhouettes unchanged (`benchmarks/edge_fringe.py`, README).
+    - edge_refiner: an `bgr_core.models.edge_refiner.EdgeRefinerNet` (or None) that
+      re-estimates the full-resolution alpha on a band of a few pixels around the
+      outline from patches of photo and alpha (`functional.edge_refine.refine_edges`),
+      after the guided upsampling; it moves the edge onto the photo's, never adds or
+      removes a region.
     - antialias: antialiased resizing of the images to the net's input.
     - amp_dtype: autocast dtype for the net on CUDA (float16, bfloat16, or None for
       float32).
@@ -105,6 +111,7 @@ class VehicleMatte(Stage):
         refine: str = "guided",
         radius: int = 2,
         eps: float = 1e-4,
+        edge_refiner: nn.Module | None = None,
         antialias: bool = True,
         flip: bool = True,
         amp_dtype: torch.dtype | None = torch.float16,
@@ -132,6 +139,7 @@ class VehicleMatte(Stage):
         self.refine = refine
         self.radius = int(radius)
         self.eps = float(eps)
+        self.edge_refiner = edge_refiner
         self.antialias = bool(antialias)
         self.flip = bool(flip)
         self.amp_dtype = amp_dtype
@@ -310,6 +318,8 @@ class VehicleMatte(Stage):
         # The radius is given on the canvas; guided_upsample wants full-resolution pixels.
         radius = max(1, round(self.radius * frame.size[0] / canvas.shape[-2]))
         alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
+        if self.edge_refiner is not None:
+            alpha = refine_edges(image, alpha, self.edge_refiner)
         return alpha
 
     @staticmethod
