@@ -19,7 +19,8 @@ edge options:
 The composites have the hard edges of binary masks, so the figures compare variants of
 the edge; they are not the edge quality on real photos. Variants: ``default``,
 ``epsX`` (guided filter regularisation), ``radiusN`` (its window on the working canvas),
-``contrastL-H`` (soft threshold), joined with ``+`` (``eps1e-3+radius3``).
+``contrastL-H`` (soft threshold), ``refined`` (the edge refiner, ``--refiner FILE`` or the
+shipped ``weights/edge_refiner.safetensors``), joined with ``+`` (``eps1e-3+radius3``).
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ def measure(alpha: np.ndarray, true: np.ndarray, ignore: np.ndarray) -> dict[str
     return {"iou": iou, "fringe_out": out, "bite_in": bite}
 
 
-def options(variant: str) -> dict:
+def options(variant: str, refiner: Path | None = None) -> dict:
     opts: dict = {}
     for part in variant.split("+"):
         if part == "default":
+            continue
+        if part == "refined":
+            opts["edge_refiner"] = loaders.load_edge_refiner(path=refiner)
             continue
         if part.startswith("eps"):
             opts["eps"] = float(part[3:])
@@ -98,7 +102,8 @@ def options(variant: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--variants", default="default,eps1e-3,eps1e-4,contrast0.4-0.6,eps1e-3+contrast0.4-0.6")
+    ap.add_argument("--variants", default="default,refined")
+    ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights for 'refined' (default: shipped)")
     args = ap.parse_args(argv)
     if not (args.data / "masks" / "carvana").is_dir():
         print(f"no data at {args.data}")
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(scenes)} composites of held-out cars on CamVid frames, {SIZE[0]}x{SIZE[1]}")
     print(f"{'variant':<34}{'IoU':>8}{'fringe out px':>15}{'bite in px':>12}")
     for variant in args.variants.split(","):
-        stage = VehicleMatte.fast(net, **options(variant))
+        stage = VehicleMatte.fast(net, **options(variant, args.refiner))
         rows = []
         for rgb, true, ignore in scenes:
             frame = Frame(image=torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)

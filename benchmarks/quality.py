@@ -237,7 +237,7 @@ def raw_method(net: torch.nn.Module, size: int = 320) -> Callable[[list[Frame]],
 
 
 def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
-            amp: torch.dtype | None = None) -> dict[str, Callable]:
+            amp: torch.dtype | None = None, refiner: Path | None = None) -> dict[str, Callable]:
     from bgr_core.stages.segment import VehicleMatte
 
     table: dict[str, Callable] = {}
@@ -263,6 +263,11 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         m = re.fullmatch(r"stage-fast-eps([0-9.e-]+)", name)
         if m:
             table[f"VehicleMatte.fast eps={m[1]}"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
+    if "stage-fast-refined" in which:  # the default matte with the edge refiner (its file: `refiner`)
+        from bgr_core.loaders import load_edge_refiner
+
+        table["VehicleMatte.fast edge_refiner"] = VehicleMatte.fast(
+            net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner))
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
@@ -342,8 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
                     help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast-refined (with the edge refiner, --refiner), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights for stage-fast-refined (default: shipped)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
     ap.add_argument("--onnx", type=Path, default=None, help="run the ONNX release instead (CPU)")
     ap.add_argument("--model", default=None, help="matte net (bgr_core.loaders.MATTE_MODELS; default: the pipeline's)")
@@ -364,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = args.model or DEFAULT_MATTE_MODEL
     net = MemoNet(OnnxNet(args.onnx) if args.onnx else load_matte_net(model, device, args.weights), args.cache)
     amp = {"none": None, "bf16": torch.bfloat16, "auto": "auto"}[args.cpu_amp]
-    table = methods(net, args.methods.split(","), device, amp)
+    table = methods(net, args.methods.split(","), device, amp, args.refiner)
     sets = args.sets.split(",")
     carparts = load_carparts(args.data, args.limit, args.split) if "carparts" in sets else []
     extra = {
