@@ -82,7 +82,7 @@ def load_glass_cues(path: str | os.PathLike | None = None):
 def load_edge_refiner(device: str | torch.device = "cpu", path: str | os.PathLike | None = None) -> nn.Module:
     """The vehicle matte's edge refiner (`bgr_core.models.edge_refiner.EdgeRefinerNet`,
     ``weights/edge_refiner.safetensors``): built from the file's metadata (patch side,
-    hidden sizes, band radius), loaded on the CPU, strictly, then moved to `device`;
+    hidden sizes, band radius, patch dilations), loaded on the CPU, strictly, then moved to `device`;
     eval mode, no gradients; once per file and device."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -102,6 +102,7 @@ def load_edge_refiner(device: str | torch.device = "cpu", path: str | os.PathLik
                     patch=int(meta["patch"]),
                     hidden=tuple(int(v) for v in meta["hidden"].split(",")),
                     radius=int(meta["radius"]),
+                    dilations=tuple(int(v) for v in meta.get("dilations", "1").split(",")),
                 )
                 net.load_state_dict(load_file(str(file), device="cpu"), strict=True)
             except Exception as err:  # corrupt or foreign file, or metadata missing

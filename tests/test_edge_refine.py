@@ -81,3 +81,26 @@ def test_refiner_changes_only_the_band_and_follows_the_photo():
     before = ((coarse >= 0.5) != (truth >= 0.5)).sum()
     after = ((out >= 0.5) != (truth >= 0.5)).sum()
     assert after < before / 4
+
+
+def test_dilated_patches_sample_a_smoothed_image_every_other_pixel():
+    from bgr_core.functional.guided_filter import box_filter
+
+    image = torch.rand(3, 30, 40)
+    alpha = torch.rand(1, 30, 40)
+    ys, xs = torch.tensor([15, 0]), torch.tensor([20, 39])
+    p = gather_patches(image, alpha, ys, xs, 5, dilation=2)
+    smooth = box_filter(torch.cat([image, alpha])[None], 1)[0]
+    assert p.shape == (2, 4, 5, 5)
+    assert torch.allclose(p[0], smooth[:, 11:20:2, 16:25:2])
+    assert torch.allclose(p[1, :, 2, 2], smooth[:, 0, 39])  # centred on its pixel at the border too
+
+
+def test_refiner_with_two_scales_takes_both_patches():
+    net = EdgeRefinerNet(patch=5, hidden=(8,), dilations=(1, 2)).eval()
+    assert net.body[0].in_features == 2 * 4 * 25
+    with torch.no_grad():
+        out = refine_edges(torch.rand(3, 40, 50), _disc(), net, smooth=0)
+    assert out.shape == (1, 40, 50)
+    with pytest.raises(ValueError, match="start with 1"):
+        EdgeRefinerNet(dilations=(2,))

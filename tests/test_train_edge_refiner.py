@@ -41,7 +41,7 @@ def _samples(scenes, patch: int, radius: int) -> dict[str, np.ndarray]:
 
 
 def test_a_few_epochs_learn_the_shift():
-    args = argparse.Namespace(patch=7, hidden=[16], radius=3, epochs=4, batch=256, lr=1e-2, seed=0)
+    args = argparse.Namespace(patch=7, hidden=[16], radius=3, dilations=[1], epochs=4, batch=256, lr=1e-2, seed=0)
     train = [_scene(s) for s in range(4)]
     held = [_scene(s) for s in (10, 11)]
     state, score, epoch = T.train(args, _samples(train, args.patch, args.radius), held)

@@ -3,6 +3,7 @@
     python tools/train_edge_refiner.py --out weights/edge_refiner.safetensors [--cache FILE.npz]
                                        [--data ../shared/data] [--photos 480] [--composites 480]
                                        [--per-photo 2500] [--epochs 12] [--seed 0]
+                                       [--radius 3] [--dilations 1]
 
 `bgr_core.models.edge_refiner.EdgeRefinerNet` learns, per pixel of the band around the
 default matte's outline (`bgr_core.functional.edge_refine.edge_band`), the true alpha
@@ -131,7 +132,7 @@ def collect(args: argparse.Namespace, data: Path) -> dict[str, np.ndarray]:
             continue
         pick = torch.from_numpy(rng.choice(yy.numel(), min(args.per_photo, yy.numel()), replace=False))
         image = torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
-        p = gather_patches(image, alpha, yy[pick], xx[pick], args.patch)
+        p = torch.cat([gather_patches(image, alpha, yy[pick], xx[pick], args.patch, d) for d in args.dilations], dim=1)
         xs.append(p.to(torch.float16).numpy())
         ys.append(target[yy[pick].numpy(), xx[pick].numpy()].astype(np.float16))
         kinds.append(np.full(len(pick), kind == "studio", bool))
@@ -168,7 +169,7 @@ def select_iou(net: EdgeRefinerNet | None, photos, radius: int) -> float:
 
 def train(args: argparse.Namespace, samples: dict[str, np.ndarray], photos) -> tuple[dict, float, int]:
     torch.manual_seed(args.seed)
-    net = EdgeRefinerNet(args.patch, tuple(args.hidden), args.radius)
+    net = EdgeRefinerNet(args.patch, tuple(args.hidden), args.radius, tuple(args.dilations))
     x = torch.from_numpy(samples["x"])
     y = torch.from_numpy(samples["y"]).float()
     n = len(y)
@@ -212,6 +213,7 @@ def main(argv=None) -> int:
     ap.add_argument("--patch", type=int, default=11)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 32])
     ap.add_argument("--radius", type=int, default=3)
+    ap.add_argument("--dilations", type=int, nargs="+", default=[1], help="patch scales (1 first; 2 sees twice as far)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -236,6 +238,7 @@ def main(argv=None) -> int:
     from safetensors.torch import save_file
 
     meta = {"patch": str(args.patch), "hidden": ",".join(map(str, args.hidden)), "radius": str(args.radius),
+            "dilations": ",".join(map(str, args.dilations)),
             "trained_by": "python tools/train_edge_refiner.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "selection_iou": f"{score:.4f}", "epoch": str(epoch)}
     save_file(state, args.out, metadata=meta)

@@ -12,8 +12,9 @@ __all__ = ["EdgeRefinerNet"]
 
 
 class EdgeRefinerNet(nn.Module):
-    """(N, 4, k, k) patches (RGB in [0, 1], then the coarse alpha in [0, 1]) → (N,) refined
-    alpha of each patch's centre pixel, in [0, 1].
+    """(N, 4 S, k, k) patches (RGB in [0, 1], then the coarse alpha in [0, 1], for each of
+    the S `dilations`: 1 is the pixels themselves, 2 every other pixel of a 3x3 mean, which
+    sees twice as far) → (N,) refined alpha of each patch's centre pixel, in [0, 1].
 
     The colours enter relative to the patch's mean colour, so the net reads edges and
     contrast rather than the absolute colour of a backdrop. The output is a correction of
@@ -21,13 +22,17 @@ class EdgeRefinerNet(nn.Module):
     unsure net leaves the matte as it was.
     """
 
-    def __init__(self, patch: int = 11, hidden: tuple[int, ...] = (64, 32), radius: int = 3):
+    def __init__(self, patch: int = 11, hidden: tuple[int, ...] = (64, 32), radius: int = 3,
+                 dilations: tuple[int, ...] = (1,)):
         super().__init__()
         if patch < 3 or patch % 2 == 0:
             raise ValueError(f"patch must be odd and >= 3, got {patch}")
+        if not dilations or dilations[0] != 1 or any(d < 1 for d in dilations):
+            raise ValueError(f"dilations must start with 1 and be >= 1, got {dilations}")
         self.patch = int(patch)
         self.radius = int(radius)  # half-width of the band it was trained on (`edge_band`)
-        sizes = (4 * patch * patch, *hidden)
+        self.dilations = tuple(int(d) for d in dilations)
+        sizes = (4 * len(self.dilations) * patch * patch, *hidden)
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
@@ -38,10 +43,12 @@ class EdgeRefinerNet(nn.Module):
 
     def forward(self, patches: Tensor) -> Tensor:
         n, c, k, k2 = patches.shape
-        if c != 4 or k != self.patch or k2 != self.patch:
-            raise ValueError(f"patches must be (N, 4, {self.patch}, {self.patch}), got {tuple(patches.shape)}")
-        rgb, alpha = patches[:, :3], patches[:, 3:]
-        rgb = (rgb - rgb.mean(dim=(2, 3), keepdim=True)) * 4.0
-        x = torch.cat([rgb, alpha * 2.0 - 1.0], dim=1).flatten(1)
-        centre = alpha[:, 0, k // 2, k // 2].clamp(0.005, 0.995)
+        s = len(self.dilations)
+        if c != 4 * s or k != self.patch or k2 != self.patch:
+            raise ValueError(f"patches must be (N, {4 * s}, {self.patch}, {self.patch}), got {tuple(patches.shape)}")
+        scaled = patches.reshape(n, s, 4, k, k)
+        rgb, alpha = scaled[:, :, :3], scaled[:, :, 3:]
+        rgb = (rgb - rgb.mean(dim=(3, 4), keepdim=True)) * 4.0
+        x = torch.cat([rgb, alpha * 2.0 - 1.0], dim=2).flatten(1)
+        centre = alpha[:, 0, 0, k // 2, k // 2].clamp(0.005, 0.995)
         return torch.sigmoid(torch.logit(centre) + self.out(self.body(x))[:, 0])
