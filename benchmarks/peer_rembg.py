@@ -75,6 +75,7 @@ def main(argv=None) -> None:
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
     ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
     ap.add_argument("--matte-model", default=None, help="bgr_core's Pipeline(matte_model=...)")
+    ap.add_argument("--no-refine-edges", action="store_true", help="bgr_core's Pipeline(refine_edges=False)")
     ap.add_argument("--one-call", action="store_true",
                     help="bgr_core as most users call it: remove_background(image_file=...) with its defaults "
                          "(white, shadow, window correction; layout center as rembg's peers), one photo at a time, "
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
     session = rembg.new_session("u2netp")
     options = {} if args.matte_model is None else {"matte_model": args.matte_model}
     pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=not args.thorough, net_size=args.net_size,
-                    output_dir=out / "bgr", **options)
+                    output_dir=out / "bgr", refine_edges=not args.no_refine_edges, **options)
     params = {**REQUEST, "window_correction": args.window_correction}
     (out / "rembg").mkdir(parents=True)
 
