@@ -104,3 +104,28 @@ def test_refiner_with_two_scales_takes_both_patches():
     assert out.shape == (1, 40, 50)
     with pytest.raises(ValueError, match="start with 1"):
         EdgeRefinerNet(dilations=(2,))
+
+
+@pytest.mark.parametrize("dilations", [(1,), (1, 2)])
+def test_net_reads_colours_relative_to_the_patch_mean(dilations):
+    torch.manual_seed(0)
+    net = EdgeRefinerNet(patch=5, hidden=(8, 4), dilations=dilations).eval()
+    for p in net.parameters():  # a net that is not the identity
+        torch.nn.init.normal_(p, std=0.3)
+    s = len(dilations)
+    patches = torch.rand(64, 4 * s, 5, 5, dtype=torch.float64)
+    net = net.double()
+    with torch.no_grad():
+        out = net(patches)
+        # the normalisation written out: colours minus their patch mean, times 4; alpha to [-1, 1]
+        grouped = patches.reshape(64, s, 4, 5, 5)
+        rgb, alpha = grouped[:, :, :3], grouped[:, :, 3:]
+        x = torch.cat([(rgb - rgb.mean(dim=(3, 4), keepdim=True)) * 4.0, alpha * 2.0 - 1.0], dim=2).flatten(1)
+        centre = alpha[:, 0, 0, 2, 2].clamp(0.005, 0.995)
+        expected = torch.sigmoid(torch.logit(centre) + net.out(net.body(x))[:, 0])
+        assert torch.allclose(out, expected, atol=1e-12)
+        # a colour cast over a whole patch changes nothing
+        shifted = grouped.clone()
+        shifted[:, :, :3] += torch.rand(64, s, 3, 1, 1, dtype=torch.float64)
+        assert torch.allclose(net(shifted.reshape(64, 4 * s, 5, 5)), out, atol=1e-12)
+        assert (out - centre).abs().max() > 0.01
