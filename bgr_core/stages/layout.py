@@ -199,10 +199,18 @@ class Layout(Stage):
     def apply(frame: Frame, placement: Placement) -> Frame:
         """Move every layer and coordinate of `frame` with `placement`."""
         changes = {}
+        # layers of one size and dtype are resampled together (one call, the same values:
+        # every channel is resampled on its own)
+        groups: dict[tuple, list[str]] = {}
         for name in _LAYERS:
             layer = getattr(frame, name)
             if layer is not None:
-                changes[name] = place_layer(layer[None], placement)[0]
+                groups.setdefault((tuple(layer.shape[-2:]), layer.dtype, layer.device), []).append(name)
+        for names in groups.values():
+            layers = [getattr(frame, name) for name in names]
+            placed = place_layer(torch.cat(layers)[None], placement)[0]
+            for name, part in zip(names, placed.split([t.shape[0] for t in layers])):
+                changes[name] = part
         if frame.box is not None:
             changes["box"] = place_box(frame.box.float(), placement)
         if frame.plates is not None:
