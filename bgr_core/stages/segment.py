@@ -33,6 +33,8 @@ class _Job:
     canvas: Tensor  # (1, h, w) probability on the working canvas
     crop: tuple[int, int, int, int] | None = None
     near: Tensor | None = None  # (1, h, w) bool, where the crop pass may change the matte
+    host: np.ndarray | None = None  # the canvas on the CPU and its vehicle, while no crop
+    selection: M.Selection | None = None  # pass has changed the canvas
 
 
 class VehicleMatte(Stage):
@@ -246,7 +248,7 @@ class VehicleMatte(Stage):
             if sel is None:
                 out[i] = out[i].replace(error=self._no_data(frames[i]))
                 continue
-            job = _Job(i, canvas)
+            job = _Job(i, canvas, host=prob_np, selection=sel)
             if self.crop_pass:
                 sx, sy = w / cw, h / ch
                 x0, y0, x1, y1 = sel.box
@@ -268,10 +270,11 @@ class VehicleMatte(Stage):
             for j, prob in zip(cropped, self._run_grouped(crops)):
                 h, w = frames[j.index].size
                 j.canvas = M.paste_pass(j.canvas, prob, j.crop, (h, w), self.merge, limit=j.near)
+                j.host = j.selection = None
 
         for j in jobs:
             frame = frames[j.index]
-            alpha = self._finish(frame, j.canvas)
+            alpha = self._finish(frame, j.canvas, j.host, j.selection)
             box = None if alpha is None else M.mask_box(alpha >= self.threshold)
             if alpha is None or box is None:
                 out[j.index] = out[j.index].replace(error=self._no_data(frame))
@@ -299,10 +302,12 @@ class VehicleMatte(Stage):
             host[k] = canvases[k][0].cpu().numpy()
             selections[k] = M.select_vehicle(host[k], self.threshold, self.min_area)
 
-    def _finish(self, frame: Frame, canvas: Tensor) -> Tensor | None:
-        """Merged canvas probability (1, h, w) → full-resolution alpha (1, H, W) or None."""
-        prob_np = canvas[0].cpu().numpy()
-        sel = M.select_vehicle(prob_np, self.threshold, self.min_area)
+    def _finish(self, frame: Frame, canvas: Tensor, prob_np: np.ndarray | None = None, sel=None) -> Tensor | None:
+        """Merged canvas probability (1, h, w) → full-resolution alpha (1, H, W) or None
+        (`prob_np`, `sel`: the canvas on the CPU and its vehicle, when already known)."""
+        if prob_np is None:
+            prob_np = canvas[0].cpu().numpy()
+            sel = M.select_vehicle(prob_np, self.threshold, self.min_area)
         if sel is None:
             return None
         region = M.keep_region(prob_np, sel.keep)
