@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from bgr_core.frame import Frame
-from bgr_core.functional.compose import composite, cover_resize, estimate_foreground
+from bgr_core.functional.compose import blur_fusion_radii, composite, cover_resize, estimate_foreground
+from bgr_core.functional.guided_filter import box_filter
 from bgr_core.stages.background import ComposeBackground
 
 
@@ -24,6 +25,32 @@ def test_estimate_foreground_removes_the_old_background_colour():
     assert est_err < 0.25 * raw_err
     opaque = (alpha >= 1).expand_as(image)
     assert torch.equal(est[opaque], image[opaque])
+
+
+def _blur_fusion_everywhere(image, alpha, radii):
+    """Germer et al.'s blur fusion written out over the whole canvas."""
+    fg = bg = image
+    for r in radii:
+        ba = box_filter(alpha, r)
+        bf = box_filter(fg * alpha, r) / (ba + 1e-5)
+        bb = box_filter(bg * (1 - alpha), r) / (1 - ba + 1e-5)
+        fg = (bf + alpha * (image - alpha * bf - (1 - alpha) * bb)).clamp(0, 1)
+        bg = bb
+    return torch.where(alpha >= 1, image, fg)
+
+
+@pytest.mark.parametrize("where", ["corner", "edge", "centre"])
+def test_estimate_foreground_on_the_box_around_the_matte_equals_the_whole_canvas(where):
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 240, 320, dtype=torch.float64)
+    alpha = torch.zeros(1, 1, 240, 320, dtype=torch.float64)
+    y, x = {"corner": (4, 6), "edge": (100, 290), "centre": (90, 120)}[where]
+    alpha[..., y : y + 30, x : x + 25] = 1.0
+    alpha[..., y + 30 : y + 34, x : x + 25] = torch.rand(4, 25, dtype=torch.float64)  # a soft edge
+    radii = blur_fusion_radii(240, 320)
+    expected = _blur_fusion_everywhere(image, alpha, radii)
+    assert torch.allclose(estimate_foreground(image, alpha), expected, atol=1e-12)
+    assert torch.equal(estimate_foreground(image, torch.zeros_like(alpha)), torch.zeros_like(image))
 
 
 def test_cover_resize_keeps_aspect_and_fills():

@@ -59,11 +59,26 @@ def estimate_foreground(
     """
     if radii is None:
         radii = blur_fusion_radii(image.shape[-2], image.shape[-1])
-    fg, bg = image, image
+    # Only the box around the matte (alpha > 0) is worked on: farther than the last
+    # radius from it every estimate is 0 (nothing of the foreground within reach), and
+    # a pixel's estimate reads the image no farther than the sum of the radii, so a
+    # margin of twice that keeps the windows' clipping at the box's edges out of reach.
+    h, w = image.shape[-2:]
+    rows = torch.nonzero((alpha > 0).any(dim=0).any(dim=0).any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return torch.where(alpha >= 1.0, image, torch.zeros_like(image))
+    cols = torch.nonzero((alpha > 0).any(dim=0).any(dim=0).any(dim=0)).flatten()
+    m = 2 * sum(int(r) for r in radii) + 2
+    y0, y1 = max(0, int(rows[0]) - m), min(h, int(rows[-1]) + 1 + m)
+    x0, x1 = max(0, int(cols[0]) - m), min(w, int(cols[-1]) + 1 + m)
+    crop_image, crop_alpha = image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1]
+    fg, bg = crop_image, crop_image
     for radius in radii:
-        fg, bg = _blur_fusion_step(image, fg, bg, alpha, radius)
+        fg, bg = _blur_fusion_step(crop_image, fg, bg, crop_alpha, radius)
+    out = torch.zeros_like(image)
+    out[..., y0:y1, x0:x1] = fg
     # keep the input exactly where the matte is opaque
-    return torch.where(alpha >= 1.0, image, fg)
+    return torch.where(alpha >= 1.0, image, out)
 
 
 def cover_resize(background: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
