@@ -126,22 +126,23 @@ def main(argv=None) -> None:
         else:
             results = list(pipe.remove_backgrounds(paths, **params))
         wall = time.perf_counter() - start
+        for res in results:
+            for k, v in res.timings.items():
+                stage_ms.setdefault(k, []).append(v)
         bad = [r.error for r in results if not r.ok]
         if bad:
             print(f"  bgr_core: {len(bad)} errors ({', '.join(sorted(set(bad)))})")
         return wall
 
+    stage_ms: dict[str, list[float]] = {}
     run_rembg(files[:1])
     run_bgr(files[:1])
+    stage_ms.clear()  # the timed rounds only
     rates: dict[str, list[float]] = {"rembg": [], "bgr_core": []}
-    stage_ms: dict[str, list[float]] = {}
     for r in range(args.rounds):
         rates["rembg"].append(len(files) / run_rembg(files))
         rates["bgr_core"].append(len(files) / run_bgr(files))
         print(f"round {r + 1}: rembg {rates['rembg'][-1]:.2f} img/s, bgr_core {rates['bgr_core'][-1]:.2f} img/s")
-    for res in pipe.remove_backgrounds(files[: min(4, len(files))], **params):
-        for k, v in res.timings.items():
-            stage_ms.setdefault(k, []).append(v)
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"{len(files)} photos from {args.data}, {args.rounds} alternating rounds, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
@@ -153,7 +154,7 @@ def main(argv=None) -> None:
     print(f"bgr_core {mode} ({', '.join(f'{k}={v}' for k, v in params.items())}, jpg): "
           f"{med['bgr_core']:.2f} img/s")
     print(f"ratio bgr_core / rembg: {med['bgr_core'] / med['rembg']:.2f}x")
-    print("bgr_core ms per stage (last 4 photos): "
+    print("bgr_core ms per stage (median over the timed rounds; a batch's time split over its photos): "
           + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in stage_ms.items()))
     print(f"network connection attempts: {len(NETWORK_ATTEMPTS)} {NETWORK_ATTEMPTS[:3]}")
 
