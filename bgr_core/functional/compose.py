@@ -64,10 +64,11 @@ def estimate_foreground(
     # a pixel's estimate reads the image no farther than the sum of the radii, so a
     # margin of twice that keeps the windows' clipping at the box's edges out of reach.
     h, w = image.shape[-2:]
-    rows = torch.nonzero((alpha > 0).any(dim=0).any(dim=0).any(dim=1)).flatten()
+    present = (alpha > 0).any(dim=0).any(dim=0)  # (H, W)
+    rows = torch.nonzero(present.any(dim=1)).flatten()
     if rows.numel() == 0:
         return torch.where(alpha >= 1.0, image, torch.zeros_like(image))
-    cols = torch.nonzero((alpha > 0).any(dim=0).any(dim=0).any(dim=0)).flatten()
+    cols = torch.nonzero(present.any(dim=0)).flatten()
     m = 2 * sum(int(r) for r in radii) + 2
     y0, y1 = max(0, int(rows[0]) - m), min(h, int(rows[-1]) + 1 + m)
     x0, x1 = max(0, int(cols[0]) - m), min(w, int(cols[-1]) + 1 + m)
