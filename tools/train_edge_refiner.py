@@ -1,8 +1,8 @@
 """Train the matte's edge refiner (``weights/edge_refiner.safetensors``).
 
     python tools/train_edge_refiner.py --out weights/edge_refiner.safetensors [--cache FILE.npz]
-                                       [--data ../shared/data] [--photos 480] [--composites 480]
-                                       [--per-photo 2500] [--epochs 12] [--seed 0]
+                                       [--data ../shared/data] [--photos 960] [--composites 960]
+                                       [--per-photo 2500] [--hidden 128 64] [--epochs 20] [--seed 0]
                                        [--radius 3] [--dilations 1]
 
 `bgr_core.models.edge_refiner.EdgeRefinerNet` learns, per pixel of the band around the
@@ -202,19 +202,33 @@ def train(args: argparse.Namespace, samples: dict[str, np.ndarray], photos) -> t
     return best_state, best, best_epoch
 
 
+def _without_cache(argv: list[str]) -> list[str]:
+    """The command line less ``--cache FILE``: where the samples were kept does not
+    change the file, and the recorded command must reproduce it without the cache."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--cache":
+            skip = True
+        elif not a.startswith("--cache="):
+            out.append(a)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--cache", default=None, help="npz of the collected samples (written once, then reused)")
-    ap.add_argument("--photos", type=int, default=480)
-    ap.add_argument("--composites", type=int, default=480)
+    ap.add_argument("--photos", type=int, default=960)
+    ap.add_argument("--composites", type=int, default=960)
     ap.add_argument("--per-photo", type=int, default=2500)
     ap.add_argument("--patch", type=int, default=11)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 32])
+    ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
     ap.add_argument("--radius", type=int, default=3)
     ap.add_argument("--dilations", type=int, nargs="+", default=[1], help="patch scales (1 first; 2 sees twice as far)")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
@@ -239,7 +253,7 @@ def main(argv=None) -> int:
 
     meta = {"patch": str(args.patch), "hidden": ",".join(map(str, args.hidden)), "radius": str(args.radius),
             "dilations": ",".join(map(str, args.dilations)),
-            "trained_by": "python tools/train_edge_refiner.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "trained_by": "python tools/train_edge_refiner.py " + " ".join(_without_cache(argv if argv is not None else sys.argv[1:])),
             "selection_iou": f"{score:.4f}", "epoch": str(epoch)}
     save_file(state, args.out, metadata=meta)
     print(f"wrote {args.out} (epoch {epoch}, selection IoU {score:.4f}); {json.dumps(meta)}; "
