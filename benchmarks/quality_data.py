@@ -71,6 +71,19 @@ class CarPartsSample:
         return self._raster([c for c in self.polygons if c in GLASS or c.endswith("_door")])
 
     @cached_property
+    def near(self) -> np.ndarray:
+        """(H, W) bool: convex hull of all parts dilated by 0.5 % of the image diagonal
+        (at least 4 px): where a vehicle's own soft edge can lie."""
+        import cv2
+
+        h, w = self.size
+        pts = np.concatenate([p for polys in self.polygons.values() for p in polys])
+        hm = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(hm, [cv2.convexHull(np.round(pts).astype(np.int32))], 1)
+        dist = cv2.distanceTransform(1 - hm, cv2.DIST_L2, 5)
+        return dist <= max(4.0, 0.005 * float(np.hypot(h, w)))
+
+    @cached_property
     def region(self) -> np.ndarray:
         """(H, W) bool: convex hull of all parts dilated by 3 % of the image diagonal."""
         import cv2

@@ -78,6 +78,22 @@ def test_keep_region_keeps_fringe_drops_stray_halo():
     assert region[9, 15] and region[20, 20] and not region[3, 36]
 
 
+def test_keep_region_reach_drops_haze_joined_to_fringe():
+    prob = np.zeros((40, 40), np.float32)
+    prob[15:35, 10:30] = 0.9  # the car
+    prob[14, 10:30] = 0.4  # its soft fringe, 1 px out
+    prob[3:14, 18:20] = 0.15  # a faint bridge up to ...
+    prob[2:5, 12:28] = 0.4  # ... a haze over what stands behind it (10+ px above)
+    keep = prob >= 0.5
+    joined = M.keep_region(prob, keep, low=0.1)
+    assert joined[3, 20]  # without a reach the haze rides on the bridge
+    near = M.keep_region(prob, keep, low=0.1, reach=3)
+    assert near[14, 15] and near[20, 20] and near[12, 18]
+    assert not near[3, 20] and not near[8, 18]
+    # a reach never drops the vehicle itself
+    assert (near | ~keep).all()
+
+
 def test_crop_box_square_inside_image():
     box = M.crop_box((100, 50, 200, 100), (300, 400), margin=0.1)
     x0, y0, x1, y1 = box
@@ -186,6 +202,8 @@ def test_stage_cpu_amp_dtype_and_the_fast_preset_size():
     assert VehicleMatte.fast(spy, cpu_amp_dtype=torch.bfloat16, net_size=160).net_size == 160
     with pytest.raises(ValueError, match="cpu_amp_dtype must be None, 'auto'"):
         VehicleMatte(spy, cpu_amp_dtype=torch.float64)
+    with pytest.raises(ValueError, match="fringe_reach must be None or >= 0"):
+        VehicleMatte(spy, fringe_reach=-0.1)
 
 
 class UnsureAtSmallSize(StubNet):

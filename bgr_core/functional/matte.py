@@ -195,18 +195,25 @@ def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:
     return mask.astype(bool) | hole[labels]
 
 
-def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1) -> np.ndarray:
+def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1, reach: int | None = None) -> np.ndarray:
     """(h, w) bool: the components of ``prob >= low`` that touch `keep`, plus `keep`.
 
     Multiplying a soft matte by this removes stray blobs with their soft halo while the
-    soft fringe of the kept vehicle (``low <= prob < threshold``) stays.
+    soft fringe of the kept vehicle (``low <= prob < threshold``) stays. With `reach`
+    (pixels), only the soft pixels within `reach` of `keep` stay: a vehicle's own fringe
+    is a few pixels wide, while an unsure haze that the net spreads over what stands
+    behind the car (the roof rails of a car parked behind it, a hedge) joins the fringe
+    at ``low`` and would come out as a translucent ghost beside the vehicle.
     """
     m = (prob >= low).astype(np.uint8)
     n, labels = cv2.connectedComponents(m, connectivity=8)
     hit = np.zeros(n, dtype=bool)
     hit[np.unique(labels[keep])] = True
     hit[0] = False
-    return hit[labels] | keep
+    region = hit[labels] | keep
+    if reach is not None:
+        region &= dilate(keep, int(reach))
+    return region
 
 
 def unsure_share(prob: np.ndarray, keep: np.ndarray, low: float = 0.5, high: float = 0.8) -> float:

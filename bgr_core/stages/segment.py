@@ -63,6 +63,11 @@ class VehicleMatte(Stage):
     - threshold: level of the matte that counts as vehicle for selection and the box.
     - min_area: smallest main component, as a share of the image, below which the
       frame gets `NoData`.
+    - fringe_reach: how far from the chosen vehicle (share of the working canvas's long
+      side, at least 2 pixels) the net's soft values stay in the matte; farther out
+      they are dropped, so an unsure haze over what stands behind the car (a car parked
+      behind it) does not come out as a translucent ghost. None keeps every soft pixel
+      connected to the vehicle.
     - fill_holes: close holes in the silhouette (windows that came out transparent).
     - contrast: (low, high) soft threshold applied to the probability, or None.
     - flip: average the net's output on the image and on its mirror image (test-time
@@ -108,6 +113,7 @@ class VehicleMatte(Stage):
         work_size: int = 640,
         threshold: float = 0.5,
         min_area: float = 0.002,
+        fringe_reach: float | None = 0.01,
         fill_holes: bool = True,
         contrast: tuple[float, float] | None = (0.3, 0.7),
         refine: str = "guided",
@@ -136,6 +142,9 @@ class VehicleMatte(Stage):
         self.work_size = int(work_size)
         self.threshold = float(threshold)
         self.min_area = float(min_area)
+        if fringe_reach is not None and not fringe_reach >= 0:
+            raise ValueError(f"fringe_reach must be None or >= 0, got {fringe_reach!r}")
+        self.fringe_reach = None if fringe_reach is None else float(fringe_reach)
         self.fill_holes = bool(fill_holes)
         self.contrast = contrast
         self.refine = refine
@@ -310,7 +319,8 @@ class VehicleMatte(Stage):
             sel = M.select_vehicle(prob_np, self.threshold, self.min_area)
         if sel is None:
             return None
-        region = M.keep_region(prob_np, sel.keep)
+        reach = None if self.fringe_reach is None else max(2, round(self.fringe_reach * max(prob_np.shape)))
+        region = M.keep_region(prob_np, sel.keep, reach=reach)
         keep = torch.from_numpy(region).to(canvas.device)[None]
         prob = canvas * keep
         if self.fill_holes:
