@@ -13,6 +13,8 @@ from bgr_core.functional.guided_filter import (
     fast_guided_filter,
     guided_filter,
     guided_upsample,
+    resize_window,
+    upsample_window,
 )
 
 
@@ -114,3 +116,38 @@ def test_guided_filter_float64_and_many_channels():
     p = torch.rand(1, 2, 20, 24, dtype=torch.float64)
     out = guided_filter(g, p, 3, 1e-2)
     assert out.shape == p.shape and out.dtype == torch.float64
+
+
+@pytest.mark.parametrize("low,full", [((37, 51), (100, 141)), ((64, 80), (129, 333)), ((20, 30), (21, 29)), ((50, 50), (50, 50))])
+def test_resize_window_is_a_slice_of_the_bilinear_resize(low, full):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, *low)
+    ref = F.interpolate(x, size=full, mode="bilinear", align_corners=False)
+    H, W = full
+    for win in [(0, H, 0, W), (3, H // 2, 5, W - 1), (H - 4, H, 0, 7), (H // 3, H // 3 + 1, W - 1, W)]:
+        y0, y1, x0, x1 = win
+        out = resize_window(x, full, win)
+        assert out.shape == (2, 3, y1 - y0, x1 - x0)
+        torch.testing.assert_close(out, ref[..., y0:y1, x0:x1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("radius", [0, 2, 5])
+def test_upsample_window_holds_everything_the_source_reaches(radius):
+    torch.manual_seed(1)
+    guide = torch.rand(1, 1, 300, 420)
+    src = torch.zeros(1, 1, 110, 160)
+    src[0, 0, 30:52, 40:95] = (torch.rand(22, 55) > 0.3).float()
+    win = upsample_window(src[0, 0].numpy(), (300, 420), radius)
+    y0, y1, x0, x1 = win
+    if radius:
+        full = guided_upsample(guide, src, radius, 1e-3)
+        part = guided_upsample(guide, src, radius, 1e-3, window=win)
+    else:
+        full = F.interpolate(src, size=(300, 420), mode="bilinear", align_corners=False)
+        part = resize_window(src, (300, 420), win)
+    torch.testing.assert_close(part, full[..., y0:y1, x0:x1], atol=1e-5, rtol=0)
+    outside = full.abs().clone()
+    outside[..., y0:y1, x0:x1] = 0
+    assert float(outside.max()) < 1e-5
+    # and the window is not the whole canvas: it follows the source's box
+    assert (y1 - y0) * (x1 - x0) < 0.5 * 300 * 420

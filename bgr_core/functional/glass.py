@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .guided_filter import guided_upsample
+from .guided_filter import guided_upsample, resize_window, upsample_window
 from .matte import fill_holes
 
 __all__ = [
@@ -341,29 +341,32 @@ def _detect_one(
             continue
         ch, cw = cy1 - cy0, cx1 - cx0
         crop_img = image[None, :, cy0:cy1, cx0:cx1].float()
-        crop_a = alpha[None, :, cy0:cy1, cx0:cx1].float()
         holes = (support & ~inside).astype(np.float32)
         # back to full resolution: edge-aware (coefficients on the small canvas, applied
-        # to the full-resolution image as guide), or bilinear
+        # to the full-resolution image as guide), or bilinear; only on the window that
+        # the glass can reach (its box on the small canvas grown by the filter's two box
+        # means and the bilinear step): elsewhere the upsampled glass is 0
+        wy0, wy1, wx0, wx1 = upsample_window(glass, (ch, cw), edge_radius)
+        win = (wy0, wy1, wx0, wx1)
         g_small = torch.from_numpy(glass.astype(np.float32))[None, None].to(image.device)
         if edge_radius > 0:
-            glass_full = guided_upsample(crop_img.mean(1, keepdim=True), g_small, edge_radius, 1e-3)
+            glass_full = guided_upsample(crop_img.mean(1, keepdim=True), g_small, edge_radius, 1e-3, window=win)
         else:
-            glass_full = F.interpolate(g_small, size=(ch, cw), mode="bilinear", align_corners=False)
-        holes_full = F.interpolate(
-            torch.from_numpy(holes)[None, None].to(image.device), size=(ch, cw), mode="bilinear", align_corners=False
-        )
+            glass_full = resize_window(g_small, (ch, cw), win)
+        holes_full = resize_window(torch.from_numpy(holes)[None, None].to(image.device), (ch, cw), win)
         # never outside the silhouette (its enclosed holes count as inside)
+        crop_a = alpha[None, :, cy0 + wy0 : cy0 + wy1, cx0 + wx0 : cx0 + wx1].float()
         support_full = torch.maximum(crop_a, holes_full.clamp(0, 1))
         glass_full = torch.minimum(glass_full.clamp(0, 1), support_full)
-        region = out[:, cy0:cy1, cx0:cx1]
-        out[:, cy0:cy1, cx0:cx1] = torch.maximum(region, glass_full[0])
-        if like_out is not None:
+        ys, xs = slice(cy0 + wy0, cy0 + wy1), slice(cx0 + wx0, cx0 + wx1)
+        out[:, ys, xs] = torch.maximum(out[:, ys, xs], glass_full[0])
+        if like_out is not None:  # only read where there is glass
             like = _likeness_small(rgb, aw, glass)
             if like is not None:
-                up = F.interpolate(torch.from_numpy(like)[None, None].to(image.device), size=(ch, cw), mode="bilinear", align_corners=False)
-                like_out[:, cy0:cy1, cx0:cx1] = torch.maximum(like_out[:, cy0:cy1, cx0:cx1], up[0].clamp(0, 1))
+                up = resize_window(torch.from_numpy(like)[None, None].to(image.device), (ch, cw), win)
+                like_out[:, ys, xs] = torch.maximum(like_out[:, ys, xs], up[0].clamp(0, 1))
     return out, like_out
+
 
 
 def detect_glass(

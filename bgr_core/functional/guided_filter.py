@@ -19,6 +19,8 @@ running sums of the box filter need it) and cast back.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -32,6 +34,8 @@ __all__ = [
     "guided_coefficients",
     "fast_guided_filter",
     "guided_upsample",
+    "resize_window",
+    "upsample_window",
 ]
 
 
@@ -227,12 +231,35 @@ def fast_guided_filter(
     return guided_upsample(guide, src, radius, eps, low_size=size)
 
 
+def _axis_weights(n_in: int, n_out: int, lo: int, hi: int, device: torch.device, dtype: torch.dtype):
+    """Source indices and weights of output positions lo..hi-1 of a bilinear resize
+    (align_corners=False) from n_in to n_out samples, as `F.interpolate` places them."""
+    scale = n_in / n_out
+    src = ((torch.arange(lo, hi, device=device, dtype=dtype) + 0.5) * scale - 0.5).clamp_min(0)
+    i0 = src.floor().long().clamp_max(n_in - 1)
+    i1 = (i0 + 1).clamp_max(n_in - 1)
+    return i0, i1, (src - i0.to(dtype)).clamp(0, 1)
+
+
+def resize_window(x: Tensor, size: tuple[int, int], window: tuple[int, int, int, int]) -> Tensor:
+    """``F.interpolate(x, size, mode="bilinear", align_corners=False)[..., y0:y1, x0:x1]``
+    computed for the window (y0, y1, x0, x1) only (equal within float rounding).
+    x: (B, C, h, w) float → (B, C, y1 - y0, x1 - x0)."""
+    y0, y1, x0, x1 = window
+    h, w = x.shape[-2:]
+    r0, r1, wr = _axis_weights(h, size[0], y0, y1, x.device, x.dtype)
+    c0, c1, wc = _axis_weights(w, size[1], x0, x1, x.device, x.dtype)
+    rows = torch.lerp(x[..., r0, :], x[..., r1, :], wr[:, None])
+    return torch.lerp(rows[..., c0], rows[..., c1], wc)
+
+
 def guided_upsample(
     guide: Tensor,
     src: Tensor,
     radius: int,
     eps: float = 1e-3,
     low_size: tuple[int, int] | None = None,
+    window: tuple[int, int, int, int] | None = None,
 ) -> Tensor:
     """Edge-aware upsampling of a low-resolution `src` to the resolution of `guide`.
 
@@ -242,7 +269,10 @@ def guided_upsample(
     size). The guide is area-downsampled and src bilinearly resized to `low_size`, the
     guided-filter coefficients are computed there, upsampled bilinearly to (H, W) and
     applied to the full-resolution guide (He & Sun's fast guided filter).
-    Returns (B, C, H, W) in src's dtype, not clamped.
+    window: (y0, y1, x0, x1) in full-resolution pixels: only that part of the output is
+    computed and returned (the coefficients still see the whole canvas; the same values
+    within float rounding), for a caller that knows the rest is of no use.
+    Returns (B, C, H, W) (or the window) in src's dtype, not clamped.
     """
     _check4("guide", guide)
     _check4("src", src)
@@ -266,9 +296,34 @@ def guided_upsample(
     r_low = max(1, int(round(radius * factor)))
     coef_a, coef_b = guided_coefficients(g_low, p, r_low, eps)
     bsz, k, c = coef_a.shape[:3]
+    if window is not None:
+        y0, y1, x0, x1 = window
+        wh, ww = y1 - y0, x1 - x0
+        coef_a = resize_window(coef_a.reshape(bsz, k * c, lh, lw), (h, w), window).reshape(bsz, k, c, wh, ww)
+        coef_b = resize_window(coef_b, (h, w), window)
+        return _apply(coef_a, coef_b, g[..., y0:y1, x0:x1]).to(src.dtype)
     if (lh, lw) != (h, w):
         coef_a = F.interpolate(
             coef_a.reshape(bsz, k * c, lh, lw), size=(h, w), mode="bilinear", align_corners=False
         ).reshape(bsz, k, c, h, w)
         coef_b = F.interpolate(coef_b, size=(h, w), mode="bilinear", align_corners=False)
     return _apply(coef_a, coef_b, g).to(src.dtype)
+
+
+def upsample_window(src: np.ndarray, full: tuple[int, int], radius: int) -> tuple[int, int, int, int]:
+    """Where `guided_upsample` can put anything: (y0, y1, x0, x1) on the full-resolution
+    canvas of size `full` that holds every output pixel reached by the nonzero pixels of
+    the low-resolution `src` ((h, w) numpy, not all zero), with `radius` in
+    full-resolution pixels (0: plain bilinear upsampling). The reach is the nonzero box
+    grown by the low-resolution radius twice (the box means of the coefficients and of
+    their average) and one pixel for the bilinear step, plus one for rounding."""
+    sh, sw = src.shape
+    fh, fw = full
+    r_low = max(1, int(round(radius * 0.5 * (sh / fh + sw / fw)))) if radius > 0 else 0
+    m = 2 * r_low + 2
+    nz = src != 0
+    rows, cols = np.nonzero(nz.any(1))[0], np.nonzero(nz.any(0))[0]
+    y0, y1 = max(0, rows[0] - m), min(sh, rows[-1] + 1 + m)
+    x0, x1 = max(0, cols[0] - m), min(sw, cols[-1] + 1 + m)
+    return (math.floor(y0 * fh / sh), math.ceil(y1 * fh / sh) if y1 < sh else fh,
+            math.floor(x0 * fw / sw), math.ceil(x1 * fw / sw) if x1 < sw else fw)
