@@ -151,3 +151,20 @@ def test_upsample_window_holds_everything_the_source_reaches(radius):
     assert float(outside.max()) < 1e-5
     # and the window is not the whole canvas: it follows the source's box
     assert (y1 - y0) * (x1 - x0) < 0.5 * 300 * 420
+
+
+@pytest.mark.parametrize("full,low", [((96, 128), (96, 128)), ((150, 210), (60, 84))])
+def test_sparse_upsample_equals_the_whole_filter(full, low):
+    torch.manual_seed(2)
+    guide = torch.rand(2, 3, *full)
+    src = torch.zeros(2, 1, *low)
+    src[0, 0, 10:30, 20:50] = torch.rand(20, 30)
+    src[1, 0, 0:12, 0:15] = torch.rand(12, 15)  # against the border
+    ref = guided_upsample(guide, src, 3, 1e-4)
+    out = guided_upsample(guide, src, 3, 1e-4, sparse=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    assert float(out[..., -10:, -10:].abs().max()) == 0.0
+    zero = torch.zeros(1, 1, *low)
+    assert float(guided_upsample(guide[:1], zero, 3, 1e-4, sparse=True).abs().max()) == 0.0
+    with pytest.raises(ValueError, match="not both"):
+        guided_upsample(guide, src, 3, 1e-4, sparse=True, window=(0, 4, 0, 4))

@@ -249,8 +249,9 @@ def resize_window(x: Tensor, size: tuple[int, int], window: tuple[int, int, int,
     h, w = x.shape[-2:]
     r0, r1, wr = _axis_weights(h, size[0], y0, y1, x.device, x.dtype)
     c0, c1, wc = _axis_weights(w, size[1], x0, x1, x.device, x.dtype)
-    rows = torch.lerp(x[..., r0, :], x[..., r1, :], wr[:, None])
-    return torch.lerp(rows[..., c0], rows[..., c1], wc)
+    # columns first, on the few low-resolution rows; then whole rows are gathered
+    cols = torch.lerp(x.index_select(-1, c0), x.index_select(-1, c1), wc)
+    return torch.lerp(cols.index_select(-2, r0), cols.index_select(-2, r1), wr[:, None])
 
 
 def guided_upsample(
@@ -260,6 +261,7 @@ def guided_upsample(
     eps: float = 1e-3,
     low_size: tuple[int, int] | None = None,
     window: tuple[int, int, int, int] | None = None,
+    sparse: bool = False,
 ) -> Tensor:
     """Edge-aware upsampling of a low-resolution `src` to the resolution of `guide`.
 
@@ -272,8 +274,15 @@ def guided_upsample(
     window: (y0, y1, x0, x1) in full-resolution pixels: only that part of the output is
     computed and returned (the coefficients still see the whole canvas; the same values
     within float rounding), for a caller that knows the rest is of no use.
+    sparse: `src` is zero outside part of the canvas (a matte around one vehicle): the
+    filter runs only on the box around its nonzero pixels, grown by three radii (the
+    coefficients' two box means and the clipped window counts), and the output is 0
+    elsewhere, as the full filter gives there (a window without any `src` has zero
+    coefficients). The same values within float rounding, at the cost of that box.
     Returns (B, C, H, W) (or the window) in src's dtype, not clamped.
     """
+    if sparse and window is not None:
+        raise ValueError("guided_upsample: give `window` or `sparse`, not both")
     _check4("guide", guide)
     _check4("src", src)
     h, w = guide.shape[-2:]
@@ -294,6 +303,10 @@ def guided_upsample(
     # Radius in low-res pixels: mean of both axis scales.
     factor = 0.5 * (lh / h + lw / w)
     r_low = max(1, int(round(radius * factor)))
+    if sparse:
+        out = _sparse_upsample(g, g_low, p, radius, r_low, eps)
+        if out is not None:
+            return out.to(src.dtype)
     coef_a, coef_b = guided_coefficients(g_low, p, r_low, eps)
     bsz, k, c = coef_a.shape[:3]
     if window is not None:
@@ -308,6 +321,37 @@ def guided_upsample(
         ).reshape(bsz, k, c, h, w)
         coef_b = F.interpolate(coef_b, size=(h, w), mode="bilinear", align_corners=False)
     return _apply(coef_a, coef_b, g).to(src.dtype)
+
+
+def _sparse_upsample(g: Tensor, g_low: Tensor, p: Tensor, radius: int, r_low: int, eps: float) -> Tensor | None:
+    """`guided_upsample` of a `p` that is zero outside a box (see its `sparse`); None
+    when the box is most of the canvas (the plain filter is as cheap)."""
+    bsz, c, lh, lw = p.shape
+    h, w = g.shape[-2:]
+    nz = (p != 0).flatten(0, 1).any(0)
+    rows, cols = torch.nonzero(nz.any(1))[:, 0], torch.nonzero(nz.any(0))[:, 0]
+    if rows.numel() == 0:
+        return torch.zeros(bsz, c, h, w, dtype=p.dtype, device=p.device)
+    m = 3 * r_low + 2
+    y0, y1 = max(0, int(rows[0]) - m), min(lh, int(rows[-1]) + 1 + m)
+    x0, x1 = max(0, int(cols[0]) - m), min(lw, int(cols[-1]) + 1 + m)
+    if (y1 - y0) * (x1 - x0) > 0.8 * lh * lw:
+        return None
+    ca, cb = guided_coefficients(g_low[..., y0:y1, x0:x1], p[..., y0:y1, x0:x1], r_low, eps)
+    k = ca.shape[1]
+    if (lh, lw) == (h, w):
+        out = torch.zeros(bsz, c, h, w, dtype=p.dtype, device=p.device)
+        out[..., y0:y1, x0:x1] = _apply(ca, cb, g[..., y0:y1, x0:x1])
+        return out
+    # the upsampling itself stays whole: OpenCV-free bilinear resizing of a window
+    # (`resize_window`) is slower than torch's resize of the canvas when the box is large
+    coef_a = torch.zeros(bsz, k * c, lh, lw, dtype=ca.dtype, device=ca.device)
+    coef_b = torch.zeros(bsz, c, lh, lw, dtype=cb.dtype, device=cb.device)
+    coef_a[..., y0:y1, x0:x1] = ca.reshape(bsz, k * c, y1 - y0, x1 - x0)
+    coef_b[..., y0:y1, x0:x1] = cb
+    coef_a = F.interpolate(coef_a, size=(h, w), mode="bilinear", align_corners=False).reshape(bsz, k, c, h, w)
+    coef_b = F.interpolate(coef_b, size=(h, w), mode="bilinear", align_corners=False)
+    return _apply(coef_a, coef_b, g)
 
 
 def upsample_window(src: np.ndarray, full: tuple[int, int], radius: int) -> tuple[int, int, int, int]:

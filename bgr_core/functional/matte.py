@@ -364,7 +364,8 @@ def refine_alpha(
             return prob.clamp(0.0, 1.0)
         up = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0]
         return up.clamp(0.0, 1.0)
-    out = guided_upsample(image[None], prob[None], radius, eps)[0]
+    # the matte is 0 away from the vehicle (`keep_region`): filter only around it
+    out = guided_upsample(image[None], prob[None], radius, eps, sparse=True)[0]
     return out.clamp(0.0, 1.0).to(prob.dtype)
 
 
