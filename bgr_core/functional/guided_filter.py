@@ -113,8 +113,8 @@ def box_filter(x: Tensor, radius: int) -> Tensor:
         return x.clone()
     work = x.to(_work_dtype(x))
     h, w = x.shape[-2:]
-    summed = _window_sum(work, radius)
-    return (summed / _counts(h, w, radius, x.device, work.dtype)).to(x.dtype)
+    summed = _window_sum(work, radius)  # a new tensor: divided in place
+    return summed.div_(_counts(h, w, radius, x.device, work.dtype)).to(x.dtype)
 
 
 def _solve_sym(var: list[list[Tensor]], cov: list[Tensor]) -> list[Tensor]:
