@@ -16,7 +16,9 @@ probability, vehicle = alpha >= 0.5) and for the `VehicleMatte` stage it prints:
   own, so the goal cannot be met on the full set whatever the matte);
   a third line gives the **soft spill**: the translucent matte (alpha below 0.5) outside
   the parts' hull dilated by 0.5 % of the diagonal, as a share of the parts' area (mean,
-  and the share of photos above 0.5 %): ghosts that the 0.5 level never counts;
+  and the share of photos above 0.5 %): ghosts that the 0.5 level never counts; a fourth
+  the **mirror recall**: the share of the labelled door mirrors inside the matte, on the
+  photos that have one;
 - on ``masks/carvana/`` (studio photos with full masks): mean IoU;
 - for ``windows`` (`VehicleMatte` then `WindowCorrection("tint")`), on the carparts
   photos with a labelled ``front_glass`` / ``back_glass``: **glass recall** (share of
@@ -114,13 +116,23 @@ def soft_spill(frame: Frame, sample: CarPartsSample) -> float:
     return float(soft.sum() / max(int(sample.parts.sum()), 1))
 
 
+def mirror_recall(frame: Frame, sample: CarPartsSample) -> float:
+    """Share of the labelled door mirrors (``left_mirror`` / ``right_mirror``) inside the
+    matte; NaN on photos without one."""
+    mirrors = sample.mirrors
+    if not mirrors.any():
+        return float("nan")
+    return float((_matte(frame) & mirrors).sum() / mirrors.sum())
+
+
 CARPARTS_MEASURES: dict[str, Callable[[Frame, CarPartsSample], float]] = {
     "recall": recall,
     "precision": precision_proxy,
     "soft_spill": soft_spill,
+    "mirror_recall": mirror_recall,
 }
-# reported on their own line, not in the "below 0.95" shares
-SPILL_MEASURES = ("soft_spill",)
+# reported on their own lines, not in the "below 0.95" shares
+EXTRA_MEASURES = ("soft_spill", "mirror_recall")
 
 
 def _glass(frame: Frame) -> np.ndarray:
@@ -333,8 +345,8 @@ def evaluate(method, samples, measures, device, batch: int = 4) -> tuple[dict[st
 
 def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds: float) -> None:
     names = [s.name for s in samples]
-    spill = {k: scores[k] for k in SPILL_MEASURES if k in scores}
-    scores = {k: v for k, v in scores.items() if k not in spill}
+    extra = {k: scores[k] for k in EXTRA_MEASURES if k in scores}
+    scores = {k: v for k, v in scores.items() if k not in extra}
     either = np.min(np.stack(list(scores.values())), axis=0)
 
     def summary(keep: np.ndarray) -> str:
@@ -351,10 +363,17 @@ def report_carparts(label: str, samples, scores: dict[str, np.ndarray], seconds:
         f"{names[i]} (" + " ".join(f"{k[:4]} {scores[k][i]:.3f}" for k in scores) + ")" for i in worst
     )
     print(f"{'':32s} worst: {cells}")
-    for k, v in spill.items():
+    if "soft_spill" in extra:
+        v = extra["soft_spill"]
         top = np.argsort(-v)[:3]
-        print(f"{'':32s} {k}: mean {100 * v.mean():.3f} % of the parts' area, photos above 0.5 %: "
+        print(f"{'':32s} soft_spill: mean {100 * v.mean():.3f} % of the parts' area, photos above 0.5 %: "
               f"{100 * (v > 0.005).mean():.1f} %; most: " + ", ".join(f"{names[i]} {100 * v[i]:.2f} %" for i in top))
+    if "mirror_recall" in extra:
+        v = extra["mirror_recall"]
+        has = ~np.isnan(v)
+        if has.any():
+            print(f"{'':32s} mirror_recall: mean {np.nanmean(v):.4f} over {int(has.sum())} photos with a labelled "
+                  f"mirror, below 0.5: {int((v[has] < 0.5).sum())}")
 
 
 def report_glass(label: str, samples, scores: dict[str, np.ndarray], seconds: float) -> None:

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 GLASS = ("front_glass", "back_glass")
+MIRRORS = ("left_mirror", "right_mirror")
 
 
 # -- sets ------------------------------------------------------------------------------
@@ -64,6 +65,11 @@ class CarPartsSample:
     def glass(self) -> np.ndarray:
         """(H, W) bool: windscreen and rear window (front_glass + back_glass)."""
         return self._raster(GLASS)
+
+    @cached_property
+    def mirrors(self) -> np.ndarray:
+        """(H, W) bool: the door mirrors (left_mirror + right_mirror)."""
+        return self._raster(MIRRORS)
 
     @cached_property
     def glass_or_door(self) -> np.ndarray:

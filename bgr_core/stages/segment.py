@@ -66,8 +66,10 @@ class VehicleMatte(Stage):
     - fringe_reach: how far from the chosen vehicle (share of the working canvas's long
       side, at least 2 pixels) the net's soft values stay in the matte; farther out
       they are dropped, so an unsure haze over what stands behind the car (a car parked
-      behind it) does not come out as a translucent ghost. None keeps every soft pixel
-      connected to the vehicle.
+      behind it) does not come out as a translucent ghost. None (the default) keeps
+      every soft pixel connected to the vehicle: a reach also trims the door mirrors
+      that the net sees only softly (held-out mirror recall 0.736 -> 0.729 at 0.02;
+      README, Quality).
     - fill_holes: close holes in the silhouette (windows that came out transparent).
     - contrast: (low, high) soft threshold applied to the probability, or None.
     - flip: average the net's output on the image and on its mirror image (test-time
@@ -113,7 +115,7 @@ class VehicleMatte(Stage):
         work_size: int = 640,
         threshold: float = 0.5,
         min_area: float = 0.002,
-        fringe_reach: float | None = 0.01,
+        fringe_reach: float | None = None,
         fill_holes: bool = True,
         contrast: tuple[float, float] | None = (0.3, 0.7),
         refine: str = "guided",
