@@ -63,6 +63,22 @@ def test_shadow_is_under_the_car_and_never_above_its_outline():
     assert softer.max() < shadow.max()
 
 
+@pytest.mark.parametrize("raise_by", [0, 37, 120])
+def test_shadow_does_not_depend_on_the_empty_rows_above_the_car(raise_by):
+    # the layer is computed from just above the car's lower outline down; more or fewer
+    # empty rows above must not change it (the border fade is kept out of the comparison)
+    _, frame = _frame()
+    ref = synthesize_shadow(frame.alpha, border=0)
+    taller = torch.nn.functional.pad(frame.alpha, (0, 0, raise_by, 0))
+    out = synthesize_shadow(taller, border=0)
+    assert out.shape == taller.shape
+    assert float(out[:, :raise_by].abs().sum()) == 0.0
+    torch.testing.assert_close(out[:, raise_by:], ref, atol=1e-5, rtol=0)
+    # and its upper edge fades out (the blur's tail), it is not cut where computing starts
+    first = int(torch.nonzero(out[0].amax(1) > 0)[0, 0])
+    assert float(out[0, first].max()) < 2e-3
+
+
 def test_shadow_stage_and_effect_none():
     _, frame = _frame()
     out = Shadow()([frame])[0]

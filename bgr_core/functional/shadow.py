@@ -160,9 +160,14 @@ def border_fade(h: int, w: int, width: float, device=None, dtype=torch.float32) 
     return (ramp(h).view(h, 1) * ramp(w).view(1, w))[None].to(dtype)
 
 
+def _blur_radius(sigma: float) -> int:
+    """The box radius of `_gaussian_blur`'s three passes for `sigma`."""
+    return int(round(math.sqrt(12 * sigma * sigma / 3 + 1) / 2))
+
+
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Three box passes ≈ a Gaussian of `sigma` (B, C, H, W)."""
-    radius = int(round(math.sqrt(12 * sigma * sigma / 3 + 1) / 2))
+    radius = _blur_radius(sigma)
     for _ in range(3):
         if radius >= 1:
             x = box_filter(x, radius)
@@ -219,8 +224,16 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
         return torch.as_tensor(values, dtype=torch.float32, device=device).view(1, w)
 
     ground_t, gap_t = row(ground), row(gap)
-    start_t = row(np.minimum(bottom, ground))  # shadow starts at the car's outline, or the ground beside it
-    rows = torch.arange(h, device=device, dtype=torch.float32).view(h, 1) + 0.5
+    start = np.minimum(bottom, ground)  # shadow starts at the car's outline, or the ground beside it
+    start_t = row(start)
+    ramp = max(1.0, 0.01 * car_h)
+    sigma = max(0.6, 0.004 * math.hypot(car_w, car_h) * softness)
+    # the layer is 0 above the highest start (less the ramp) before the blur, which
+    # spreads it up by three box radii: only the rows from there down are computed
+    # (the same values: the box sums over the zero rows above add nothing)
+    top = int(math.floor(float(start.min()) - ramp)) - 2 - 3 * _blur_radius(sigma) - 2
+    r0 = min(max(0, top), h - 1)
+    rows = torch.arange(r0, h, device=device, dtype=torch.float32).view(h - r0, 1) + 0.5
     t = rows - ground_t  # > 0 below the ground
     below, above = t.clamp_min(0), (-t).clamp_min(0)
 
@@ -243,10 +256,11 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
 
     # nothing above the car's lower outline or the ground beside it; blurred after the
     # cut so the car's ends leave no hard edge
-    ramp = max(1.0, 0.01 * car_h)
     allowed = ((rows - start_t) / ramp + 1.0).clamp(0.0, 1.0)
     layer = (1.0 - (1.0 - contact_layer) * (1.0 - ambient)) * allowed
-    layer = _gaussian_blur(layer[None, None], max(0.6, 0.004 * math.hypot(car_w, car_h) * softness))[0]
+    layer = _gaussian_blur(layer[None, None], sigma)[0]
     if border > 0:
-        layer = layer * border_fade(h, w, border * min(h, w), device)
-    return (strength * layer).clamp(0.0, 1.0).to(alpha.dtype)
+        layer = layer * border_fade(h, w, border * min(h, w), device)[:, r0:]
+    out = torch.zeros(1, h, w, device=device, dtype=alpha.dtype)
+    out[:, r0:] = (strength * layer).clamp(0.0, 1.0).to(alpha.dtype)
+    return out
