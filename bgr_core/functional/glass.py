@@ -368,7 +368,6 @@ def _detect_one(
     return out, like_out
 
 
-
 def detect_glass(
     image: Tensor,
     alpha: Tensor,
