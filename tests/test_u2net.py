@@ -137,34 +137,37 @@ def test_side_outputs(model, golden):
     assert torch.equal(sides[0], d0)
 
 
-@pytest.mark.parametrize("amp", [torch.bfloat16])
-def test_fused_cpu_convolutions_give_the_plain_values(amp, monkeypatch):
+def test_fused_cpu_convolutions_give_the_plain_values(monkeypatch):
     from bgr_core.models import u2net
 
-    if u2net._FUSED_CONV is None or not torch.backends.mkldnn.is_available():
+    if u2net.FUSED_CONV is None or not torch.backends.mkldnn.is_available():
         pytest.skip("this torch build has no oneDNN fused convolution")
+    fused_op, calls = u2net.FUSED_CONV, []
+
+    def counting(*args):
+        calls.append(args[0].dtype)
+        return fused_op(*args)
+
     torch.manual_seed(0)
     net = U2NetP().eval().to(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
 
-    def run() -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=amp or torch.float32, enabled=amp is not None):
+    def run(amp: bool = True) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             return net(x).float()
 
+    monkeypatch.setattr(u2net, "FUSED_CONV", counting)
     fused = run()
-    assert net.stage1.conv_in._cast  # the fused path ran and cast its weights once
-    with torch.inference_mode():  # float32 keeps the plain pair
-        net.stage2.conv_in._cast.clear()
-        net(x)
-        assert not net.stage2.conv_in._cast
-    monkeypatch.setattr(u2net, "_FUSED_CONV", None)
-    plain = run()
-    assert torch.equal(fused, plain)
-    # new weights (a state dict loaded in place) are cast again, not served stale
-    monkeypatch.undo()
+    assert calls and set(calls) == {torch.bfloat16}  # every conv + ReLU ran fused
+    calls.clear()
+    run(amp=False)  # float32 keeps the plain pair
+    assert not calls
+    monkeypatch.setattr(u2net, "FUSED_CONV", None)
+    assert torch.equal(fused, run())
+    # weights loaded in place are the ones used
     state = {k: v * 0.5 if k.endswith("weight") else v for k, v in net.state_dict().items()}
     net.load_state_dict(state)
+    plain = run()
+    monkeypatch.setattr(u2net, "FUSED_CONV", counting)
     again = run()
-    monkeypatch.setattr(u2net, "_FUSED_CONV", None)
-    assert torch.equal(again, run())
-    assert not torch.equal(again, fused)
+    assert torch.equal(again, plain) and not torch.equal(again, fused)
