@@ -231,6 +231,24 @@ def fast_guided_filter(
     return guided_upsample(guide, src, radius, eps, low_size=size)
 
 
+def _low_radius(radius: int, low: tuple[int, int], full: tuple[int, int]) -> int:
+    """`radius` (full-resolution pixels) on the low-resolution canvas: the mean of both
+    axis scales, at least 1."""
+    factor = 0.5 * (low[0] / full[0] + low[1] / full[1])
+    return max(1, int(round(radius * factor)))
+
+
+def _grown_box(nonzero: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) around the True pixels of (h, w) `nonzero`, grown by `margin`
+    and clipped to it; None when there are none."""
+    rows, cols = np.nonzero(nonzero.any(1))[0], np.nonzero(nonzero.any(0))[0]
+    if len(rows) == 0:
+        return None
+    h, w = nonzero.shape
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
+
+
 def _axis_weights(n_in: int, n_out: int, lo: int, hi: int, device: torch.device, dtype: torch.dtype):
     """Source indices and weights of output positions lo..hi-1 of a bilinear resize
     (align_corners=False) from n_in to n_out samples, as `F.interpolate` places them."""
@@ -300,9 +318,7 @@ def guided_upsample(
     p = src.to(dtype)
     if p.shape[-2:] != (lh, lw):
         p = F.interpolate(p, size=(lh, lw), mode="bilinear", align_corners=False)
-    # Radius in low-res pixels: mean of both axis scales.
-    factor = 0.5 * (lh / h + lw / w)
-    r_low = max(1, int(round(radius * factor)))
+    r_low = _low_radius(radius, (lh, lw), (h, w))
     if sparse:
         out = _sparse_upsample(g, g_low, p, radius, r_low, eps)
         if out is not None:
@@ -328,13 +344,10 @@ def _sparse_upsample(g: Tensor, g_low: Tensor, p: Tensor, radius: int, r_low: in
     when the box is most of the canvas (the plain filter is as cheap)."""
     bsz, c, lh, lw = p.shape
     h, w = g.shape[-2:]
-    nz = (p != 0).flatten(0, 1).any(0)
-    rows, cols = torch.nonzero(nz.any(1))[:, 0], torch.nonzero(nz.any(0))[:, 0]
-    if rows.numel() == 0:
+    box = _grown_box((p != 0).flatten(0, 1).any(0).cpu().numpy(), 3 * r_low + 2)
+    if box is None:
         return torch.zeros(bsz, c, h, w, dtype=p.dtype, device=p.device)
-    m = 3 * r_low + 2
-    y0, y1 = max(0, int(rows[0]) - m), min(lh, int(rows[-1]) + 1 + m)
-    x0, x1 = max(0, int(cols[0]) - m), min(lw, int(cols[-1]) + 1 + m)
+    y0, y1, x0, x1 = box
     if (y1 - y0) * (x1 - x0) > 0.8 * lh * lw:
         return None
     ca, cb = guided_coefficients(g_low[..., y0:y1, x0:x1], p[..., y0:y1, x0:x1], r_low, eps)
@@ -363,11 +376,7 @@ def upsample_window(src: np.ndarray, full: tuple[int, int], radius: int) -> tupl
     their average) and one pixel for the bilinear step, plus one for rounding."""
     sh, sw = src.shape
     fh, fw = full
-    r_low = max(1, int(round(radius * 0.5 * (sh / fh + sw / fw)))) if radius > 0 else 0
-    m = 2 * r_low + 2
-    nz = src != 0
-    rows, cols = np.nonzero(nz.any(1))[0], np.nonzero(nz.any(0))[0]
-    y0, y1 = max(0, rows[0] - m), min(sh, rows[-1] + 1 + m)
-    x0, x1 = max(0, cols[0] - m), min(sw, cols[-1] + 1 + m)
+    r_low = _low_radius(radius, (sh, sw), full) if radius > 0 else 0
+    y0, y1, x0, x1 = _grown_box(src != 0, 2 * r_low + 2)
     return (math.floor(y0 * fh / sh), math.ceil(y1 * fh / sh) if y1 < sh else fh,
             math.floor(x0 * fw / sw), math.ceil(x1 * fw / sw) if x1 < sw else fw)
