@@ -292,19 +292,15 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         m = re.fullmatch(r"stage-fast-eps([0-9.e-]+)", name)
         if m:
             table[f"VehicleMatte.fast eps={m[1]}"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
-    if "stage-fast-refined" in which:  # the default matte with the edge refiner (its file: `refiner`)
-        from bgr_core.loaders import load_edge_refiner
-
-        table["VehicleMatte.fast edge_refiner"] = VehicleMatte.fast(
-            net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner))
-    for name in which:  # stage-fast-refined-reachX: the default matte with fringe_reach X (or "none")
-        m = re.fullmatch(r"stage-fast-refined-reach([0-9.]+|none)", name)
+    for name in which:  # stage-fast-refined: the default matte with the edge refiner (its file:
+        # `refiner`); stage-fast-refined-reachX: and fringe_reach X (or "none")
+        m = re.fullmatch(r"stage-fast-refined(?:-reach([0-9.]+|none))?", name)
         if m:
             from bgr_core.loaders import load_edge_refiner
 
-            reach = None if m[1] == "none" else float(m[1])
-            table[f"VehicleMatte.fast edge_refiner fringe_reach={m[1]}"] = VehicleMatte.fast(
-                net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), fringe_reach=reach)
+            opts = {} if m[1] is None else {"fringe_reach": None if m[1] == "none" else float(m[1])}
+            label = "VehicleMatte.fast edge_refiner" + ("" if m[1] is None else f" fringe_reach={m[1]}")
+            table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N

@@ -76,22 +76,9 @@ class CarPartsSample:
         """(H, W) bool: glass and doors (side windows lie inside the door polygons)."""
         return self._raster([c for c in self.polygons if c in GLASS or c.endswith("_door")])
 
-    @cached_property
-    def near(self) -> np.ndarray:
-        """(H, W) bool: convex hull of all parts dilated by 0.5 % of the image diagonal
-        (at least 4 px): where a vehicle's own soft edge can lie."""
-        import cv2
-
-        h, w = self.size
-        pts = np.concatenate([p for polys in self.polygons.values() for p in polys])
-        hm = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(hm, [cv2.convexHull(np.round(pts).astype(np.int32))], 1)
-        dist = cv2.distanceTransform(1 - hm, cv2.DIST_L2, 5)
-        return dist <= max(4.0, 0.005 * float(np.hypot(h, w)))
-
-    @cached_property
-    def region(self) -> np.ndarray:
-        """(H, W) bool: convex hull of all parts dilated by 3 % of the image diagonal."""
+    def hull_distance(self) -> np.ndarray:
+        """(H, W) float32: distance in pixels to the convex hull of all parts (0 inside);
+        not kept (the masks made from it are)."""
         import cv2
 
         h, w = self.size
@@ -99,8 +86,18 @@ class CarPartsSample:
         hull = cv2.convexHull(np.round(pts).astype(np.int32))
         hm = np.zeros((h, w), np.uint8)
         cv2.fillPoly(hm, [hull], 1)
-        dist = cv2.distanceTransform(1 - hm, cv2.DIST_L2, 5)
-        return dist <= 0.03 * float(np.hypot(h, w))
+        return cv2.distanceTransform(1 - hm, cv2.DIST_L2, 5)
+
+    @cached_property
+    def near(self) -> np.ndarray:
+        """(H, W) bool: convex hull of all parts dilated by 0.5 % of the image diagonal
+        (at least 4 px): where a vehicle's own soft edge can lie."""
+        return self.hull_distance() <= max(4.0, 0.005 * float(np.hypot(*self.size)))
+
+    @cached_property
+    def region(self) -> np.ndarray:
+        """(H, W) bool: convex hull of all parts dilated by 3 % of the image diagonal."""
+        return self.hull_distance() <= 0.03 * float(np.hypot(*self.size))
 
 
 def load_carparts(data: Path, limit: int | None = None, split: str = "all") -> list[CarPartsSample]:
