@@ -229,9 +229,10 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     ramp = max(1.0, 0.01 * car_h)
     sigma = max(0.6, 0.004 * math.hypot(car_w, car_h) * softness)
     # the layer is 0 above the highest start (less the ramp) before the blur, which
-    # spreads it up by three box radii: only the rows from there down are computed
-    # (the same values: the box sums over the zero rows above add nothing)
-    top = int(math.floor(float(start.min()) - ramp)) - 2 - 3 * _blur_radius(sigma) - 2
+    # spreads it up by three box radii: only the rows from there down are computed (the
+    # same values within float rounding: the box sums over the zero rows above add
+    # nothing; OpenCV's row stripes start elsewhere, about 1e-6 apart); 4 rows to spare
+    top = int(math.floor(float(start.min()) - ramp)) - 3 * _blur_radius(sigma) - 4
     r0 = min(max(0, top), h - 1)
     rows = torch.arange(r0, h, device=device, dtype=torch.float32).view(h - r0, 1) + 0.5
     t = rows - ground_t  # > 0 below the ground
