@@ -98,3 +98,19 @@ def test_saved_weights_are_the_body_only_and_load_strictly_into_the_runtime_net(
     x = torch.randn(1, 3, 40, 40)
     with torch.no_grad():
         assert torch.equal(runtime.eval()(x), net(x)[:, :1])
+
+
+def test_emphasis_weighs_marked_pixels_more():
+    b = T.batch_tensors(_batch(1, 16))
+    logit = torch.zeros_like(b["vehicle"])
+    wrong = logit.clone()
+    wrong[..., :4, :4] = -8.0  # confidently wrong on a corner of the vehicle...
+    b["vehicle"][..., :4, :4] = 1
+    b["emphasis"][..., :4, :4] = 1  # ...that is marked
+    outs = lambda x: (x,) * 7 + (torch.zeros_like(x),)  # noqa: E731
+    plain = T.loss_fn(outs(wrong), b, None, 0.0)[1]["fuse"]
+    weighed = T.loss_fn(outs(wrong), b, None, 0.0, emphasis=4.0)[1]["fuse"]
+    assert weighed > 1.5 * plain
+    # without marked pixels the weight changes nothing
+    b["emphasis"].zero_()
+    assert T.loss_fn(outs(wrong), b, None, 0.0, emphasis=4.0)[1]["fuse"] == plain

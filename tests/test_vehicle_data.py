@@ -111,3 +111,33 @@ def test_every_kind_of_sample(shared_data, kind):
     # a sample is a pure function of its seed
     a, b = maker.sample((1, 2, 3)), maker.sample((1, 2, 3))
     assert all(np.array_equal(a[k], b[k]) for k in ("image", "vehicle", "vweight", "glass", "gweight"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_emphasis_follows_its_pixels_through_augmentation(seed):
+    layers = _rect_layers()
+    layers.emphasis = np.zeros_like(layers.vehicle)
+    layers.emphasis[60:90, 40:70] = 1  # the vehicle's left top corner, like a mirror
+    out = V.augment(layers, 96, np.random.default_rng(seed))
+    em = out["emphasis"] > 0
+    assert em.any() and (em & ~(out["vehicle"] > 0.5)).sum() == 0 and (out["vweight"][em] == 1).all()
+    # it stays at the corner the vehicle has on that side (mirrored or not)
+    cols_e, cols_v = np.nonzero(em.any(axis=0))[0], np.nonzero((out["vehicle"] > 0.5).any(axis=0))[0]
+    assert min(abs(cols_e.min() - cols_v.min()), abs(cols_e.max() - cols_v.max())) <= 1
+    assert V.augment(_rect_layers(), 96, np.random.default_rng(seed))["emphasis"].max() == 0
+
+
+def test_mirror_samples_mark_mirrors_and_keep_them_labelled(shared_data):
+    plain, marked = V.SampleMaker(shared_data, 128), V.SampleMaker(shared_data, 128, mirrors=True)
+    seen = gained = 0
+    for seed in range(12):
+        a, b = plain.sample((5, seed), kind="carparts"), marked.sample((5, seed), kind="carparts")
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["vehicle"], b["vehicle"])
+        assert a["emphasis"].max() == 0
+        em = b["emphasis"] > 0
+        assert (b["vweight"] >= a["vweight"]).all()  # only the mirrors' band is narrower
+        if em.any():
+            seen += 1
+            assert (b["vehicle"][em] > 0.5).all() and (b["vweight"][em] == 1).all()
+            gained += int(b["vweight"].sum() > a["vweight"].sum())
+    assert seen >= 3 and gained >= 3

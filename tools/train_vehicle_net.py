@@ -128,18 +128,24 @@ def batch_tensors(samples: list[dict]) -> dict[str, torch.Tensor]:
     out = {"x": normalize(img).contiguous(memory_format=torch.channels_last)}
     for k in ("vehicle", "vweight", "glass", "gweight"):
         out[k] = torch.from_numpy(np.stack([s[k] for s in samples]))[:, None]
+    out["emphasis"] = torch.from_numpy(np.stack([s.get("emphasis", np.zeros_like(s["vehicle"]))
+                                                 for s in samples]))[:, None]
     return out
 
 
 def loss_fn(outputs: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], teacher: torch.Tensor | None,
-            distill: float, side_weight: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
+            distill: float, side_weight: float = 0.2, emphasis: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """outputs: (d0, d1..d6, glass) logits (B, 1, S, S); b: targets and weights; teacher:
-    the generic net's probability (B, 1, S, S) or None."""
+    the generic net's probability (B, 1, S, S) or None; `emphasis`: the extra weight of
+    the pixels ``b["emphasis"]`` marks (door mirrors), 0 for none."""
     *sides, glass = outputs
     t, w = b["vehicle"], b["vweight"]
+    if emphasis > 0 and "emphasis" in b:
+        w = w * (1 + emphasis * b["emphasis"])
     if teacher is not None and distill > 0:
-        target = w * t + (1 - w) * teacher
-        weight = w + (1 - w) * distill
+        known = w.clamp(max=1.0)
+        target = known * t + (1 - known) * teacher
+        weight = w + (1 - known) * distill
     else:
         target, weight = t, w
     norm = weight.sum().clamp_min(1.0)
@@ -194,25 +200,31 @@ class SelectionSet:
                     out.append(p.numpy())  # (C, H, W)
         return out
 
-    def evaluate(self, net, sizes=(320, 224)) -> dict[str, float]:
+    def evaluate(self, net, sizes=(320, 224), mirror_score: float = 0.0) -> dict[str, float]:
+        """IoU, recall, precision proxy, photos below 0.95 and door-mirror recall per input
+        size; ``score`` is their mean over sizes of (IoU + recall + precision) / 3 - 0.05 x
+        below + `mirror_score` x mirror recall."""
         res: dict[str, float] = {}
         for size in sizes:
             ious = [_iou(p[0] >= 0.5, c.mask) for p, c in zip(self._probs(net, [c.image for c in self.carvana], size), self.carvana)]
             probs = self._probs(net, [c.image for c in self.carparts], size)
-            rec, prec, grec = [], [], []
+            rec, prec, grec, mrec = [], [], [], []
             for p, c in zip(probs, self.carparts):
                 m = p[0] >= 0.5
                 rec.append((m & c.parts).sum() / max(1, c.parts.sum()))
+                if c.mirrors.any():
+                    mrec.append((m & c.mirrors).sum() / c.mirrors.sum())
                 prec.append((m & c.hull).sum() / max(1, m.sum()))
                 if p.shape[0] > 1 and c.glass.any():
                     grec.append((p[1][c.glass] >= 0.5).mean())
             low = np.mean([(r < 0.95) or (q < 0.95) for r, q in zip(rec, prec)])
             res |= {f"iou{size}": float(np.mean(ious)), f"iou_min{size}": float(np.min(ious)),
                     f"recall{size}": float(np.mean(rec)), f"precision{size}": float(np.mean(prec)),
-                    f"low{size}": float(low)}
+                    f"low{size}": float(low), f"mirror{size}": float(np.mean(mrec)) if mrec else 0.0}
             if grec:
                 res[f"glass_recall{size}"] = float(np.mean(grec))
-            res[f"score{size}"] = (res[f"iou{size}"] + res[f"recall{size}"] + res[f"precision{size}"]) / 3 - 0.05 * low
+            res[f"score{size}"] = ((res[f"iou{size}"] + res[f"recall{size}"] + res[f"precision{size}"]) / 3
+                                   - 0.05 * low + mirror_score * res[f"mirror{size}"])
         res["score"] = float(np.mean([res[f"score{s}"] for s in sizes]))
         return res
 
@@ -259,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "weights" / "u2netp_vehicle.safetensors")
     ap.add_argument("--ckpt", type=Path, default=ROOT / "training" / "checkpoints" / "u2netp_vehicle_last.pt")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this training checkpoint's net (fresh optimiser, step 0); the net to beat is then it")
+    ap.add_argument("--mirror-weight", type=float, default=0.0,
+                    help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
+    ap.add_argument("--mirror-score", type=float, default=0.0,
+                    help="weight of the selection photos' door-mirror recall in the checkpoint score")
     ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--sizes", default="224,224,288", help="net input side per step, cycled")
@@ -275,11 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
     net = init_student(generic, args.seed).to(memory_format=torch.channels_last)
+    if args.init is not None:
+        net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["net"], strict=True)
     teacher = teacher_net(generic) if args.distill > 0 else None
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    maker = V.SampleMaker(args.data, sizes[0])
+    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if args.resume and args.ckpt.exists():
@@ -289,10 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         state = ck["state"]
         print(f"resumed at step {state['step']}, best {state['best']}", flush=True)
     if state["best"] is None:
-        base = select.evaluate(_GenericAsTwo(teacher_net(generic)))
+        start_net = net.eval() if args.init is not None else _GenericAsTwo(teacher_net(generic))
+        base = select.evaluate(start_net, mirror_score=args.mirror_score)
         state["best"] = {"step": 0, **base}
         state["history"].append({"step": 0, **base})
-        print("generic net:", json.dumps({k: round(v, 4) for k, v in base.items()}), flush=True)
+        print("start net:" if args.init is not None else "generic net:", json.dumps({k: round(v, 4) for k, v in base.items()}), flush=True)
 
     def checkpoint() -> None:
         args.ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 t_prob = teacher(b["x"])
         outputs = net(b["x"], logits=True)
-        loss, parts = loss_fn(outputs, b, t_prob, args.distill)
+        loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
@@ -333,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         done = state["step"] >= args.steps or (args.minutes and time.time() - start > args.minutes * 60)
         if state["step"] % args.eval_every == 0 or done:
             net.eval()
-            res = select.evaluate(net)
+            res = select.evaluate(net, mirror_score=args.mirror_score)
             net.train()
             state["history"].append({"step": state["step"], **res})
             better = res["score"] > state["best"]["score"]

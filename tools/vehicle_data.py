@@ -10,7 +10,9 @@ A sample is a dict of (S, S) arrays, squashed to the net's square input the way
 - ``vweight``  (S, S) float32 in {0, 1}: 0 where the vehicle label is unknown (left
   out of the loss; the trainer distils the generic net there);
 - ``glass``    (S, S) float32 in [0, 1], window glass of that vehicle;
-- ``gweight``  (S, S) float32 in {0, 1}: 0 where glass is not labelled.
+- ``gweight``  (S, S) float32 in {0, 1}: 0 where glass is not labelled;
+- ``emphasis`` (S, S) float32 in {0, 1}: labelled vehicle pixels the trainer may weigh
+  more (door mirrors, with ``SampleMaker(mirrors=True)``; else all 0).
 
 Kinds of sample (`SampleMaker.KINDS`, drawn with fixed shares):
 
@@ -53,6 +55,7 @@ import cv2
 import numpy as np
 
 GLASS = ("front_glass", "back_glass")
+MIRRORS = ("left_mirror", "right_mirror")
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_GAPS = ROOT / "benchmarks" / "data" / "carparts_label_gaps.json"
 CARVANA_SHAPE = (512, 768)  # (H, W): the squashed 512x512 files back to 1918:1280
@@ -129,13 +132,14 @@ def load_carvana(data: Path, car: str, view: str) -> CarvanaPhoto:
 class StreetPhoto:
     """A carparts photo with its labels rasterised, all (H, W): ``parts`` bool (union of
     parts), ``hull`` bool (convex hull of the parts dilated by 3 % of the diagonal),
-    ``glass`` bool, ``doors`` bool."""
+    ``glass`` bool, ``doors`` bool, ``mirrors`` bool (door mirrors)."""
 
     image: np.ndarray
     parts: np.ndarray
     hull: np.ndarray
     glass: np.ndarray
     doors: np.ndarray
+    mirrors: np.ndarray
 
 
 class CarParts:
@@ -175,7 +179,8 @@ class CarParts:
             cv2.fillPoly(hull, [np.round(cv2.convexHull(pts)).astype(np.int32).reshape(-1, 2)], 1)
             r = max(1, int(round(0.03 * np.hypot(h, w))))
             hull = cv2.dilate(hull, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        return StreetPhoto(image, parts, hull > 0, raster(lambda n: n in GLASS), raster(lambda n: n.endswith("_door")))
+        return StreetPhoto(image, parts, hull > 0, raster(lambda n: n in GLASS), raster(lambda n: n.endswith("_door")),
+                           raster(lambda n: n in MIRRORS))
 
 
 # scikit-image's shipped photos without a vehicle: these train, HELD_OUT_EMPTY never does
@@ -283,13 +288,16 @@ def _edge_band(mask: np.ndarray, r: int) -> np.ndarray:
 @dataclass
 class Layers:
     """A scene on its canvas before the photographic augmentation, all (h, w):
-    image uint8 RGB, vehicle / vweight / glass / gweight float32."""
+    image uint8 RGB, vehicle / vweight / glass / gweight float32; ``emphasis`` float32
+    in {0, 1} marks the labelled vehicle pixels the net tends to miss (door mirrors),
+    which the trainer may weigh more (None: none)."""
 
     image: np.ndarray
     vehicle: np.ndarray
     vweight: np.ndarray
     glass: np.ndarray
     gweight: np.ndarray
+    emphasis: np.ndarray | None = None
 
 
 def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
@@ -370,13 +378,18 @@ def secondary(parts: np.ndarray, alpha: np.ndarray) -> bool:
 
 
 class SampleMaker:
-    """Draws training samples; `sample(seed)` is a pure function of the seed."""
+    """Draws training samples; `sample(seed)` is a pure function of the seed.
+
+    ``mirrors=True``: the door mirrors of carparts photos keep most of their pixels
+    labelled (a thinner unknown band) and come marked in the sample's ``emphasis``; off,
+    the samples are those the shipped vehicle net was trained on."""
 
     KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
 
     def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
-                 street_ids: list[int] | None = None) -> None:
+                 street_ids: list[int] | None = None, mirrors: bool = False) -> None:
         self.data = Path(data)
+        self.mirrors = bool(mirrors)
         self.size = int(size)
         sp = splits(self.data)
         self.cars = cars if cars is not None else sp["carvana_train"]
@@ -415,9 +428,16 @@ class SampleMaker:
             parts, hull, glass, doors = near(p.parts), near(p.hull), near(p.glass), near(p.doors)
             r = max(1, round(0.006 * np.hypot(h, w)))
             unsure = (hull & ~parts) | _edge_band(parts, r)
+            emphasis = None
+            if self.mirrors:
+                # A mirror is a few band widths across: its own band is a third as wide,
+                # so that most of it stays labelled (its outside stays unknown as before).
+                mirrors = near(p.mirrors)
+                unsure &= ~(mirrors & ~_edge_band(mirrors, max(1, r // 3)))
+                emphasis = (mirrors & ~unsure).astype(np.float32)
             gunsure = doors | _edge_band(glass, r) | (hull & ~parts)
             return Layers(img, parts.astype(np.float32), (~unsure).astype(np.float32),
-                          glass.astype(np.float32), (~gunsure).astype(np.float32))
+                          glass.astype(np.float32), (~gunsure).astype(np.float32), emphasis)
         if kind == "empty":
             pick = rng.random()
             if pick < 0.5 and self.empties:
@@ -460,8 +480,9 @@ def augment(layers: Layers, size: int, rng: np.random.Generator) -> dict[str, np
     """Photographic augmentation, then squash to (size, size) like the pipeline does."""
     img = layers.image.astype(np.float32)
     tv, tw, gl, gw = layers.vehicle, layers.vweight, layers.glass, layers.gweight
+    em = layers.emphasis if layers.emphasis is not None else np.zeros_like(tv)
     if rng.random() < 0.5:  # mirror
-        img, tv, tw, gl, gw = (np.ascontiguousarray(a[:, ::-1]) for a in (img, tv, tw, gl, gw))
+        img, tv, tw, gl, gw, em = (np.ascontiguousarray(a[:, ::-1]) for a in (img, tv, tw, gl, gw, em))
     # Light and colour of the whole photo.
     img = img * rng.uniform(0.6, 1.3) + rng.uniform(-25, 25)
     if rng.random() < 0.5:
@@ -489,4 +510,5 @@ def augment(layers: Layers, size: int, rng: np.random.Generator) -> dict[str, np
         "vweight": (sq(tw) > 0.999).astype(np.float32),
         "glass": np.clip(sq(gl), 0, 1).astype(np.float32),
         "gweight": (sq(gw) > 0.999).astype(np.float32),
+        "emphasis": (sq(em) > 0.5).astype(np.float32) * (sq(tw) > 0.999),
     }
