@@ -1,6 +1,9 @@
 """Contact sheet of door mirrors: two vehicle-net weights side by side, zoomed on mirrors.
 
-    python benchmarks/mirror_sheet.py --b training/u2netp_vehicle_mirror.safetensors -o /tmp/mirrors.png
+    python benchmarks/mirror_sheet.py --a OLD.safetensors --b NEW.safetensors -o /tmp/mirrors.png
+
+(the net shipped until 5 December 2026, for instance: ``git show
+f28c1e2:weights/u2netp_vehicle.safetensors > /tmp/vehicle_step900.safetensors``)
 
 For carparts photos with a labelled door mirror (held-out half by default), each tile is
 a crop around one mirror (its box grown 2.5x): the photo with the labelled mirror

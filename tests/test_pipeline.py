@@ -27,8 +27,9 @@ def test_requests_with_different_backgrounds_share_the_stages(fast_pipeline):
     for colour, result in zip(colours, results):
         assert result.ok, result.error_description
         assert tuple(result.array[2, 2]) == colour
-    assert [r.array.tolist() for r in results] == [
-        fast_pipeline.remove_background(**p).array.tolist() for p in params]
+    for result, p in zip(results, params):  # batched = one by one, within float rounding (1 level)
+        alone = fast_pipeline.remove_background(**p).array
+        assert np.abs(result.array.astype(int) - alone.astype(int)).max() <= 1
 
 
 def test_a_shared_background_is_decoded_once(fast_pipeline, monkeypatch):

@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             "data": str(args.data), "generic": str(args.generic), "out": str(args.out), "ckpt": str(args.ckpt)}}, tmp)
         tmp.replace(args.ckpt)
 
+    # What the run started from, for the weights' provenance.
+    init_note = "weights/u2netp.safetensors (U2NetP, Apache-2.0)"
+    if args.init is not None:
+        init_note = f"{args.init.as_posix()} (a training checkpoint of this script), itself from {init_note}"
     start = time.time()
     net.train()
     run_loss: dict[str, float] = {}
@@ -363,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             if better:
                 state["best"] = {"step": state["step"], **res}
                 meta = {"model": "u2netp_vehicle", "step": str(state["step"]), "selection": json.dumps(res),
-                        "init": "weights/u2netp.safetensors (U2NetP, Apache-2.0)",
+                        "init": init_note,
                         "data": "Carvana Image Masking Challenge (Kaggle competition terms) and Car Parts Dataset "
                                 "(Pasupa et al. 2021); see weights/README.md",
                         "command": "python tools/train_vehicle_net.py " + " ".join(argv or sys.argv[1:]),
