@@ -114,3 +114,29 @@ def test_emphasis_weighs_marked_pixels_more():
     # without marked pixels the weight changes nothing
     b["emphasis"].zero_()
     assert T.loss_fn(outs(wrong), b, None, 0.0, emphasis=4.0)[1]["fuse"] == plain
+
+
+def test_outline_ring_is_the_labelled_background_near_the_vehicle():
+    vehicle = torch.zeros(1, 1, 20, 20)
+    vehicle[..., 6:12, 6:12] = 1
+    weight = torch.ones_like(vehicle)
+    weight[..., :, :5] = 0  # unlabelled on the left
+    ring = T.outline_ring(vehicle, weight, 2)
+    assert ring[..., 6:12, 6:12].sum() == 0  # never the vehicle itself
+    assert ring[..., :, :5].sum() == 0  # never unlabelled pixels
+    assert ring[0, 0, 4, 8] == 1 and ring[0, 0, 13, 13] == 1  # within 2 px (a square reach)
+    assert ring[0, 0, 3, 8] == 0 and ring[0, 0, 15, 8] == 0  # beyond it
+
+
+def test_ring_weight_weighs_background_next_to_the_vehicle():
+    b = T.batch_tensors(_batch(1, 48))  # vehicle rows 10:40, columns 8:40
+    outs = lambda x: (x,) * 7 + (torch.zeros_like(x),)  # noqa: E731
+    near = torch.full_like(b["vehicle"], -8.0)
+    near[b["vehicle"] > 0.5] = 8.0
+    near[..., 40:43, 8:40] = 8.0  # a confident halo just below the vehicle
+    far = torch.full_like(b["vehicle"], -8.0)
+    far[b["vehicle"] > 0.5] = 8.0
+    far[..., 45:48, 8:40] = 8.0  # the same error, away from the vehicle
+    assert torch.isclose(T.loss_fn(outs(near), b, None, 0.0)[0], T.loss_fn(outs(far), b, None, 0.0)[0], rtol=1e-3)
+    ringed = lambda x: T.loss_fn(outs(x), b, None, 0.0, ring=3.0, ring_px=4)[1]["fuse"]  # noqa: E731
+    assert ringed(near) > 1.5 * ringed(far)

@@ -133,15 +133,26 @@ def batch_tensors(samples: list[dict]) -> dict[str, torch.Tensor]:
     return out
 
 
+def outline_ring(vehicle: torch.Tensor, weight: torch.Tensor, px: int) -> torch.Tensor:
+    """(B, 1, S, S) 0/1: the labelled background within `px` pixels of the vehicle (where
+    a generous matte leaves halos, shadows and what touches the car)."""
+    near = F.max_pool2d(vehicle, 2 * px + 1, stride=1, padding=px) > 0.5
+    return (near & (vehicle < 0.5) & (weight > 0)).to(vehicle.dtype)
+
+
 def loss_fn(outputs: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], teacher: torch.Tensor | None,
-            distill: float, side_weight: float = 0.2, emphasis: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+            distill: float, side_weight: float = 0.2, emphasis: float = 0.0,
+            ring: float = 0.0, ring_px: int = 8) -> tuple[torch.Tensor, dict[str, float]]:
     """outputs: (d0, d1..d6, glass) logits (B, 1, S, S); b: targets and weights; teacher:
     the generic net's probability (B, 1, S, S) or None; `emphasis`: the extra weight of
-    the pixels ``b["emphasis"]`` marks (door mirrors), 0 for none."""
+    the pixels ``b["emphasis"]`` marks (door mirrors), 0 for none; `ring`: the extra
+    weight of the labelled background within `ring_px` of the vehicle, 0 for none."""
     *sides, glass = outputs
     t, w = b["vehicle"], b["vweight"]
     if emphasis > 0 and "emphasis" in b:
         w = w * (1 + emphasis * b["emphasis"])
+    if ring > 0:
+        w = w * (1 + ring * outline_ring(t, b["vweight"], ring_px))
     if teacher is not None and distill > 0:
         known = w.clamp(max=1.0)
         target = known * t + (1 - known) * teacher
@@ -272,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt", type=Path, default=ROOT / "training" / "checkpoints" / "u2netp_vehicle_last.pt")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None,
-                    help="start from this training checkpoint's net (fresh optimiser, step 0); the net to beat is then it")
+                    help="start from this training checkpoint's net, or from a body weights file (.safetensors; "
+                         "glass head from --init-head or seeded); fresh optimiser, step 0; the net to beat is then it")
+    ap.add_argument("--init-head", type=Path, default=None,
+                    help="with a .safetensors --init (a body only): take the glass head from this training checkpoint")
+    ap.add_argument("--ring-weight", type=float, default=0.0,
+                    help="extra loss weight on the labelled background within --ring-px of the vehicle")
+    ap.add_argument("--ring-px", type=int, default=8)
     ap.add_argument("--mirror-weight", type=float, default=0.0,
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
     ap.add_argument("--mirror-score", type=float, default=0.0,
@@ -293,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
     net = init_student(generic, args.seed).to(memory_format=torch.channels_last)
-    if args.init is not None:
+    if args.init is not None and args.init.suffix == ".safetensors":
+        net = init_student(load_generic(args.init), args.seed).to(memory_format=torch.channels_last)
+        if args.init_head is not None:
+            head = torch.load(args.init_head, map_location="cpu", weights_only=False)["net"]
+            net.glass.load_state_dict({k[len("glass."):]: v for k, v in head.items() if k.startswith("glass.")}, strict=True)
+    elif args.init is not None:
         net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["net"], strict=True)
     teacher = teacher_net(generic) if args.distill > 0 else None
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
@@ -325,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     # What the run started from, for the weights' provenance.
     init_note = "weights/u2netp.safetensors (U2NetP, Apache-2.0)"
     if args.init is not None:
-        init_note = f"{args.init.as_posix()} (a training checkpoint of this script), itself from {init_note}"
+        kind = "weights written by this script" if args.init.suffix == ".safetensors" else "a training checkpoint of this script"
+        init_note = f"{args.init.as_posix()} ({kind}), itself from {init_note}"
     start = time.time()
     net.train()
     run_loss: dict[str, float] = {}
@@ -343,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 t_prob = teacher(b["x"])
         outputs = net(b["x"], logits=True)
-        loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight)
+        loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight,
+                              ring=args.ring_weight, ring_px=args.ring_px)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
