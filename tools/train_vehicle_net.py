@@ -309,13 +309,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
-    net = init_student(generic, args.seed).to(memory_format=torch.channels_last)
-    if args.init is not None and args.init.suffix == ".safetensors":
-        net = init_student(load_generic(args.init), args.seed).to(memory_format=torch.channels_last)
-        if args.init_head is not None:
-            head = torch.load(args.init_head, map_location="cpu", weights_only=False)["net"]
-            net.glass.load_state_dict({k[len("glass."):]: v for k, v in head.items() if k.startswith("glass.")}, strict=True)
-    elif args.init is not None:
+    body_file = args.init is not None and args.init.suffix == ".safetensors"
+    net = init_student(load_generic(args.init) if body_file else generic, args.seed).to(memory_format=torch.channels_last)
+    if body_file and args.init_head is not None:
+        head = torch.load(args.init_head, map_location="cpu", weights_only=False)["net"]
+        net.glass.load_state_dict({k[len("glass."):]: v for k, v in head.items() if k.startswith("glass.")}, strict=True)
+    elif args.init is not None and not body_file:
         net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["net"], strict=True)
     teacher = teacher_net(generic) if args.distill > 0 else None
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
@@ -347,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     # What the run started from, for the weights' provenance.
     init_note = "weights/u2netp.safetensors (U2NetP, Apache-2.0)"
     if args.init is not None:
-        kind = "weights written by this script" if args.init.suffix == ".safetensors" else "a training checkpoint of this script"
+        kind = "weights written by this script" if body_file else "a training checkpoint of this script"
         init_note = f"{args.init.as_posix()} ({kind}), itself from {init_note}"
     start = time.time()
     net.train()
