@@ -19,7 +19,8 @@ edge options:
 The composites have the hard edges of binary masks, so the figures compare variants of
 the edge; they are not the edge quality on real photos. Variants: ``default``,
 ``epsX`` (guided filter regularisation), ``radiusN`` (its window on the working canvas),
-``contrastL-H`` (soft threshold), ``refined`` (the edge refiner, ``--refiner FILE`` or the
+``contrastL-H`` (soft threshold of the net's probability), ``edgecontrastL-H`` or
+``edgecontrastnone`` (soft threshold of the final alpha; the default is (0.2, 0.8)), ``refined`` (the edge refiner, ``--refiner FILE`` or the
 shipped ``weights/edge_refiner.safetensors``), joined with ``+`` (``eps1e-3+radius3``).
 """
 
@@ -91,6 +92,9 @@ def options(variant: str, refiner: Path | None = None) -> dict:
             opts["eps"] = float(part[3:])
         elif part.startswith("radius"):
             opts["radius"] = int(part[6:])
+        elif part.startswith("edgecontrast"):  # edgecontrast0.1-0.9, edgecontrastnone
+            spec = part[12:]
+            opts["edge_contrast"] = None if spec == "none" else tuple(float(v) for v in spec.split("-"))
         elif part.startswith("contrast"):
             low, high = part[8:].split("-")
             opts["contrast"] = (float(low), float(high))

@@ -206,6 +206,19 @@ def test_stage_cpu_amp_dtype_and_the_fast_preset_size():
         VehicleMatte(spy, fringe_reach=-0.1)
 
 
+def test_stage_edge_contrast_narrows_the_soft_edge_and_keeps_the_silhouette():
+    frame = _scene_frame()
+    opts = {"net_size": 64, "flip": False, "crop_pass": False, "contrast": None}
+    soft = VehicleMatte(StubNet(), edge_contrast=None, **opts)([frame])[0].alpha
+    hard = VehicleMatte(StubNet(), edge_contrast=(0.2, 0.8), **opts)([frame])[0].alpha
+    assert torch.equal(soft >= 0.5, hard >= 0.5)  # low + high == 1: the 0.5 level stays
+    assert (hard[soft <= 0.2] == 0).all() and (hard[soft >= 0.8] == 1).all()
+    partial = lambda a: int(((a > 0.02) & (a < 0.98)).sum())  # noqa: E731
+    assert 0 < partial(hard) < partial(soft)
+    with pytest.raises(ValueError, match="edge_contrast must be None or"):
+        VehicleMatte(StubNet(), edge_contrast=(0.8, 0.2))
+
+
 class UnsureAtSmallSize(StubNet):
     """StubNet, but below `sure_size` it hesitates (probability <= 0.7) on blue objects."""
 
