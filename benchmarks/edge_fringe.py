@@ -20,8 +20,9 @@ The composites have the hard edges of binary masks, so the figures compare varia
 the edge; they are not the edge quality on real photos. Variants: ``default``,
 ``epsX`` (guided filter regularisation), ``radiusN`` (its window on the working canvas),
 ``contrastL-H`` (soft threshold of the net's probability), ``edgecontrastL-H`` or
-``edgecontrastnone`` (soft threshold of the final alpha; the default is (0.2, 0.8)), ``refined`` (the edge refiner, ``--refiner FILE`` or the
-shipped ``weights/edge_refiner.safetensors``), joined with ``+`` (``eps1e-3+radius3``).
+``edgecontrastnone`` (soft threshold of the final alpha; the default is (0.2, 0.8)),
+``refined`` (the edge refiner, ``--refiner FILE`` or the shipped
+``weights/edge_refiner.safetensors``), joined with ``+`` (``eps1e-3+radius3``).
 """
 
 from __future__ import annotations
