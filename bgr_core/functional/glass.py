@@ -249,11 +249,11 @@ def refine_glass(
 
 def _crop(mask: np.ndarray, margin: float) -> tuple[int, int, int, int] | None:
     """(y0, y1, x0, x1) around the True pixels of `mask`, grown by `margin` x the larger side."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))  # cheaper than np.nonzero
+    if len(rows) == 0:
         return None
     h, w = mask.shape
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     pad = int(math.ceil(margin * max(y1 - y0, x1 - x0)))
     return max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
 
@@ -266,8 +266,8 @@ def _vehicles(inside: np.ndarray, min_share: float = 0.15) -> list[np.ndarray]:
     with at least `min_share` of the largest one's area count as vehicles; each gets the
     pixels of `inside` near it. One vehicle: the silhouette itself.
     """
-    ys = np.nonzero(inside)[0]
-    k = max(1, round(0.04 * (ys.max() - ys.min() + 1)))
+    rows = np.flatnonzero(inside.any(1))
+    k = max(1, round(0.04 * (rows[-1] - rows[0] + 1)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
     opened = cv2.morphologyEx(inside.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
@@ -291,7 +291,10 @@ def vehicle_crops(image: Tensor, alpha: Tensor, work_size: int) -> list[tuple[np
     H, W = image.shape[-2:]
     scale0 = min(1.0, 2 * work_size / max(H, W))
     small = (max(1, round(H * scale0)), max(1, round(W * scale0)))
-    a_small = F.interpolate(alpha[None].float(), size=small, mode="area")[0, 0].cpu().numpy()
+    if small == (H, W):  # "area" to the same size is a copy
+        a_small = alpha[0].float().cpu().numpy()
+    else:
+        a_small = F.interpolate(alpha[None].float(), size=small, mode="area")[0, 0].cpu().numpy()
     inside = a_small > 0.5
     if inside.sum() < 16:
         return []
