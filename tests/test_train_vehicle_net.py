@@ -140,3 +140,16 @@ def test_ring_weight_weighs_background_next_to_the_vehicle():
     assert torch.isclose(T.loss_fn(outs(near), b, None, 0.0)[0], T.loss_fn(outs(far), b, None, 0.0)[0], rtol=1e-3)
     ringed = lambda x: T.loss_fn(outs(x), b, None, 0.0, ring=3.0, ring_px=4)[1]["fuse"]  # noqa: E731
     assert ringed(near) > 1.5 * ringed(far)
+
+
+def test_hard_weight_weighs_the_pixels_on_the_wrong_side():
+    b = T.batch_tensors(_batch(1, 48))  # vehicle rows 10:40, columns 8:40
+    outs = lambda x: (x,) * 7 + (torch.zeros_like(x),)  # noqa: E731
+    right = torch.where(b["vehicle"] > 0.5, 3.0, -3.0)
+    wrong = right.clone()
+    wrong[..., 10:14, 8:40] = -0.5  # a strip of the vehicle missed, mildly
+    loss = lambda x, h: T.loss_fn(outs(x), b, None, 0.0, hard=h)[1]["fuse"]  # noqa: E731
+    assert loss(wrong, 4.0) > 2.0 * loss(wrong, 0.0)
+    assert loss(right, 4.0) == loss(right, 0.0)  # nothing on the wrong side: no change
+    b["vweight"][..., 10:14, 8:40] = 0  # unlabelled pixels are never weighed
+    assert loss(wrong, 4.0) == loss(wrong, 0.0)

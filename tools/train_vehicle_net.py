@@ -142,17 +142,23 @@ def outline_ring(vehicle: torch.Tensor, weight: torch.Tensor, px: int) -> torch.
 
 def loss_fn(outputs: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], teacher: torch.Tensor | None,
             distill: float, side_weight: float = 0.2, emphasis: float = 0.0,
-            ring: float = 0.0, ring_px: int = 8) -> tuple[torch.Tensor, dict[str, float]]:
+            ring: float = 0.0, ring_px: int = 8, hard: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """outputs: (d0, d1..d6, glass) logits (B, 1, S, S); b: targets and weights; teacher:
     the generic net's probability (B, 1, S, S) or None; `emphasis`: the extra weight of
     the pixels ``b["emphasis"]`` marks (door mirrors), 0 for none; `ring`: the extra
-    weight of the labelled background within `ring_px` of the vehicle, 0 for none."""
+    weight of the labelled background within `ring_px` of the vehicle, 0 for none;
+    `hard`: the extra weight of the labelled pixels that the fused output puts on the
+    wrong side of 0.5 (online hard-pixel mining: a missed cab or mirror, a kept patch of
+    ground), 0 for none."""
     *sides, glass = outputs
     t, w = b["vehicle"], b["vweight"]
     if emphasis > 0 and "emphasis" in b:
         w = w * (1 + emphasis * b["emphasis"])
     if ring > 0:
         w = w * (1 + ring * outline_ring(t, b["vweight"], ring_px))
+    if hard > 0:
+        wrong = ((sides[0].detach() >= 0) != (t >= 0.5)) & (b["vweight"] > 0)
+        w = w * (1 + hard * wrong.to(w.dtype))
     if teacher is not None and distill > 0:
         known = w.clamp(max=1.0)
         target = known * t + (1 - known) * teacher
@@ -290,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ring-weight", type=float, default=0.0,
                     help="extra loss weight on the labelled background within --ring-px of the vehicle")
     ap.add_argument("--ring-px", type=int, default=8)
+    ap.add_argument("--hard-weight", type=float, default=0.0,
+                    help="extra loss weight on labelled pixels the net puts on the wrong side of 0.5")
     ap.add_argument("--mirror-weight", type=float, default=0.0,
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
     ap.add_argument("--mirror-score", type=float, default=0.0,
@@ -366,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 t_prob = teacher(b["x"])
         outputs = net(b["x"], logits=True)
         loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight,
-                              ring=args.ring_weight, ring_px=args.ring_px)
+                              ring=args.ring_weight, ring_px=args.ring_px, hard=args.hard_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
