@@ -217,6 +217,16 @@ def test_stage_edge_contrast_narrows_the_soft_edge_and_keeps_the_silhouette():
     assert 0 < partial(hard) < partial(soft)
     with pytest.raises(ValueError, match="edge_contrast must be None or"):
         VehicleMatte(StubNet(), edge_contrast=(0.8, 0.2))
+    with pytest.raises(ValueError, match="^contrast must be None or"):
+        VehicleMatte(StubNet(), contrast=(0.7, 0.7))
+
+
+def test_soft_range():
+    assert M.soft_range("x", None) is None
+    assert M.soft_range("x", [0, 1]) == (0.0, 1.0)
+    for bad in ((0.8, 0.2), (-0.1, 0.5), (0.5, 1.5), (0.5,), "ab"):
+        with pytest.raises(ValueError, match="x must be None or"):
+            M.soft_range("x", bad)
 
 
 class UnsureAtSmallSize(StubNet):

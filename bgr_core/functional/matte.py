@@ -38,6 +38,7 @@ __all__ = [
     "paste_pass",
     "dilate",
     "soft_threshold",
+    "soft_range",
     "refine_alpha",
     "mask_box",
 ]
@@ -342,6 +343,20 @@ def soft_threshold(prob: Tensor, low: float = 0.35, high: float = 0.65) -> Tenso
     device and dtype. Sharpens the net's blurry fringe without moving the ``0.5``
     level when ``low + high == 1``."""
     return ((prob - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
+
+
+def soft_range(name: str, value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """Check a (low, high) range for `soft_threshold` given as a stage option: None stays
+    None, else two floats with ``0 <= low < high <= 1`` (ValueError naming `name`)."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be None or (low, high) with 0 <= low < high <= 1, got {value!r}") from None
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"{name} must be None or (low, high) with 0 <= low < high <= 1, got {value!r}")
+    return low, high
 
 
 def refine_alpha(

@@ -94,7 +94,7 @@ class SamRefine(FrameStage):
         self.min_iou = float(min_iou)
         self.threshold = float(threshold)
         self.fill_holes = bool(fill_holes)
-        self.contrast = contrast
+        self.contrast = M.soft_range("contrast", contrast)
         self.radius = int(radius)
         self.eps = float(eps)
 

@@ -158,10 +158,8 @@ class VehicleMatte(Stage):
             raise ValueError(f"fringe_reach must be None or >= 0, got {fringe_reach!r}")
         self.fringe_reach = None if fringe_reach is None else float(fringe_reach)
         self.fill_holes = bool(fill_holes)
-        self.contrast = contrast
-        if edge_contrast is not None and not 0.0 <= edge_contrast[0] < edge_contrast[1] <= 1.0:
-            raise ValueError(f"edge_contrast must be None or (low, high) with 0 <= low < high <= 1, got {edge_contrast!r}")
-        self.edge_contrast = None if edge_contrast is None else (float(edge_contrast[0]), float(edge_contrast[1]))
+        self.contrast = M.soft_range("contrast", contrast)
+        self.edge_contrast = M.soft_range("edge_contrast", edge_contrast)
         self.refine = refine
         self.radius = int(radius)
         self.eps = float(eps)
