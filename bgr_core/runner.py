@@ -5,6 +5,7 @@ encoding busy at once (`stream_batches`)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -73,6 +74,7 @@ def stream_batches(
     workers: int,
     streams: int,
     finish_on_workers: bool,
+    stream_threads: int | None = None,
 ) -> Iterator[Any]:
     """``finish(r)`` for every ``r`` of ``run(batch of prepare(item))``, in the order of
     `items`, with the three steps overlapping.
@@ -83,9 +85,18 @@ def stream_batches(
     prepared and ``streams + 1`` batches are running or finishing, so memory is bounded
     by the batch size, never by the number of items. `prepare`, `run` and `finish`
     must be thread-safe and must not raise (they turn failures into results).
+    `stream_threads` (with more than one stream): torch's intra-op threads in each
+    stream's thread, so that the streams share the cores instead of each starting a
+    team of threads as large as the machine (None: torch's setting).
     """
+    default_threads = torch.get_num_threads()
+    split = stream_threads is not None and streams > 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bgr-io") if workers else None
-    runners = ThreadPoolExecutor(streams, thread_name_prefix="bgr-run") if streams > 1 else None
+    runners = (
+        ThreadPoolExecutor(streams, thread_name_prefix="bgr-run", initializer=_set_thread_count,
+                           initargs=(stream_threads if split else None,))
+        if streams > 1 else None
+    )
     try:
         pending: deque[Future | P] = deque()
         source = iter(items)
@@ -122,3 +133,21 @@ def stream_batches(
         for executor in (runners, pool):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+        if split:
+            _restore_default_threads(default_threads)
+
+
+def _set_thread_count(threads: int | None) -> None:
+    """Torch's intra-op threads of the calling thread (None: left as it is)."""
+    if threads is not None:
+        torch.get_num_threads()  # this thread takes its own count from the default first
+        torch.set_num_threads(threads)
+
+
+def _restore_default_threads(threads: int) -> None:
+    """`torch.set_num_threads` also sets the count that threads starting later begin
+    with: put it back from a thread of its own, which leaves every other thread's count
+    as it is."""
+    helper = threading.Thread(target=torch.set_num_threads, args=(threads,), name="bgr-threads")
+    helper.start()
+    helper.join()
