@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import loaders, memory
+from . import loaders, memory, torch_threads
 from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, InputMemo, api_keys_from, as_items, as_request_failed, at_most,
                    group_key, output_name, source_name, to_tensor)
 from .errors import BGRError, RequestFailed, Unauthorized
@@ -287,7 +287,7 @@ class Pipeline:
             finish_on_workers=self.output_dir is not None,
             # on the CPU the streams share the cores (2 streams x 1 thread on 2 cores: 7.2 ->
             # 7.9 img/s; README Throughput)
-            stream_threads=max(1, torch.get_num_threads() // self.streams) if self.device.type == "cpu" else None,
+            stream_threads=torch_threads.share(self.streams) if self.device.type == "cpu" else None,
         )
 
     def remove_background_many(self, param_sets: Sequence[Mapping[str, Any]]) -> list[Result]:

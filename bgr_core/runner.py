@@ -5,7 +5,6 @@ encoding busy at once (`stream_batches`)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 
+from . import torch_threads
 from .frame import Frame
 from .stages.base import Stage
 
@@ -93,7 +93,7 @@ def stream_batches(
     split = stream_threads is not None and streams > 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bgr-io") if workers else None
     runners = (
-        ThreadPoolExecutor(streams, thread_name_prefix="bgr-run", initializer=_set_thread_count,
+        ThreadPoolExecutor(streams, thread_name_prefix="bgr-run", initializer=torch_threads.set_for_this_thread,
                            initargs=(stream_threads if split else None,))
         if streams > 1 else None
     )
@@ -134,20 +134,5 @@ def stream_batches(
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
         if split:
-            _restore_default_threads(default_threads)
+            torch_threads.restore_default(default_threads)
 
-
-def _set_thread_count(threads: int | None) -> None:
-    """Torch's intra-op threads of the calling thread (None: left as it is)."""
-    if threads is not None:
-        torch.get_num_threads()  # this thread takes its own count from the default first
-        torch.set_num_threads(threads)
-
-
-def _restore_default_threads(threads: int) -> None:
-    """`torch.set_num_threads` also sets the count that threads starting later begin
-    with: put it back from a thread of its own, which leaves every other thread's count
-    as it is."""
-    helper = threading.Thread(target=torch.set_num_threads, args=(threads,), name="bgr-threads")
-    helper.start()
-    helper.join()
