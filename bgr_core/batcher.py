@@ -16,7 +16,6 @@ import time
 from concurrent.futures import Future
 from typing import Any, Mapping
 
-from . import torch_threads
 from .errors import RequestFailed
 from .result import Result
 
@@ -35,8 +34,7 @@ class RequestBatcher:
         max_queue: requests waiting at most; one more is refused with `QueueFull`.
         wait_s: how long a worker waits for more requests to fill a batch once it holds
             one (short: a lone request is delayed by at most this).
-        workers: batches run at once (None: the pipeline's `streams`); on the CPU they
-            share torch's threads (`bgr_core.torch_threads.share`).
+        workers: batches run at once (None: the pipeline's `streams`).
     """
 
     def __init__(self, pipeline: Any, *, max_queue: int = 64, wait_s: float = 0.02, workers: int | None = None):
@@ -49,20 +47,11 @@ class RequestBatcher:
         self._queue: queue.Queue[tuple[Mapping[str, Any], Future] | None] = queue.Queue(maxsize=int(max_queue))
         self._closed = False
         self._lock = threading.Lock()
-        count = max(1, int(workers if workers is not None else getattr(pipeline, "streams", 1)))
-        device = getattr(pipeline, "device", None)
-        # on the CPU, workers running batches at once share torch's threads
-        share = count > 1 and getattr(device, "type", None) == "cpu"
-        default_threads = torch_threads.share(1)
-        threads = torch_threads.share(count) if share else None
-        started = threading.Barrier(count + 1)
-        self._threads = [threading.Thread(target=self._work, args=(threads, started), name=f"bgr-batch-{i}",
-                                          daemon=True) for i in range(count)]
+        count = workers if workers is not None else getattr(pipeline, "streams", 1)
+        self._threads = [threading.Thread(target=self._work, name=f"bgr-batch-{i}", daemon=True)
+                         for i in range(max(1, int(count)))]
         for t in self._threads:
             t.start()
-        started.wait()  # every worker has set its count: put back the default for later threads
-        if share:
-            torch_threads.restore_default(default_threads)
 
     @property
     def waiting(self) -> int:
@@ -93,9 +82,7 @@ class RequestBatcher:
         for t in self._threads:
             t.join(timeout)
 
-    def _work(self, threads: int | None, started: threading.Barrier) -> None:
-        torch_threads.set_for_this_thread(threads)
-        started.wait()
+    def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:

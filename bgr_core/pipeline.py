@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import loaders, memory, torch_threads
+from . import loaders, memory
 from .edge import (BACKGROUND_MAX_PIXELS, PLATE_MAX_SIDE, InputMemo, api_keys_from, as_items, as_request_failed, at_most,
                    group_key, output_name, source_name, to_tensor)
 from .errors import BGRError, RequestFailed, Unauthorized
@@ -85,9 +85,8 @@ class Pipeline:
             replaces the preset's size and its recheck.
         streams: batches `remove_backgrounds` runs through the stages at once, each on
             its own thread (None: 2 on the CPU, where the net alone leaves cores idle and
-            the per-image post-processing is single-threaded, 1 on CUDA). On the CPU the
-            streams share torch's threads (each gets ``torch.get_num_threads() //
-            streams``, at least 1). Results and their order are the same for any value.
+            the per-image post-processing is single-threaded, 1 on CUDA). Results and
+            their order are the same for any value.
         cpu_dtype: the matte net's precision on the CPU: ``"auto"`` (bfloat16 autocast
             where the CPU has it natively, Intel AMX or AVX512-BF16: about 2.5x faster, the
             held-out figures unchanged within 0.001; float32 elsewhere), ``"float32"`` or
@@ -285,9 +284,6 @@ class Pipeline:
             workers=self.workers,
             streams=self.streams,
             finish_on_workers=self.output_dir is not None,
-            # on the CPU the streams share the cores (2 streams x 1 thread on 2 cores: 7.2 ->
-            # 7.9 img/s; README Throughput)
-            stream_threads=torch_threads.share(self.streams) if self.device.type == "cpu" else None,
         )
 
     def remove_background_many(self, param_sets: Sequence[Mapping[str, Any]]) -> list[Result]:

@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import torch
 
-from . import torch_threads
 from .frame import Frame
 from .stages.base import Stage
 
@@ -74,7 +73,6 @@ def stream_batches(
     workers: int,
     streams: int,
     finish_on_workers: bool,
-    stream_threads: int | None = None,
 ) -> Iterator[Any]:
     """``finish(r)`` for every ``r`` of ``run(batch of prepare(item))``, in the order of
     `items`, with the three steps overlapping.
@@ -85,18 +83,9 @@ def stream_batches(
     prepared and ``streams + 1`` batches are running or finishing, so memory is bounded
     by the batch size, never by the number of items. `prepare`, `run` and `finish`
     must be thread-safe and must not raise (they turn failures into results).
-    `stream_threads` (with more than one stream): torch's intra-op threads in each
-    stream's thread, so that the streams share the cores instead of each starting a
-    team of threads as large as the machine (None: torch's setting).
     """
-    default_threads = torch.get_num_threads()
-    split = stream_threads is not None and streams > 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bgr-io") if workers else None
-    runners = (
-        ThreadPoolExecutor(streams, thread_name_prefix="bgr-run", initializer=torch_threads.set_for_this_thread,
-                           initargs=(stream_threads if split else None,))
-        if streams > 1 else None
-    )
+    runners = ThreadPoolExecutor(streams, thread_name_prefix="bgr-run") if streams > 1 else None
     try:
         pending: deque[Future | P] = deque()
         source = iter(items)
@@ -133,6 +122,3 @@ def stream_batches(
         for executor in (runners, pool):
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-        if split:
-            torch_threads.restore_default(default_threads)
-

@@ -69,26 +69,3 @@ def test_stream_keeps_order_and_bounds_what_is_in_flight(workers, streams):
     assert out == [i * 10 + 1 for i in range(50)]
     # waiting prepared (2 batches) plus the batches running or finishing: never the whole input
     assert state["most_ahead"] <= 2 * 4 + (streams + 1) * 4
-
-
-def test_streams_share_torch_threads_and_leave_the_default_as_it_was():
-    import threading
-
-    from bgr_core.runner import stream_batches
-
-    before = torch.get_num_threads()
-    seen = set()
-
-    def run(batch):
-        seen.add((threading.current_thread().name.startswith("bgr-run"), torch.get_num_threads()))
-        return batch
-
-    out = list(stream_batches(iter(range(20)), lambda i: i, run, lambda r: r, batch_size=2, workers=0,
-                              streams=2, finish_on_workers=False, stream_threads=1))
-    assert out == list(range(20))
-    assert seen == {(True, 1)}  # every batch ran on a stream thread limited to one torch thread
-    later = []
-    helper = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
-    helper.start()
-    helper.join()
-    assert torch.get_num_threads() == before and later == [before]  # this thread and new ones: as before
