@@ -24,7 +24,9 @@ encoded as jpg and written to disk: more work per photo than rembg's cut-out.
 throughput options (its batches run on two threads on the CPU: ``Pipeline(streams=2)``).
 
 Both run over the same N photos, alternating round by round (rembg, bgr, rembg, ...),
-after a warm-up each; the median images/s of each tool and their ratio are printed.
+after a warm-up each; the median images/s of each tool and their ratio are printed, and
+the CPU seconds each thread spent during bgr_core's rounds (`thread_cpu.py`): besides
+the main thread, torch's worker is expected; another busy thread takes cores from it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import thread_cpu  # noqa: E402
 
 ONNX = ROOT.parent / "shared" / "models" / "u2netp.onnx"
 MD5 = "8e83ca70e441ab06c318d82300c84806"
@@ -112,7 +117,11 @@ def main(argv=None) -> None:
             (out / "rembg" / f"{p.stem}.png").write_bytes(rembg.remove(p.read_bytes(), session=session))
         return time.perf_counter() - start
 
+    thread_cpu_s: dict[str, float] = {}
+    bgr_wall = [0.0]
+
     def run_bgr(paths) -> float:
+        cpu_before = thread_cpu.snapshot()
         start = time.perf_counter()
         if args.one_call:
             from bgr_core import remove_background
@@ -126,6 +135,8 @@ def main(argv=None) -> None:
         else:
             results = list(pipe.remove_backgrounds(paths, **params))
         wall = time.perf_counter() - start
+        thread_cpu.add_delta(thread_cpu_s, cpu_before, thread_cpu.snapshot())
+        bgr_wall[0] += wall
         for res in results:
             for k, v in res.timings.items():
                 stage_ms.setdefault(k, []).append(v)
@@ -138,6 +149,8 @@ def main(argv=None) -> None:
     run_rembg(files[:1])
     run_bgr(files[:1])
     stage_ms.clear()  # the timed rounds only
+    thread_cpu_s.clear()
+    bgr_wall[0] = 0.0
     rates: dict[str, list[float]] = {"rembg": [], "bgr_core": []}
     for r in range(args.rounds):
         rates["rembg"].append(len(files) / run_rembg(files))
@@ -156,6 +169,7 @@ def main(argv=None) -> None:
     print(f"ratio bgr_core / rembg: {med['bgr_core'] / med['rembg']:.2f}x")
     print("bgr_core ms per stage (median over the timed rounds; a batch's time split over its photos): "
           + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in stage_ms.items()))
+    print(f"bgr_core rounds, CPU seconds by thread over {bgr_wall[0]:.1f} s: {thread_cpu.describe(thread_cpu_s, bgr_wall[0])}")
     print(f"network connection attempts: {len(NETWORK_ATTEMPTS)} {NETWORK_ATTEMPTS[:3]}")
 
 
