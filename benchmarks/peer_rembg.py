@@ -25,8 +25,10 @@ throughput options (its batches run on two threads on the CPU: ``Pipeline(stream
 
 Both run over the same N photos, alternating round by round (rembg, bgr, rembg, ...),
 after a warm-up each; the median images/s of each tool and their ratio are printed, and
-the CPU seconds each thread spent during bgr_core's rounds (`thread_cpu.py`): besides
-the main thread, torch's worker is expected; another busy thread takes cores from it.
+the CPU seconds each thread spent during bgr_core's rounds (`thread_cpu.py`): one by one
+(`--one-call`), besides the main thread torch's worker is expected, and another busy
+thread takes cores from it; batched, the stream and I/O threads end with each call and
+count as "threads that ended".
 """
 
 from __future__ import annotations

@@ -8,17 +8,20 @@ is how the window stage's spinning OpenBLAS thread was found (README, Throughput
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TASKS = Path("/proc/self/task")
+PROCESS = "process"  # the whole process, threads that have ended included
 
 
 def snapshot() -> dict[str, float]:
-    """Thread id -> CPU seconds (user + system) so far; empty off Linux."""
+    """Thread id -> CPU seconds (user + system) so far, and `PROCESS` -> the process's
+    (threads only off Linux)."""
+    out = {PROCESS: time.process_time()}
     if not TASKS.is_dir():
-        return {}
+        return out
     tick = os.sysconf("SC_CLK_TCK")
-    out = {}
     for task in TASKS.iterdir():
         try:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
@@ -37,9 +40,16 @@ def add_delta(total: dict[str, float], before: dict[str, float], after: dict[str
 
 
 def describe(total: dict[str, float], wall_s: float) -> str:
-    """"main 3.2 s, others 2.3, 1.4 s (per wall second: ...)": the main thread first."""
+    """"process 6.9 s: main 3.2 s, others 2.3, 1.4 s (per wall second: ...), ended 0.0 s":
+    threads that ended between two snapshots (a thread pool shut down) count only in
+    the process's total and in "ended"."""
     main = str(os.getpid())
-    others = sorted((s for t, s in total.items() if t != main), reverse=True)
-    per = ", ".join(f"{s / wall_s:.2f}" for s in others) if wall_s > 0 else "-"
-    return (f"main {total.get(main, 0.0):.1f} s, others {', '.join(f'{s:.1f}' for s in others) or 'none'} s "
-            f"(others per wall second: {per})")
+    threads = {t: s for t, s in total.items() if t != PROCESS}
+    others = sorted((s for t, s in threads.items() if t != main), reverse=True)
+    process = total.get(PROCESS, 0.0)
+    ended = max(0.0, process - sum(threads.values()))
+    text = f"process {process:.1f} s: main {threads.get(main, 0.0):.1f} s, "
+    if others:
+        per = ", ".join(f"{s / wall_s:.2f}" for s in others) if wall_s > 0 else "-"
+        text += f"others {', '.join(f'{s:.1f}' for s in others)} s (per wall second: {per}), "
+    return text + f"threads that ended {ended:.1f} s"
