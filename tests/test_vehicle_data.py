@@ -141,3 +141,19 @@ def test_mirror_samples_mark_mirrors_and_keep_them_labelled(shared_data):
             assert (b["vehicle"][em] > 0.5).all() and (b["vweight"][em] == 1).all()
             gained += int(b["vweight"].sum() > a["vweight"].sum())
     assert seen >= 3 and gained >= 3
+
+
+def test_wheel_samples_mark_wheels_and_keep_the_mirror_marks(shared_data):
+    mirrors = V.SampleMaker(shared_data, 128, mirrors=True)
+    both = V.SampleMaker(shared_data, 128, mirrors=True, wheels=True)
+    seen = 0
+    for seed in range(12):
+        a, b = mirrors.sample((7, seed), kind="carparts"), both.sample((7, seed), kind="carparts")
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["vehicle"], b["vehicle"])
+        ea, eb = a["emphasis"] > 0, b["emphasis"] > 0
+        assert (eb >= ea).all()  # the mirrors stay marked
+        assert (b["vweight"] >= a["vweight"]).all()  # only the wheels' band is narrower
+        if (eb & ~ea).any():
+            seen += 1
+            assert (b["vehicle"][eb] > 0.5).all() and (b["vweight"][eb] == 1).all()
+    assert seen >= 4  # most carparts photos show a wheel

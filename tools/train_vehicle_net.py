@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra loss weight on labelled pixels the net puts on the wrong side of 0.5")
     ap.add_argument("--mirror-weight", type=float, default=0.0,
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
+    ap.add_argument("--wheels", action="store_true",
+                    help="mark the carparts wheels too, weighed like the mirrors (--mirror-weight)")
     ap.add_argument("--mirror-score", type=float, default=0.0,
                     help="weight of the selection photos' door-mirror recall in the checkpoint score")
     ap.add_argument("--steps", type=int, default=900)
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0)
+    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels and args.mirror_weight > 0)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if args.resume and args.ckpt.exists():

@@ -12,7 +12,8 @@ A sample is a dict of (S, S) arrays, squashed to the net's square input the way
 - ``glass``    (S, S) float32 in [0, 1], window glass of that vehicle;
 - ``gweight``  (S, S) float32 in {0, 1}: 0 where glass is not labelled;
 - ``emphasis`` (S, S) float32 in {0, 1}: labelled vehicle pixels the trainer may weigh
-  more (door mirrors, with ``SampleMaker(mirrors=True)``; else all 0).
+  more (door mirrors with ``SampleMaker(mirrors=True)``, wheels with ``wheels=True``;
+  else all 0).
 
 Kinds of sample (`SampleMaker.KINDS`, drawn with fixed shares):
 
@@ -57,6 +58,7 @@ from vehicle_backdrops import HELD_OUT_EMPTY, TRAIN_EMPTY, empty_scenes, synthet
 
 GLASS = ("front_glass", "back_glass")
 MIRRORS = ("left_mirror", "right_mirror")
+WHEELS = ("wheel",)
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_GAPS = ROOT / "benchmarks" / "data" / "carparts_label_gaps.json"
 CARVANA_SHAPE = (512, 768)  # (H, W): the squashed 512x512 files back to 1918:1280
@@ -133,7 +135,7 @@ def load_carvana(data: Path, car: str, view: str) -> CarvanaPhoto:
 class StreetPhoto:
     """A carparts photo with its labels rasterised, all (H, W): ``parts`` bool (union of
     parts), ``hull`` bool (convex hull of the parts dilated by 3 % of the diagonal),
-    ``glass`` bool, ``doors`` bool, ``mirrors`` bool (door mirrors)."""
+    ``glass`` bool, ``doors`` bool, ``mirrors`` bool (door mirrors), ``wheels`` bool."""
 
     image: np.ndarray
     parts: np.ndarray
@@ -141,6 +143,7 @@ class StreetPhoto:
     glass: np.ndarray
     doors: np.ndarray
     mirrors: np.ndarray
+    wheels: np.ndarray
 
 
 class CarParts:
@@ -181,7 +184,7 @@ class CarParts:
             r = max(1, int(round(0.03 * np.hypot(h, w))))
             hull = cv2.dilate(hull, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
         return StreetPhoto(image, parts, hull > 0, raster(lambda n: n in GLASS), raster(lambda n: n.endswith("_door")),
-                           raster(lambda n: n in MIRRORS))
+                           raster(lambda n: n in MIRRORS), raster(lambda n: n in WHEELS))
 
 
 # -- geometry helpers -------------------------------------------------------------------
@@ -317,15 +320,18 @@ class SampleMaker:
     """Draws training samples; `sample(seed)` is a pure function of the seed.
 
     ``mirrors=True``: the door mirrors of carparts photos keep most of their pixels
-    labelled (a thinner unknown band) and come marked in the sample's ``emphasis``; off,
-    the samples are those the shipped vehicle net was trained on."""
+    labelled (a thinner unknown band) and come marked in the sample's ``emphasis``;
+    ``wheels=True``: the same for their wheels (a dark tyre on dark ground is what the
+    net misses most often); both off, the samples are those the shipped vehicle net was
+    first trained on."""
 
     KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
 
     def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
-                 street_ids: list[int] | None = None, mirrors: bool = False) -> None:
+                 street_ids: list[int] | None = None, mirrors: bool = False, wheels: bool = False) -> None:
         self.data = Path(data)
         self.mirrors = bool(mirrors)
+        self.wheels = bool(wheels)
         self.size = int(size)
         sp = splits(self.data)
         self.cars = cars if cars is not None else sp["carvana_train"]
@@ -365,12 +371,14 @@ class SampleMaker:
             r = max(1, round(0.006 * np.hypot(h, w)))
             unsure = (hull & ~parts) | _edge_band(parts, r)
             emphasis = None
-            if self.mirrors:
+            marked = [near(x) for x, on in ((p.mirrors, self.mirrors), (p.wheels, self.wheels)) if on]
+            if marked:
                 # A mirror is a few band widths across: its own band is a third as wide,
-                # so that most of it stays labelled (its outside stays unknown as before).
-                mirrors = near(p.mirrors)
-                unsure &= ~(mirrors & ~_edge_band(mirrors, max(1, r // 3)))
-                emphasis = (mirrors & ~unsure).astype(np.float32)
+                # so that most of it stays labelled (its outside stays unknown as before);
+                # so is a wheel's, whose lost part is the tyre's dark edge.
+                parts_on = np.logical_or.reduce(marked)
+                unsure &= ~(parts_on & ~_edge_band(parts_on, max(1, r // 3)))
+                emphasis = (parts_on & ~unsure).astype(np.float32)
             gunsure = doors | _edge_band(glass, r) | (hull & ~parts)
             return Layers(img, parts.astype(np.float32), (~unsure).astype(np.float32),
                           glass.astype(np.float32), (~gunsure).astype(np.float32), emphasis)
