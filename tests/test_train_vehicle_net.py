@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +154,9 @@ def test_hard_weight_weighs_the_pixels_on_the_wrong_side():
     assert loss(right, 4.0) == loss(right, 0.0)  # nothing on the wrong side: no change
     b["vweight"][..., 10:14, 8:40] = 0  # unlabelled pixels are never weighed
     assert loss(wrong, 4.0) == loss(wrong, 0.0)
+
+
+def test_wheels_without_mirror_weight_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        T.main(["--wheels"])
+    assert "--mirror-weight" in capsys.readouterr().err

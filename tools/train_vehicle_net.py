@@ -316,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.wheels and args.mirror_weight <= 0:
+        ap.error("--wheels marks the wheels for --mirror-weight's extra weight: give --mirror-weight too")
 
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
@@ -330,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels and args.mirror_weight > 0)
+    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if args.resume and args.ckpt.exists():

@@ -194,8 +194,8 @@ def glass_probability(features: np.ndarray, cues: tuple[np.ndarray, np.ndarray, 
     from `bgr_core.loaders.load_glass_cues`)."""
     # Torch's matrix product, not NumPy's: NumPy's OpenBLAS keeps its own worker threads
     # spinning for a while after each product, and on a small CPU they take the cores
-    # from torch's threads in the stages that follow (a one-call photo 224 -> 168 ms on
-    # 2 cores, README Throughput).
+    # from torch's threads in the stages that follow (a one-call photo 224-235 -> 172-183
+    # ms on 2 cores, README Throughput).
     w1, b1, w2, b2 = (torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)) for c in cues)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     hidden = torch.tanh(x @ w1 + b1)

@@ -350,12 +350,13 @@ def soft_range(name: str, value: tuple[float, float] | None) -> tuple[float, flo
     None, else two floats with ``0 <= low < high <= 1`` (ValueError naming `name`)."""
     if value is None:
         return None
+    bad = ValueError(f"{name} must be None or (low, high) with 0 <= low < high <= 1, got {value!r}")
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be None or (low, high) with 0 <= low < high <= 1, got {value!r}") from None
+        raise bad from None
     if not 0.0 <= low < high <= 1.0:
-        raise ValueError(f"{name} must be None or (low, high) with 0 <= low < high <= 1, got {value!r}")
+        raise bad
     return low, high
 
 
