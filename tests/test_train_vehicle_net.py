@@ -160,3 +160,11 @@ def test_wheels_without_mirror_weight_is_refused(capsys):
     with pytest.raises(SystemExit):
         T.main(["--wheels"])
     assert "--mirror-weight" in capsys.readouterr().err
+
+
+def test_resume_from_a_net_only_checkpoint_is_refused(tmp_path, capsys):
+    ckpt = tmp_path / "net_only.pt"
+    torch.save({"net": _generic()}, ckpt)
+    with pytest.raises(SystemExit):
+        T.main(["--resume", "--ckpt", str(ckpt)])
+    assert "--init" in capsys.readouterr().err

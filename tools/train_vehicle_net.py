@@ -319,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.wheels and args.mirror_weight <= 0:
         ap.error("--wheels marks the wheels for --mirror-weight's extra weight: give --mirror-weight too")
 
+    resume = None
+    if args.resume and args.ckpt.exists():
+        resume = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+        if "opt" not in resume:
+            ap.error(f"{args.ckpt} holds a net without its optimiser state (a finished run's): "
+                     "start from it with --init instead of --resume")
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
     body_file = args.init is not None and args.init.suffix == ".safetensors"
@@ -335,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
-    if args.resume and args.ckpt.exists():
-        ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    if resume is not None:
+        ck = resume
         net.load_state_dict(ck["net"], strict=True)
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
