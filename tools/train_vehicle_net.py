@@ -23,11 +23,16 @@ one rate on composites collapsed on real photos):
   only a checkpoint that beats the generic net there is written to `--out`.
 
 Cost on 2 CPU cores: about 0.55 s per image at 224 (forward, backward, distillation).
+On a machine with an accelerator: ``--device cuda --workers N`` (the net and the teacher
+under bfloat16 autocast, N processes drawing the batches, `vehicle_batches`; the samples
+are the same as on the CPU) and ``--data`` a copy packed by `tools/pack_training_data.py`
+where ``../shared`` is not at hand (weights/README.md: a run on a lent GPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -42,6 +47,7 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
+import vehicle_batches as VB  # noqa: E402
 import vehicle_data as V  # noqa: E402
 from bgr_core.functional.matte import normalize  # noqa: E402
 from bgr_core.models import U2NetP  # noqa: E402
@@ -211,7 +217,8 @@ class SelectionSet:
                 chunk = images[k : k + 8]
                 x = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255)
                                  for im in [_square(c, size) for c in chunk]])
-                y = net(normalize(x).contiguous(memory_format=torch.channels_last))
+                dev = next(net.parameters()).device
+                y = net(normalize(x).to(dev).contiguous(memory_format=torch.channels_last)).float().cpu()
                 for im, p in zip(chunk, y):
                     p = F.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0]
                     out.append(p.numpy())  # (C, H, W)
@@ -274,7 +281,7 @@ def save_weights(net: GlassAuxNet, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     """The body only: the auxiliary glass head stays in the training checkpoint."""
-    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items() if not k.startswith("glass.")}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items() if not k.startswith("glass.")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata=meta)
@@ -315,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no limit)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bfloat16 autocast there)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes drawing the batches (0: the trainer's own; same samples for any value)")
     args = ap.parse_args(argv)
     if args.wheels and args.mirror_weight <= 0:
         ap.error("--wheels marks the wheels for --mirror-weight's extra weight: give --mirror-weight too")
@@ -334,21 +344,24 @@ def main(argv: list[str] | None = None) -> int:
         net.glass.load_state_dict({k[len("glass."):]: v for k, v in head.items() if k.startswith("glass.")}, strict=True)
     elif args.init is not None and not body_file:
         net.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["net"], strict=True)
-    teacher = teacher_net(generic) if args.distill > 0 else None
+    device = torch.device(args.device)
+    net = net.to(device)
+    teacher = teacher_net(generic).to(device) if args.distill > 0 else None
+    amp = device.type == "cuda"  # bfloat16 autocast for the forward passes; the loss in float32
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    maker = V.SampleMaker(args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels)
+    make_maker = functools.partial(V.SampleMaker, args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if resume is not None:
         ck = resume
         net.load_state_dict(ck["net"], strict=True)
-        opt.load_state_dict(ck["opt"])
+        opt.load_state_dict(ck["opt"])  # its tensors follow the parameters' device
         state = ck["state"]
         print(f"resumed at step {state['step']}, best {state['best']}", flush=True)
     if state["best"] is None:
-        start_net = net.eval() if args.init is not None else _GenericAsTwo(teacher_net(generic))
+        start_net = net.eval() if args.init is not None else _GenericAsTwo(teacher_net(generic).to(device))
         base = select.evaluate(start_net, mirror_score=args.mirror_score)
         state["best"] = {"step": 0, **base}
         state["history"].append({"step": 0, **base})
@@ -369,20 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     net.train()
     run_loss: dict[str, float] = {}
-    while state["step"] < args.steps:
+    draws = VB.StepBatches(make_maker, args.seed, args.batch, sizes, state["step"], args.steps)
+    for b in VB.batches(draws, args.workers, batch_tensors, pin=device.type == "cuda"):
         step = state["step"]
-        size = sizes[step % len(sizes)]
+        size = draws.size(step)
         warm = min(1.0, (step + 1) / 30)
         cos = 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = args.lr * g["scale"] * warm * (0.1 + 0.9 * cos)
-        samples = [maker.sample((args.seed, step, i), size=size) for i in range(args.batch)]
-        b = batch_tensors(samples)
+        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
         t_prob = None
-        if teacher is not None:
-            with torch.no_grad():
-                t_prob = teacher(b["x"])
-        outputs = net(b["x"], logits=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            if teacher is not None:
+                with torch.no_grad():
+                    t_prob = teacher(b["x"]).float()
+            outputs = tuple(o.float() for o in net(b["x"], logits=True))
         loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight,
                               ring=args.ring_weight, ring_px=args.ring_px, hard=args.hard_weight)
         opt.zero_grad(set_to_none=True)

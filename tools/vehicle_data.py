@@ -76,7 +76,8 @@ def report_cars(data: Path) -> list[str]:
     return sorted({p.name.split("_")[0] for p in (data / "masks" / "carvana" / "images").glob("*.jpg")})
 
 
-def _rank(name: str) -> str:
+def car_rank(name: str) -> str:
+    """The fixed order in which cars are split (and packed): their name's SHA-256."""
     return hashlib.sha256(name.encode()).hexdigest()
 
 
@@ -84,7 +85,7 @@ def splits(data: Path) -> dict[str, list]:
     """``carvana_train`` / ``carvana_select`` / ``carvana_report`` (car ids) and
     ``carparts_train`` / ``carparts_select`` / ``carparts_held`` (COCO image ids)."""
     report = set(report_cars(data))
-    rest = sorted((c for c in carvana_cars(data) if c not in report), key=_rank)
+    rest = sorted((c for c in carvana_cars(data) if c not in report), key=car_rank)
     ann = json.loads((data / "carparts" / "annotations.json").read_text())
     ids = sorted({a["image_id"] for a in ann["annotations"]})
     return {
@@ -341,9 +342,21 @@ class SampleMaker:
         self.empties = empty_scenes()
         self._photo = lru_cache(maxsize=512)(self.carparts.photo)
         self._car = lru_cache(maxsize=256)(lambda c, v: load_carvana(self.data, c, v))
+        # each car's views on disk: all 16 in shared/, fewer in a packed copy
+        # (tools/pack_training_data.py); the draw is the same as over "01".."16" when all are there
+        self.views = {c: [] for c in self.cars}
+        for path in sorted((self.data / "carvana" / "images").glob("*.jpg")):
+            car, _, view = path.stem.partition("_")
+            if car in self.views:
+                self.views[car].append(view)
+        missing = [c for c, v in self.views.items() if not v]
+        if missing:
+            raise FileNotFoundError(f"no photo of training car {missing[0]} in {self.data / 'carvana' / 'images'}")
 
     def _random_car(self, rng) -> CarvanaPhoto:
-        return self._car(self.cars[rng.integers(len(self.cars))], f"{int(rng.integers(1, 17)):02d}")
+        car = self.cars[rng.integers(len(self.cars))]
+        views = self.views[car]
+        return self._car(car, views[rng.integers(len(views))])
 
     @staticmethod
     def _canvas_shape(rng) -> tuple[int, int]:
