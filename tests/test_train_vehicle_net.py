@@ -168,3 +168,13 @@ def test_resume_from_a_net_only_checkpoint_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         T.main(["--resume", "--ckpt", str(ckpt)])
     assert "--init" in capsys.readouterr().err
+
+
+def test_an_iou_floor_keeps_a_studio_loss_from_being_the_best():
+    start = {"score": 1.0, "iou320": 0.975, "iou224": 0.966, "iou_min320": 0.95}
+    trade = {"score": 1.002, "iou320": 0.971, "iou224": 0.966, "iou_min320": 0.92}
+    even = {"score": 1.002, "iou320": 0.9745, "iou224": 0.967, "iou_min320": 0.90}
+    assert T.beats(trade, start, start, None)  # the score alone takes it
+    assert not T.beats(trade, start, start, 0.001)
+    assert T.beats(even, start, start, 0.001)
+    assert not T.beats({**even, "score": 0.999}, start, start, 0.001)

@@ -19,7 +19,7 @@ timeout 420 python3 tools/train_vehicle_net.py --data .pack/data --device cuda -
     --init weights/u2netp_vehicle.safetensors --init-head training/checkpoints/u2netp_vehicle_mirror.pt \
     --ckpt "$OUT/u2netp_vehicle_gpu.pt" --out "$OUT/u2netp_vehicle_gpu.safetensors" \
     --batch 32 --steps 3000 --sizes 224,288,320 --lr 5e-5 --mirror-weight 6 --mirror-score 0.05 \
-    --eval-every 300 --seed 11 --minutes 5 "$@"
+    --eval-every 300 --iou-floor 0.001 --seed 11 --minutes 5 "$@"
 echo "training exit $?"
 timeout 75 python3 benchmarks/throughput.py --device cuda --batch 1,8 --sizes 1024 --modes default \
     --data .pack/data/carparts/JPEGImages --limit 16 --rounds 2 --json "$OUT/throughput_cuda.json"

@@ -253,6 +253,19 @@ class SelectionSet:
         return res
 
 
+def beats(res: dict[str, float], best: dict[str, float], start: dict[str, float], iou_floor: float | None) -> bool:
+    """Whether an evaluation `res` is the run's new best: a higher score than `best`, and
+    with `iou_floor`, a Carvana IoU at every size at most that far below the start net's
+    (`start`): every stage so far that raised the score by giving the street photos and
+    the mirrors more of the outline lost studio IoU on the held-out cars (weights/README)."""
+    if res["score"] <= best["score"]:
+        return False
+    if iou_floor is None:
+        return True
+    sizes = [k[len("iou"):] for k in start if k.startswith("iou") and k[len("iou"):].isdigit()]
+    return all(res[f"iou{z}"] >= start[f"iou{z}"] - iou_floor for z in sizes)
+
+
 def _square(img: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
@@ -309,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
     ap.add_argument("--wheels", action="store_true",
                     help="mark the carparts wheels too, weighed like the mirrors (--mirror-weight)")
+    ap.add_argument("--iou-floor", type=float, default=None,
+                    help="a checkpoint is best only if its selection Carvana IoU at each size is at most this "
+                         "far below the start net's (default: no floor)")
     ap.add_argument("--mirror-score", type=float, default=0.0,
                     help="weight of the selection photos' door-mirror recall in the checkpoint score")
     ap.add_argument("--steps", type=int, default=900)
@@ -416,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
             res = select.evaluate(net, mirror_score=args.mirror_score)
             net.train()
             state["history"].append({"step": state["step"], **res})
-            better = res["score"] > state["best"]["score"]
+            better = beats(res, state["best"], state["history"][0], args.iou_floor)
             print(f"eval step {state['step']}: " + json.dumps({k: round(v, 4) for k, v in res.items()})
                   + (" BEST" if better else ""), flush=True)
             if better:
