@@ -22,9 +22,10 @@ def _size(folder: Path) -> int:
 
 def test_packed_copy_keeps_the_selection_split_and_leaves_held_out_photos_behind(shared_data, tmp_path):
     out = tmp_path / "data"
-    cars = P.pack(shared_data, out, budget=15_000_000, views=("01", "09"))
+    cars, packed = P.pack(shared_data, out, budget=15_000_000, views=("01", "09"))
     assert _size(out) <= 15_000_000 and cars
-    full, packed = V.splits(shared_data), V.splits(out)
+    full = V.splits(shared_data)
+    assert packed == V.splits(out)
     assert packed["carvana_select"] == full["carvana_select"]
     assert packed["carparts_select"] == full["carparts_select"]
     assert set(packed["carvana_train"]) == set(cars) <= set(full["carvana_train"])

@@ -43,8 +43,9 @@ def _carvana_files(data: Path, car: str, view: str) -> list[tuple[Path, str]]:
             (data / "carvana" / "labels" / f"{car}_{view}_mask.gif", f"carvana/labels/{car}_{view}_mask.gif")]
 
 
-def plan(data: Path, budget: int, views: tuple[str, ...]) -> tuple[dict, list[tuple[Path, str]], list[str]]:
-    """(annotations to write, files to copy as (source, relative target), training cars packed)."""
+def plan(data: Path, budget: int, views: tuple[str, ...]) -> tuple[dict, list[tuple[Path, str]], list[str], dict]:
+    """(annotations to write, files to copy as (source, relative target), training cars
+    packed, the splits of `data`)."""
     sp = V.splits(data)
     ann = json.loads((data / "carparts" / "annotations.json").read_text())
     keep = {i for i in sp["carparts_train"] + sp["carparts_select"]}
@@ -59,9 +60,8 @@ def plan(data: Path, budget: int, views: tuple[str, ...]) -> tuple[dict, list[tu
     if used > budget:
         raise SystemExit(f"the carparts photos and the selection cars alone take {used / 1e6:.1f} MB, over the "
                          f"budget of {budget / 1e6:.1f} MB")
-    rank = {c: V.car_rank(c) for c in sp["carvana_train"]}
     cars = []
-    for car in sorted(sp["carvana_train"], key=rank.__getitem__):
+    for car in sorted(sp["carvana_train"], key=V.car_rank):
         mine = [f for view in views for f in _carvana_files(data, car, view) if f[0].exists()]
         size = sum(src.stat().st_size for src, _ in mine)
         if not mine or used + size > budget:
@@ -69,12 +69,13 @@ def plan(data: Path, budget: int, views: tuple[str, ...]) -> tuple[dict, list[tu
         files += mine
         used += size
         cars.append(car)
-    return ann, files, cars
+    return ann, files, cars, sp
 
 
-def pack(data: Path, out: Path, budget: int, views: tuple[str, ...]) -> list[str]:
-    """Write the packed copy (replacing `out`); returns the training cars it holds."""
-    ann, files, cars = plan(data, budget, views)
+def pack(data: Path, out: Path, budget: int, views: tuple[str, ...]) -> tuple[list[str], dict]:
+    """Write the packed copy (replacing `out`); returns the training cars it holds and the
+    copy's splits."""
+    ann, files, cars, full = plan(data, budget, views)
     if out.exists():
         shutil.rmtree(out)
     (out / "carparts").mkdir(parents=True)
@@ -83,12 +84,12 @@ def pack(data: Path, out: Path, budget: int, views: tuple[str, ...]) -> list[str
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
-    full, packed = V.splits(data), V.splits(out)
+    packed = V.splits(out)
     if packed["carvana_select"] != full["carvana_select"] or packed["carparts_select"] != full["carparts_select"]:
         raise RuntimeError("the packed copy's selection split differs from shared/'s")
     if set(packed["carvana_train"]) != set(cars) or set(packed["carparts_train"]) != set(full["carparts_train"]):
         raise RuntimeError("the packed copy's training split is not what was packed")
-    return cars
+    return cars, packed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", default=",".join(EVERY_OTHER), help="views of each training car (01..16)")
     args = ap.parse_args(argv)
     views = tuple(f"{int(v):02d}" for v in args.views.split(","))
-    cars = pack(args.data, args.out, int(args.budget_mb * 1e6), views)
+    cars, packed = pack(args.data, args.out, int(args.budget_mb * 1e6), views)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"{args.out}: {total / 1e6:.1f} MB, {len(cars)} training cars x {len(views)} views, "
-          f"{len(V.splits(args.out)['carparts_train'])} carparts training photos, the selection split as in {args.data}")
+          f"{len(packed['carparts_train'])} carparts training photos, the selection split as in {args.data}")
     return 0
 
 

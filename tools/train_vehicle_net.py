@@ -212,12 +212,12 @@ class SelectionSet:
     @staticmethod
     def _probs(net, images: list[np.ndarray], size: int) -> list[np.ndarray]:
         out = []
+        dev = next(net.parameters()).device
         with torch.inference_mode():
             for k in range(0, len(images), 8):
                 chunk = images[k : k + 8]
                 x = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div(255)
                                  for im in [_square(c, size) for c in chunk]])
-                dev = next(net.parameters()).device
                 y = net(normalize(x).to(dev).contiguous(memory_format=torch.channels_last)).float().cpu()
                 for im, p in zip(chunk, y):
                     p = F.interpolate(p[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0]
