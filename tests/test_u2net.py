@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bgr_core.models import MODEL_BUILDERS, U2NetP
+from bgr_core.models.u2net import ConvReLU
 
 WEIGHTS = Path(__file__).parents[1] / "weights" / "u2netp.safetensors"
 GOLDEN = Path(__file__).parent / "data" / "u2netp_golden.npz"
@@ -141,7 +142,7 @@ def test_fused_cpu_convolutions_give_the_plain_values(monkeypatch):
     from bgr_core.models import u2net
 
     if u2net.FUSED_CONV is None or not torch.backends.mkldnn.is_available():
-        pytest.skip("this torch build has no oneDNN fused convolution")
+        pytest.skip("no oneDNN fused bfloat16 convolution in this torch build or on this CPU")
     fused_op, calls = u2net.FUSED_CONV, []
 
     def counting(*args):
@@ -171,3 +172,16 @@ def test_fused_cpu_convolutions_give_the_plain_values(monkeypatch):
     monkeypatch.setattr(u2net, "FUSED_CONV", counting)
     again = run()
     assert torch.equal(again, plain) and not torch.equal(again, fused)
+
+
+def test_bfloat16_autocast_runs_on_every_cpu():
+    # on CPUs where oneDNN has no bfloat16 kernels (AVX2 only) the fused op refuses the
+    # call; the plain pair must run there instead (Pipeline(cpu_dtype="bfloat16") failed
+    # every photo on such a CPU before)
+    torch.manual_seed(0)
+    block = ConvReLU(8, 8).eval()
+    x = torch.rand(1, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = block(x)
+        plain = torch.relu(block.conv(x))
+    assert got.dtype == torch.bfloat16 and torch.equal(got, plain)

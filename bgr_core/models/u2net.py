@@ -57,9 +57,22 @@ def _upsample_like(x: Tensor, ref: Tensor) -> Tensor:
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
-# oneDNN's convolution with the ReLU fused into it (the op torch's own CPU compiler
-# emits); None in builds without oneDNN (and set to None, `ConvReLU` runs the plain pair)
-FUSED_CONV = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+def _fused_conv():
+    """oneDNN's convolution with the ReLU fused into it (the op torch's own CPU compiler
+    emits), or None: in builds without oneDNN, and on CPUs where oneDNN has no bfloat16
+    kernels (AVX2-only ones: it refuses the call there, while autocast's plain convolution
+    still runs, emulated)."""
+    ops = getattr(torch.ops, "mkldnn", None)
+    op = getattr(ops, "_convolution_pointwise", None)
+    try:
+        bf16 = bool(ops._is_mkldnn_bf16_supported())
+    except Exception:  # a build without the probe: assume no
+        bf16 = False
+    return op if bf16 else None
+
+
+# set to None, `ConvReLU` runs the plain pair
+FUSED_CONV = _fused_conv()
 
 
 class ConvReLU(nn.Module):
