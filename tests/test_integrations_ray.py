@@ -40,7 +40,7 @@ def folder(tmp_path_factory):
     return src
 
 
-def test_same_bytes_as_the_local_cli_and_bad_files_reported(local_ray, folder, tmp_path, capsys):
+def test_same_images_as_the_local_cli_and_bad_files_reported(local_ray, folder, tmp_path, capsys):
     local, remote = tmp_path / "local", tmp_path / "ray"
     args = ["--layout", "center", "-q", "--device", "cpu"]
     assert main([str(folder), "-o", str(local), *args]) == 1  # the junk fails, the photos are written
