@@ -65,3 +65,15 @@ def test_studio_photo_and_mask_stay_aligned():
         grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
         outline = (m > 0.2) & (m < 0.8)
         assert grad[outline].mean() > 2 * grad.mean()
+
+
+def test_the_matte_it_learns_on_is_pinned_by_net_size_and_precision():
+    # what the pipeline runs where the CPU lacks native bfloat16 (float32 at 224) and where
+    # it has it (bfloat16 at 288), whatever this machine's own default is
+    m = T.Matte(None, "float32")
+    assert (m.net_size, m.dtype) == (224, "float32") and not m.stage.reduced_precision
+    m = T.Matte(None, "bfloat16")
+    assert (m.net_size, m.dtype) == (288, "bfloat16")
+    m = T.Matte(224, "bfloat16")
+    assert (m.net_size, m.dtype) == (224, "bfloat16")
+    assert m.stage.recheck_size == 320 and m.stage.edge_refiner is None  # the fast preset, unrefined

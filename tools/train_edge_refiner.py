@@ -4,12 +4,16 @@
                                        [--data ../shared/data] [--photos 960] [--composites 960]
                                        [--per-photo 2500] [--hidden 128 64] [--epochs 20] [--seed 0]
                                        [--radius 3] [--dilations 1]
+                                       [--net-size 288 --cpu-dtype bfloat16]   # pin the matte
 
 `bgr_core.models.edge_refiner.EdgeRefinerNet` learns, per pixel of the band around the
 default matte's outline (`bgr_core.functional.edge_refine.edge_band`), the true alpha
 from a patch of photo and coarse alpha. The coarse alpha is the shipped pipeline's own
 (`VehicleMatte.fast` over the shipped vehicle net, without a refiner), so the refiner
-corrects exactly what it will be given.
+corrects exactly what it will be given. That matte depends on the CPU (288 px in bfloat16
+where it has native bfloat16, else 224 px in float32) unless `--net-size` and
+`--cpu-dtype` pin it; the file's metadata records which (`net_size`, `matte`), and a
+``--cache`` belongs to the matte it was collected with.
 
 Samples (``--cache`` keeps them; a second run with the same file only trains):
 
@@ -94,13 +98,26 @@ def composite_sample(data: Path, car: str, view: str, rng: np.random.Generator,
 
 
 class Matte:
-    """The shipped default matte (no refiner): uint8 photo → (1, H, W) alpha or None."""
+    """The shipped default matte (no refiner): uint8 photo → (1, H, W) alpha or None.
 
-    def __init__(self) -> None:
+    `net_size` None and `cpu_dtype` "auto" give this machine's default (288 in bfloat16
+    where the CPU has it natively, else 224 in float32); pinning both gives the same
+    matte on any CPU, up to float rounding."""
+
+    def __init__(self, net_size: int | None = None, cpu_dtype: str = "auto") -> None:
         from bgr_core.loaders import load_matte_net
         from bgr_core.stages.segment import VehicleMatte
 
-        self.stage = VehicleMatte.fast(load_matte_net())
+        amp = {"auto": "auto", "float32": None, "bfloat16": torch.bfloat16}[cpu_dtype]
+        size = {} if net_size is None else {"net_size": int(net_size)}
+        self.stage = VehicleMatte.fast(load_matte_net(), cpu_amp_dtype=amp, **size)
+        self.net_size = self.stage.net_size
+        self.dtype = "bfloat16" if self.stage.reduced_precision else "float32"
+        import hashlib
+
+        from bgr_core import weights
+
+        self.net_sha = hashlib.sha256(weights.resolve("u2netp_vehicle").read_bytes()).hexdigest()
 
     def __call__(self, img: np.ndarray) -> torch.Tensor | None:
         from bgr_core.frame import Frame
@@ -114,7 +131,7 @@ def collect(args: argparse.Namespace, data: Path) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(args.seed)
     cars = V.splits(data)["carvana_train"]
     scenes = V.empty_scenes()
-    matte = Matte()
+    matte = Matte(args.net_size, args.cpu_dtype)
     views = [f"{v:02d}" for v in range(1, 17)]
     xs, ys, kinds = [], [], []
     jobs = [("studio", c) for c in rng.choice(cars, args.photos)] + [("composite", c) for c in rng.choice(cars, args.composites)]
@@ -142,9 +159,8 @@ def collect(args: argparse.Namespace, data: Path) -> dict[str, np.ndarray]:
     return {"x": np.concatenate(xs), "y": np.concatenate(ys), "studio": np.concatenate(kinds)}
 
 
-def select_set(data: Path) -> list[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
-    """The selection cars' photos, their binary masks and the default matte's alpha."""
-    matte = Matte()
+def select_set(data: Path, matte: Matte) -> list[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
+    """The selection cars' photos, their binary masks and `matte`'s alpha."""
     out = []
     for car in V.splits(data)["carvana_select"]:
         for view in SELECT_VIEWS:
@@ -232,6 +248,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--net-size", type=int, default=None,
+                    help="the matte net's input side (default: the fast preset's on this machine, 288 or 224); "
+                         "the pipeline picks a refiner by it (weights.edge_refiner_key)")
+    ap.add_argument("--cpu-dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="the matte net's CPU precision (auto: bfloat16 where the CPU has it natively)")
     args = ap.parse_args(argv)
     data = Path(args.data)
     start = time.perf_counter()
@@ -244,7 +265,8 @@ def main(argv=None) -> int:
             np.savez(cache, **samples)
     print(f"{len(samples['y'])} samples ({samples['studio'].mean():.0%} studio), "
           f"{time.perf_counter() - start:.0f} s", flush=True)
-    photos = select_set(data)
+    matte = Matte(args.net_size, args.cpu_dtype)
+    photos = select_set(data, matte)
     state, score, epoch = train(args, samples, photos)
     if state is None:
         print("no epoch beat the matte without a refiner on the selection cars: nothing written")
@@ -254,7 +276,9 @@ def main(argv=None) -> int:
     meta = {"patch": str(args.patch), "hidden": ",".join(map(str, args.hidden)), "radius": str(args.radius),
             "dilations": ",".join(map(str, args.dilations)),
             "trained_by": "python tools/train_edge_refiner.py " + " ".join(_without_cache(argv if argv is not None else sys.argv[1:])),
-            "selection_iou": f"{score:.4f}", "epoch": str(epoch)}
+            "selection_iou": f"{score:.4f}", "epoch": str(epoch),
+            "net_size": str(matte.net_size), "matte": f"VehicleMatte.fast over u2netp_vehicle.safetensors (sha256 {matte.net_sha[:12]}), "
+                     f"{matte.net_size} px, {matte.dtype}"}
     save_file(state, args.out, metadata=meta)
     print(f"wrote {args.out} (epoch {epoch}, selection IoU {score:.4f}); {json.dumps(meta)}; "
           f"{time.perf_counter() - start:.0f} s in all")
