@@ -117,6 +117,23 @@ def test_emphasis_weighs_marked_pixels_more():
     assert T.loss_fn(outs(wrong), b, None, 0.0, emphasis=4.0)[1]["fuse"] == plain
 
 
+def test_contact_weight_weighs_the_marked_band_and_only_with_marks():
+    samples = _batch(1, 16)
+    samples[0]["contact"] = np.zeros((16, 16), np.float32)
+    samples[0]["contact"][12:16, :] = 1  # the band along the lower outline
+    b = T.batch_tensors(samples)
+    assert b["contact"].shape == b["vehicle"].shape and b["contact"].sum() == 64
+    wrong = torch.zeros_like(b["vehicle"])
+    wrong[..., 12:16, :] = 8.0  # the floor under the car kept, confidently
+    outs = lambda x: (x,) * 7 + (torch.zeros_like(x),)  # noqa: E731
+    plain = T.loss_fn(outs(wrong), b, None, 0.0)[1]["fuse"]
+    assert T.loss_fn(outs(wrong), b, None, 0.0, contact=3.0)[1]["fuse"] > 1.5 * plain
+    # samples without marks (carparts, empty scenes) get zeros: the weight changes nothing
+    b = T.batch_tensors(_batch(1, 16))
+    assert b["contact"].sum() == 0
+    assert T.loss_fn(outs(wrong), b, None, 0.0, contact=3.0)[1]["fuse"] == T.loss_fn(outs(wrong), b, None, 0.0)[1]["fuse"]
+
+
 def test_outline_ring_is_the_labelled_background_near_the_vehicle():
     vehicle = torch.zeros(1, 1, 20, 20)
     vehicle[..., 6:12, 6:12] = 1

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import vehicle_data as V  # noqa: E402
+from vehicle_contact import contact_band  # noqa: E402
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,6 +126,34 @@ def test_emphasis_follows_its_pixels_through_augmentation(seed):
     cols_e, cols_v = np.nonzero(em.any(axis=0))[0], np.nonzero((out["vehicle"] > 0.5).any(axis=0))[0]
     assert min(abs(cols_e.min() - cols_v.min()), abs(cols_e.max() - cols_v.max())) <= 1
     assert V.augment(_rect_layers(), 96, np.random.default_rng(seed))["emphasis"].max() == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_contact_marks_follow_the_lower_outline_through_augmentation(seed):
+    layers = _rect_layers()
+    layers.contact = contact_band(layers.vehicle, layers.vweight)
+    out = V.augment(layers, 96, np.random.default_rng(seed))
+    plain = V.augment(_rect_layers(), 96, np.random.default_rng(seed))
+    assert "contact" not in plain and all(np.array_equal(out[k], plain[k]) for k in plain)
+    c, v = out["contact"] > 0, out["vehicle"] > 0.5
+    rows_v, cols_v = np.nonzero(v.any(axis=1))[0], np.nonzero(v.any(axis=0))[0]
+    rows_c, cols_c = np.nonzero(c.any(axis=1))[0], np.nonzero(c.any(axis=0))[0]
+    assert abs(rows_c.min() - rows_v.max()) <= 2 and abs(rows_c.max() - rows_v.max()) <= 2
+    assert abs(cols_c.min() - cols_v.min()) <= 1 and abs(cols_c.max() - cols_v.max()) <= 1  # mirrored with it
+
+
+def test_contact_samples_are_the_plain_samples_with_marks(shared_data):
+    plain, marked = V.SampleMaker(shared_data, 96), V.SampleMaker(shared_data, 96, contact=True)
+    for kind in V.SampleMaker.KINDS:
+        a, b = plain.sample((4, 1), kind=kind), marked.sample((4, 1), kind=kind)
+        assert all(np.array_equal(a[k], b[k]) for k in ("image", "vehicle", "vweight", "glass", "gweight", "emphasis"))
+        if kind in ("studio", "street", "synthetic"):  # a Carvana car: marked along its lower outline
+            c = b["contact"] > 0
+            assert c.any() and (b["vweight"][c] == 1).all()
+            low = np.nonzero((b["vehicle"] > 0.5).any(axis=1))[0].max()
+            assert np.nonzero(c.any(axis=1))[0].max() <= low + 4
+        else:
+            assert "contact" not in b
 
 
 def test_mirror_samples_mark_mirrors_and_keep_them_labelled(shared_data):

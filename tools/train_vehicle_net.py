@@ -134,8 +134,8 @@ def batch_tensors(samples: list[dict]) -> dict[str, torch.Tensor]:
     out = {"x": normalize(img).contiguous(memory_format=torch.channels_last)}
     for k in ("vehicle", "vweight", "glass", "gweight"):
         out[k] = torch.from_numpy(np.stack([s[k] for s in samples]))[:, None]
-    out["emphasis"] = torch.from_numpy(np.stack([s.get("emphasis", np.zeros_like(s["vehicle"]))
-                                                 for s in samples]))[:, None]
+    for k in ("emphasis", "contact"):
+        out[k] = torch.from_numpy(np.stack([s.get(k, np.zeros_like(s["vehicle"])) for s in samples]))[:, None]
     return out
 
 
@@ -148,18 +148,22 @@ def outline_ring(vehicle: torch.Tensor, weight: torch.Tensor, px: int) -> torch.
 
 def loss_fn(outputs: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], teacher: torch.Tensor | None,
             distill: float, side_weight: float = 0.2, emphasis: float = 0.0,
-            ring: float = 0.0, ring_px: int = 8, hard: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+            ring: float = 0.0, ring_px: int = 8, hard: float = 0.0,
+            contact: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """outputs: (d0, d1..d6, glass) logits (B, 1, S, S); b: targets and weights; teacher:
     the generic net's probability (B, 1, S, S) or None; `emphasis`: the extra weight of
     the pixels ``b["emphasis"]`` marks (door mirrors), 0 for none; `ring`: the extra
     weight of the labelled background within `ring_px` of the vehicle, 0 for none;
     `hard`: the extra weight of the labelled pixels that the fused output puts on the
     wrong side of 0.5 (online hard-pixel mining: a missed cab or mirror, a kept patch of
-    ground), 0 for none."""
+    ground), 0 for none; `contact`: the extra weight of the pixels ``b["contact"]`` marks
+    (both sides of a car's lower outline: contact shadow, sills), 0 for none."""
     *sides, glass = outputs
     t, w = b["vehicle"], b["vweight"]
     if emphasis > 0 and "emphasis" in b:
         w = w * (1 + emphasis * b["emphasis"])
+    if contact > 0 and "contact" in b:
+        w = w * (1 + contact * b["contact"])
     if ring > 0:
         w = w * (1 + ring * outline_ring(t, b["vweight"], ring_px))
     if hard > 0:
@@ -322,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
     ap.add_argument("--wheels", action="store_true",
                     help="mark the carparts wheels too, weighed like the mirrors (--mirror-weight)")
+    ap.add_argument("--contact-weight", type=float, default=0.0,
+                    help="extra loss weight on the labelled pixels along a Carvana car's lower outline "
+                         "(floor and contact shadow below it, sills and tyres above; vehicle_contact.py)")
     ap.add_argument("--iou-floor", type=float, default=None,
                     help="a checkpoint is best only if its selection Carvana IoU at each size is at most this "
                          "far below the start net's (default: no floor)")
@@ -367,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = param_groups(net, args.lr, args.encoder_lr_scale, args.head_lr_scale)
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    make_maker = functools.partial(V.SampleMaker, args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels)
+    make_maker = functools.partial(V.SampleMaker, args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels,
+                                   contact=args.contact_weight > 0)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if resume is not None:
@@ -414,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                     t_prob = teacher(b["x"]).float()
             outputs = tuple(o.float() for o in net(b["x"], logits=True))
         loss, parts = loss_fn(outputs, b, t_prob, args.distill, emphasis=args.mirror_weight,
-                              ring=args.ring_weight, ring_px=args.ring_px, hard=args.hard_weight)
+                              ring=args.ring_weight, ring_px=args.ring_px, hard=args.hard_weight,
+                              contact=args.contact_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)

@@ -13,7 +13,11 @@ A sample is a dict of (S, S) arrays, squashed to the net's square input the way
 - ``gweight``  (S, S) float32 in {0, 1}: 0 where glass is not labelled;
 - ``emphasis`` (S, S) float32 in {0, 1}: labelled vehicle pixels the trainer may weigh
   more (door mirrors with ``SampleMaker(mirrors=True)``, wheels with ``wheels=True``;
-  else all 0).
+  else all 0);
+- ``contact`` (S, S) float32 in {0, 1}, only with ``SampleMaker(contact=True)``: the
+  labelled pixels on both sides of a Carvana car's lower outline (floor and contact
+  shadow below, sills and tyres above; `vehicle_contact.contact_band`), which the
+  trainer may weigh more.
 
 Kinds of sample (`SampleMaker.KINDS`, drawn with fixed shares):
 
@@ -55,6 +59,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from vehicle_backdrops import HELD_OUT_EMPTY, TRAIN_EMPTY, empty_scenes, synthetic_backdrop  # noqa: F401  (re-exported)
+from vehicle_contact import contact_band
 
 GLASS = ("front_glass", "back_glass")
 MIRRORS = ("left_mirror", "right_mirror")
@@ -230,7 +235,8 @@ class Layers:
     """A scene on its canvas before the photographic augmentation, all (h, w):
     image uint8 RGB, vehicle / vweight / glass / gweight float32; ``emphasis`` float32
     in {0, 1} marks the labelled vehicle pixels the net tends to miss (door mirrors),
-    which the trainer may weigh more (None: none)."""
+    which the trainer may weigh more (None: none); ``contact`` likewise marks the pixels
+    along the vehicle's lower outline (None: not drawn)."""
 
     image: np.ndarray
     vehicle: np.ndarray
@@ -238,6 +244,7 @@ class Layers:
     glass: np.ndarray
     gweight: np.ndarray
     emphasis: np.ndarray | None = None
+    contact: np.ndarray | None = None
 
 
 def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
@@ -324,13 +331,16 @@ class SampleMaker:
     labelled (a thinner unknown band) and come marked in the sample's ``emphasis``;
     ``wheels=True``: the same for their wheels (a dark tyre on dark ground is what the
     net misses most often); both off, the samples are those the shipped vehicle net was
-    first trained on."""
+    first trained on. ``contact=True`` adds each sample's ``contact`` marks (Carvana cars:
+    studio photos and pasted ones; the samples are otherwise unchanged)."""
 
     KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
 
     def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
-                 street_ids: list[int] | None = None, mirrors: bool = False, wheels: bool = False) -> None:
+                 street_ids: list[int] | None = None, mirrors: bool = False, wheels: bool = False,
+                 contact: bool = False) -> None:
         self.data = Path(data)
+        self.contact = bool(contact)
         self.mirrors = bool(mirrors)
         self.wheels = bool(wheels)
         self.size = int(size)
@@ -365,6 +375,12 @@ class SampleMaker:
         return (h, int(h * aspect)) if rng.random() < 0.92 else (int(h * aspect), h)
 
     def layers(self, kind: str, rng: np.random.Generator) -> Layers:
+        layers = self._layers(kind, rng)
+        if self.contact and kind in ("studio", "street", "synthetic"):
+            layers.contact = contact_band(layers.vehicle, layers.vweight)
+        return layers
+
+    def _layers(self, kind: str, rng: np.random.Generator) -> Layers:
         h, w = self._canvas_shape(rng)
         zeros, ones = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
         if kind == "studio":
@@ -438,8 +454,10 @@ def augment(layers: Layers, size: int, rng: np.random.Generator) -> dict[str, np
     img = layers.image.astype(np.float32)
     tv, tw, gl, gw = layers.vehicle, layers.vweight, layers.glass, layers.gweight
     em = layers.emphasis if layers.emphasis is not None else np.zeros_like(tv)
+    ct = layers.contact
     if rng.random() < 0.5:  # mirror
         img, tv, tw, gl, gw, em = (np.ascontiguousarray(a[:, ::-1]) for a in (img, tv, tw, gl, gw, em))
+        ct = None if ct is None else np.ascontiguousarray(ct[:, ::-1])
     # Light and colour of the whole photo.
     img = img * rng.uniform(0.6, 1.3) + rng.uniform(-25, 25)
     if rng.random() < 0.5:
@@ -462,7 +480,8 @@ def augment(layers: Layers, size: int, rng: np.random.Generator) -> dict[str, np
     sq = lambda a: cv2.resize(a, dsize, interpolation=cv2.INTER_AREA)  # noqa: E731
     # A weight is 1 only where every source pixel was labelled.
     known = (sq(tw) > 0.999).astype(np.float32)
-    return {
+    extra = {} if ct is None else {"contact": (sq(ct) > 0.5).astype(np.float32) * known}
+    return extra | {
         "image": np.ascontiguousarray(sq(img)),
         "vehicle": np.clip(sq(tv), 0, 1).astype(np.float32),
         "vweight": known,
