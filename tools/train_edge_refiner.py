@@ -34,6 +34,7 @@ the weights and, as metadata, the patch side, the hidden sizes and the band radi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -105,6 +106,7 @@ class Matte:
     matte on any CPU, up to float rounding."""
 
     def __init__(self, net_size: int | None = None, cpu_dtype: str = "auto") -> None:
+        from bgr_core import weights
         from bgr_core.loaders import load_matte_net
         from bgr_core.stages.segment import VehicleMatte
 
@@ -113,10 +115,6 @@ class Matte:
         self.stage = VehicleMatte.fast(load_matte_net(), cpu_amp_dtype=amp, **size)
         self.net_size = self.stage.net_size
         self.dtype = "bfloat16" if self.stage.reduced_precision else "float32"
-        import hashlib
-
-        from bgr_core import weights
-
         self.net_sha = hashlib.sha256(weights.resolve("u2netp_vehicle").read_bytes()).hexdigest()
 
     def __call__(self, img: np.ndarray) -> torch.Tensor | None:
@@ -249,8 +247,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--net-size", type=int, default=None,
-                    help="the matte net's input side (default: the fast preset's on this machine, 288 or 224); "
-                         "the pipeline picks a refiner by it (weights.edge_refiner_key)")
+                    help="the matte net's input side (default: the fast preset's on this machine, 288 or 224)")
     ap.add_argument("--cpu-dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                     help="the matte net's CPU precision (auto: bfloat16 where the CPU has it natively)")
     args = ap.parse_args(argv)
