@@ -125,11 +125,10 @@ class Matte:
         return None if frame.error is not None else frame.alpha.float()
 
 
-def collect(args: argparse.Namespace, data: Path) -> dict[str, np.ndarray]:
+def collect(args: argparse.Namespace, data: Path, matte: Matte) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(args.seed)
     cars = V.splits(data)["carvana_train"]
     scenes = V.empty_scenes()
-    matte = Matte(args.net_size, args.cpu_dtype)
     views = [f"{v:02d}" for v in range(1, 17)]
     xs, ys, kinds = [], [], []
     jobs = [("studio", c) for c in rng.choice(cars, args.photos)] + [("composite", c) for c in rng.choice(cars, args.composites)]
@@ -254,15 +253,15 @@ def main(argv=None) -> int:
     data = Path(args.data)
     start = time.perf_counter()
     cache = Path(args.cache) if args.cache else None
+    matte = Matte(args.net_size, args.cpu_dtype)  # one for the samples and the selection photos
     if cache is not None and cache.exists():
         samples = dict(np.load(cache))
     else:
-        samples = collect(args, data)
+        samples = collect(args, data, matte)
         if cache is not None:
             np.savez(cache, **samples)
     print(f"{len(samples['y'])} samples ({samples['studio'].mean():.0%} studio), "
           f"{time.perf_counter() - start:.0f} s", flush=True)
-    matte = Matte(args.net_size, args.cpu_dtype)
     photos = select_set(data, matte)
     state, score, epoch = train(args, samples, photos)
     if state is None:
