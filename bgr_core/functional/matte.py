@@ -104,13 +104,16 @@ class Selection:
 
     keep: (h, w) bool, the components kept (main vehicle and its split-off pieces);
     main_area: pixels of the main component; n_components: components seen;
-    box: (x0, y0, x1, y1) of `keep` in map pixels (x1, y1 exclusive).
+    box: (x0, y0, x1, y1) of `keep` in map pixels (x1, y1 exclusive);
+    apart: (h, w) bool or None, the components that fail the piece rule (not beside the
+    main one, or too far from it): not this vehicle, nor is the soft haze that joins them.
     """
 
     keep: np.ndarray
     main_area: int
     n_components: int
     box: tuple[int, int, int, int]
+    apart: np.ndarray | None = None
 
 
 def select_vehicle(
@@ -132,7 +135,9 @@ def select_vehicle(
     main one, it lies within `keep_gap` of the map diagonal from it, and it shares at
     least half of its height with the main one's rows (pieces side by side; a sign or
     lettering above the car does not). Everything else (stray blobs: signs, text,
-    fragments of other cars) is dropped.
+    fragments of other cars) is dropped; those that fail the piece rule whatever their
+    size are also marked `apart`, so that `keep_region` does not let them back in
+    through the soft haze that joins them to the vehicle.
     Returns None when nothing is found or the main component covers less than
     `min_area` of the map.
     """
@@ -151,20 +156,27 @@ def select_vehicle(
     if areas[main] < min_area * h * w:
         return None
     keep_ids = [main + 1]
-    big = [j for j in range(n - 1) if j != main and areas[j] >= keep_frac * areas[main]]
-    if big:
+    apart_ids = []
+    if n > 2:
         my0 = stats[1 + main, cv2.CC_STAT_TOP]
         my1 = my0 + stats[1 + main, cv2.CC_STAT_HEIGHT]
         gap = keep_gap * float(np.hypot(h, w))
         far = cv2.distanceTransform((labels != main + 1).astype(np.uint8), cv2.DIST_L2, 3)
-        for j in big:
-            yj0 = stats[1 + j, cv2.CC_STAT_TOP]
-            yj1 = yj0 + stats[1 + j, cv2.CC_STAT_HEIGHT]
-            shared = max(0, min(my1, yj1) - max(my0, yj0))
-            if shared < 0.5 * (yj1 - yj0):
+        for j in range(n - 1):
+            if j == main:
                 continue
-            if float(far[labels == j + 1].min()) <= gap:
+            x0, y0, bw, bh = stats[1 + j, :4]
+            shared = max(0, min(my1, y0 + bh) - max(my0, y0))
+            beside = shared >= 0.5 * bh
+            if beside:  # its nearest pixel to the main component, looked up in its box only
+                sl = np.s_[y0 : y0 + bh, x0 : x0 + bw]
+                beside = float(far[sl][labels[sl] == j + 1].min()) <= gap
+            if not beside:
+                apart_ids.append(j + 1)
+            elif areas[j] >= keep_frac * areas[main]:
                 keep_ids.append(j + 1)
+            # small pieces beside it (a mirror split off by a soft band) are neither kept
+            # nor apart: `keep_region` takes them when the soft matte joins them
     lut = np.zeros(n, dtype=bool)
     lut[keep_ids] = True
     keep = lut[labels]
@@ -175,7 +187,12 @@ def select_vehicle(
         int((ks[:, 0] + ks[:, 2]).max()),
         int((ks[:, 1] + ks[:, 3]).max()),
     )
-    return Selection(keep=keep, main_area=int(areas[main]), n_components=n - 1, box=box)
+    apart = None
+    if apart_ids:
+        lut_apart = np.zeros(n, dtype=bool)
+        lut_apart[apart_ids] = True
+        apart = lut_apart[labels]
+    return Selection(keep=keep, main_area=int(areas[main]), n_components=n - 1, box=box, apart=apart)
 
 
 def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:
@@ -196,7 +213,9 @@ def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:
     return mask.astype(bool) | hole[labels]
 
 
-def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1, reach: int | None = None) -> np.ndarray:
+def keep_region(
+    prob: np.ndarray, keep: np.ndarray, low: float = 0.1, reach: int | None = None, apart: np.ndarray | None = None
+) -> np.ndarray:
     """(h, w) bool: the components of ``prob >= low`` that touch `keep`, plus `keep`.
 
     Multiplying a soft matte by this removes stray blobs with their soft halo while the
@@ -205,6 +224,9 @@ def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1, reach: int
     is a few pixels wide, while an unsure haze that the net spreads over what stands
     behind the car (the roof rails of a car parked behind it, a hedge) joins the fringe
     at ``low`` and would come out as a translucent ghost beside the vehicle.
+    With `apart` ((h, w) bool, `Selection.apart`: components judged not this vehicle),
+    those and every soft pixel nearer to them than to `keep` are left out: a tree or a
+    sign above the car that the haze joins at ``low`` stays out, with its halo.
     """
     m = (prob >= low).astype(np.uint8)
     n, labels = cv2.connectedComponents(m, connectivity=8)
@@ -212,6 +234,11 @@ def keep_region(prob: np.ndarray, keep: np.ndarray, low: float = 0.1, reach: int
     hit[np.unique(labels[keep])] = True
     hit[0] = False
     region = hit[labels] | keep
+    if apart is not None and (region & apart).any():
+        to_keep = cv2.distanceTransform((~keep).astype(np.uint8), cv2.DIST_L2, 3)
+        to_apart = cv2.distanceTransform((~apart).astype(np.uint8), cv2.DIST_L2, 3)
+        region &= to_keep < to_apart
+        region |= keep
     if reach is not None:
         region &= dilate(keep, int(reach))
     return region

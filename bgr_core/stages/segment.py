@@ -279,7 +279,7 @@ class VehicleMatte(Stage):
                 if area <= self.crop_max_area * h * w:
                     job.crop = box
                     if self.crop_band > 0:
-                        region = M.keep_region(prob_np, sel.keep)
+                        region = M.keep_region(prob_np, sel.keep, apart=sel.apart)
                         bx0, by0, bx1, by1 = sel.box
                         band = int(np.ceil(self.crop_band * np.hypot(bx1 - bx0, by1 - by0)))
                         job.near = torch.from_numpy(M.dilate(region, band)).to(canvas.device)[None]
@@ -333,7 +333,7 @@ class VehicleMatte(Stage):
         if sel is None:
             return None
         reach = None if self.fringe_reach is None else max(2, round(self.fringe_reach * max(prob_np.shape)))
-        region = M.keep_region(prob_np, sel.keep, reach=reach)
+        region = M.keep_region(prob_np, sel.keep, reach=reach, apart=sel.apart)
         keep = torch.from_numpy(region).to(canvas.device)[None]
         prob = canvas * keep
         if self.fill_holes:
