@@ -113,16 +113,19 @@ def test_a_blob_above_the_car_joined_by_haze_stays_out_with_its_halo():
     assert (region | ~sel.keep).all()
 
 
-def test_a_small_piece_beside_the_car_is_not_apart():
-    # a door mirror split off at 0.5 by a soft band: neither kept nor apart, so the
-    # soft matte that joins it to the body still brings it in
-    prob = np.zeros((60, 80), np.float32)
-    prob[20:50, 10:60] = 0.9  # the body
-    prob[25:29, 62:66] = 0.8  # the mirror, 2 px to its side
-    prob[25:29, 60:62] = 0.3  # the soft band between them
+@pytest.mark.parametrize("gap_px", [2, 30])
+def test_a_mirror_beside_the_car_is_not_apart_near_or_far(gap_px):
+    # a door mirror split off at 0.5 by a soft band (at 30 px: beyond the piece rule's
+    # 3 % of the diagonal): neither kept nor apart, so the soft matte that joins it to
+    # the body still brings it in
+    prob = np.zeros((120, 160), np.float32)
+    prob[40:100, 10:100] = 0.9  # the body
+    x0 = 100 + gap_px
+    prob[50:58, x0 : x0 + 8] = 0.8  # the mirror
+    prob[50:58, 100:x0] = 0.3  # the soft band between them
     sel = M.select_vehicle(prob)
-    assert not sel.keep[27, 64] and sel.apart is None
-    assert M.keep_region(prob, sel.keep, low=0.1, apart=sel.apart)[27, 64]
+    assert not sel.keep[54, x0 + 4] and sel.apart is None
+    assert M.keep_region(prob, sel.keep, low=0.1, apart=sel.apart)[54, x0 + 4]
 
 
 def test_crop_box_square_inside_image():

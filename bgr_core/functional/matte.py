@@ -105,8 +105,8 @@ class Selection:
     keep: (h, w) bool, the components kept (main vehicle and its split-off pieces);
     main_area: pixels of the main component; n_components: components seen;
     box: (x0, y0, x1, y1) of `keep` in map pixels (x1, y1 exclusive);
-    apart: (h, w) bool or None, the components that fail the piece rule (not beside the
-    main one, or too far from it): not this vehicle, nor is the soft haze that joins them.
+    apart: (h, w) bool or None, the components above or below the main one (sharing less
+    than half of their rows with it): not this vehicle, nor is the soft haze that joins them.
     """
 
     keep: np.ndarray
@@ -135,9 +135,11 @@ def select_vehicle(
     main one, it lies within `keep_gap` of the map diagonal from it, and it shares at
     least half of its height with the main one's rows (pieces side by side; a sign or
     lettering above the car does not). Everything else (stray blobs: signs, text,
-    fragments of other cars) is dropped; those that fail the piece rule whatever their
-    size are also marked `apart`, so that `keep_region` does not let them back in
-    through the soft haze that joins them to the vehicle.
+    fragments of other cars) is dropped; those that fail the row test whatever their
+    size (a tree or a sign above the car, lettering or markings on the floor below it)
+    are also marked `apart`, so that `keep_region` does not let them back in through the
+    soft haze that joins them to the vehicle. Small or far pieces beside the car are not
+    (a door mirror that the net sees apart from the body, a few px beyond the gap).
     Returns None when nothing is found or the main component covers less than
     `min_area` of the map.
     """
@@ -161,22 +163,22 @@ def select_vehicle(
         my0 = stats[1 + main, cv2.CC_STAT_TOP]
         my1 = my0 + stats[1 + main, cv2.CC_STAT_HEIGHT]
         gap = keep_gap * float(np.hypot(h, w))
-        far = cv2.distanceTransform((labels != main + 1).astype(np.uint8), cv2.DIST_L2, 3)
+        far = None
         for j in range(n - 1):
             if j == main:
                 continue
-            x0, y0, bw, bh = stats[1 + j, :4]
+            y0, bh = stats[1 + j, cv2.CC_STAT_TOP], stats[1 + j, cv2.CC_STAT_HEIGHT]
             shared = max(0, min(my1, y0 + bh) - max(my0, y0))
-            beside = shared >= 0.5 * bh
-            if beside:  # its nearest pixel to the main component, looked up in its box only
-                sl = np.s_[y0 : y0 + bh, x0 : x0 + bw]
-                beside = float(far[sl][labels[sl] == j + 1].min()) <= gap
-            if not beside:
+            if shared < 0.5 * bh:  # above or below the car, whatever its size
                 apart_ids.append(j + 1)
             elif areas[j] >= keep_frac * areas[main]:
-                keep_ids.append(j + 1)
-            # small pieces beside it (a mirror split off by a soft band) are neither kept
-            # nor apart: `keep_region` takes them when the soft matte joins them
+                if far is None:
+                    far = cv2.distanceTransform((labels != main + 1).astype(np.uint8), cv2.DIST_L2, 3)
+                if float(far[labels == j + 1].min()) <= gap:
+                    keep_ids.append(j + 1)
+            # pieces beside it that are small or far (a door mirror split off by a soft
+            # band, a fragment of the next car) are neither kept nor apart: as before,
+            # `keep_region` takes them when the soft matte joins them
     lut = np.zeros(n, dtype=bool)
     lut[keep_ids] = True
     keep = lut[labels]
