@@ -157,3 +157,19 @@ def test_layout_maps_place_the_photo():
     assert out[:, :100, 3].max() == 0
     ref = compose_full(photo, IDENTITY, layers, IDENTITY, (100, 100), background="transparent")
     np.testing.assert_array_equal(out[:, 100:], ref)
+
+
+def test_an_opaque_background_outside_the_vehicle_box_is_the_background_itself():
+    # the opaque composite samples only the box the alpha and the shadow reach; it must
+    # equal the transparent composite (which samples every pixel) flattened on white
+    photo, alpha = _scene(240, 480)
+    alpha[:, :120] = 0  # a wide empty margin on the left, as a centred dealer photo has
+    alpha[:, 360:] = 0
+    image, a = _work(photo, alpha, 2)
+    layers = guided_layers(image, a, image, edit_keep(image, image, None, a))
+    white = compose_full(photo, IDENTITY, layers, _maps(2), (240, 480))
+    rgba = compose_full(photo, IDENTITY, layers, _maps(2), (240, 480), background="transparent").astype(np.float32)
+    flat = rgba[..., :3] * rgba[..., 3:] / 255 + 255 * (1 - rgba[..., 3:] / 255)
+    assert np.abs(white.astype(np.float32) - flat).max() <= 2
+    assert (white[:, :100] == 255).all() and (white[:, 380:] == 255).all()
+    assert (white[100:140, 200:280] < 250).any()  # the vehicle is there

@@ -194,42 +194,86 @@ def compose_full(
     work = layers
     if shadow is not None:
         work = torch.cat([work, shadow.float()], dim=0)
-    image_bg = None
+    image_bg, layer_bg = None, None
     if isinstance(background, np.ndarray):
         if to_background is None:
             raise ValueError("a background image needs `to_background`")
         image_bg = background
     elif isinstance(background, torch.Tensor):
-        work = torch.cat([work, background.float()], dim=0)
+        layer_bg = background.float()
     rows = max(1, band_pixels // max(out_w, 1))
     xs_full = torch.arange(out_w, dtype=torch.float64) + 0.5
     xs_src, xs_work = to_source[1](xs_full).float(), to_work[1](xs_full).float()
     xs_bg = to_background[1](xs_full).float() if image_bg is not None else None
+    ys_all = torch.arange(out_h, dtype=torch.float64) + 0.5
+    # Over an opaque background only the box that the alpha's coefficients and the
+    # shadow reach needs the photo and the layers: elsewhere alpha and shade are 0 and
+    # the output is the background itself (most of a dealer photo's canvas). A
+    # transparent output keeps the foreground's colour everywhere, so it samples all.
+    live = _live(work[:4], work[8:9] if shadow is not None else None)
+    if transparent:
+        row_live = torch.ones(out_h, dtype=torch.bool)
+        c0, c1 = 0, out_w
+    else:
+        row_live = _reaches(to_work[0](ys_all).float(), live.any(1))
+        col_live = torch.nonzero(_reaches(xs_work, live.any(0))).flatten()
+        c0, c1 = (int(col_live[0]), int(col_live[-1]) + 1) if col_live.numel() else (0, 0)
     for top in range(0, out_h, rows):
-        ys_full = torch.arange(top, min(out_h, top + rows), dtype=torch.float64) + 0.5
-        photo = _source_band(source, to_source[0](ys_full).float(), xs_src)
-        sampled = _sample(work, to_work[0](ys_full).float(), xs_work)
-        a, b, base, keep = sampled[0:3], sampled[3:4], sampled[4:7], sampled[7:8]
-        alpha = ((a * photo).sum(0, keepdim=True) + b).clamp_(0, 1)
-        fg = (base + keep * photo).clamp_(0, 1)
-        extra = sampled[8:]
-        shade = None
-        if shadow is not None:
-            shade, extra = extra[0:1].clamp(0, 1), extra[1:]
+        ys_full = ys_all[top : min(out_h, top + rows)]
         if transparent:
-            if shade is not None:
-                fg, alpha = shadow_into_alpha(fg, alpha, shade)
-            band = torch.cat([fg, alpha], dim=0)
+            bg = None
+        elif image_bg is not None:
+            bg = _source_band(image_bg, to_background[0](ys_full).float(), xs_bg, padding="border")
+        elif layer_bg is not None:
+            bg = _sample(layer_bg, to_work[0](ys_full).float(), xs_work)
         else:
-            if image_bg is not None:
-                bg = _source_band(image_bg, to_background[0](ys_full).float(), xs_bg, padding="border")
-            elif extra.shape[0] == 3:
-                bg = extra
+            bg = torch.ones(3, ys_full.numel(), out_w)
+        band = bg if bg is not None else torch.zeros(4, ys_full.numel(), out_w)
+        live_rows = torch.nonzero(row_live[top : top + ys_full.numel()]).flatten()
+        if live_rows.numel() and c1 > c0:
+            r0, r1 = int(live_rows[0]), int(live_rows[-1]) + 1
+            ys = ys_full[r0:r1]
+            photo = _source_band(source, to_source[0](ys).float(), xs_src[c0:c1])
+            sampled = _sample(work, to_work[0](ys).float(), xs_work[c0:c1])
+            a, b, base, keep = sampled[0:3], sampled[3:4], sampled[4:7], sampled[7:8]
+            alpha = ((a * photo).sum(0, keepdim=True) + b).clamp_(0, 1)
+            fg = (base + keep * photo).clamp_(0, 1)
+            shade = sampled[8:9].clamp(0, 1) if shadow is not None else None
+            if transparent:
+                if shade is not None:
+                    fg, alpha = shadow_into_alpha(fg, alpha, shade)
+                inner = torch.cat([fg, alpha], dim=0)
             else:
-                bg = torch.ones_like(fg)
-            if shade is not None:
-                bg = bg * (1 - shade)
-            band = torch.lerp(bg, fg, alpha)
+                under = bg[:, r0:r1, c0:c1]
+                if shade is not None:
+                    under = under * (1 - shade)
+                inner = torch.lerp(under, fg, alpha)
+            band[:, r0:r1, c0:c1] = inner
         band = band.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
         out[top : top + band.shape[1]] = band.permute(1, 2, 0).numpy()
     return out
+
+
+def _live(coefficients: torch.Tensor, shadow: torch.Tensor | None, tol: float = 1e-4) -> torch.Tensor:
+    """(h, w) bool: where the working alpha's guided coefficients A, b (4, h, w) or the
+    shadow (1, h, w) can move the output; elsewhere the composite shows the background
+    alone. Below `tol` (the box filters' running sums leave ~1e-8 far from the car) the
+    alpha (at most sum|A| + |b|) and the shade move a level by at most 0.03."""
+    live = coefficients.abs().sum(0) > tol
+    if shadow is not None:
+        live |= shadow[0] > tol
+    return live
+
+
+def _reaches(u: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: which full-canvas coordinates `u` (on a working axis, centres at +0.5)
+    read a live working index through their two bilinear taps (border padding clamps
+    beyond the first and last index)."""
+    idx = torch.nonzero(live).flatten()
+    if idx.numel() == 0:
+        return torch.zeros(u.numel(), dtype=torch.bool)
+    lo, hi = int(idx[0]), int(idx[-1])
+    low = -math.inf if lo == 0 else lo - 1.0
+    high = math.inf if hi == live.numel() - 1 else hi + 2.0
+    pos = u - 0.5  # index space: taps floor(pos) and floor(pos) + 1
+    return (pos > low) & (pos < high)
