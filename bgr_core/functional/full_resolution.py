@@ -210,11 +210,11 @@ def compose_full(
     # shadow reach needs the photo and the layers: elsewhere alpha and shade are 0 and
     # the output is the background itself (most of a dealer photo's canvas). A
     # transparent output keeps the foreground's colour everywhere, so it samples all.
-    live = _live(work[:4], work[8:9] if shadow is not None else None)
     if transparent:
         row_live = torch.ones(out_h, dtype=torch.bool)
         c0, c1 = 0, out_w
     else:
+        live = _live(layers[:4], shadow)
         row_live = _reaches(to_work[0](ys_all).float(), live.any(1))
         col_live = torch.nonzero(_reaches(xs_work, live.any(0))).flatten()
         c0, c1 = (int(col_live[0]), int(col_live[-1]) + 1) if col_live.numel() else (0, 0)
@@ -228,7 +228,7 @@ def compose_full(
             bg = _sample(layer_bg, to_work[0](ys_full).float(), xs_work)
         else:
             bg = torch.ones(3, ys_full.numel(), out_w)
-        band = bg if bg is not None else torch.zeros(4, ys_full.numel(), out_w)
+        band = bg
         live_rows = torch.nonzero(row_live[top : top + ys_full.numel()]).flatten()
         if live_rows.numel() and c1 > c0:
             r0, r1 = int(live_rows[0]), int(live_rows[-1]) + 1
@@ -248,7 +248,10 @@ def compose_full(
                 if shade is not None:
                     under = under * (1 - shade)
                 inner = torch.lerp(under, fg, alpha)
-            band[:, r0:r1, c0:c1] = inner
+            if band is None:  # transparent: every pixel was sampled
+                band = inner
+            else:
+                band[:, r0:r1, c0:c1] = inner
         band = band.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
         out[top : top + band.shape[1]] = band.permute(1, 2, 0).numpy()
     return out
