@@ -12,6 +12,7 @@ from bgr_core.functional.full_resolution import (
     guided_layers,
     work_scale,
 )
+from bgr_core.functional.guided_filter import guided_coefficients
 
 IDENTITY = (Affine1D(1.0, 0.0), Affine1D(1.0, 0.0))
 
@@ -101,8 +102,25 @@ def test_edit_keep():
     alpha[:, :, 18:] = 0.5
     keep = edit_keep(photo, edited, glass, alpha)[0]
     assert keep[1:7, 1:7].max() == 0  # drawn: none of the old detail, one pixel grown
+    assert keep[7, 1:7].min() == 1 and keep[1:7, 7].min() == 1 and keep[0, 0] == 1  # by one pixel only
     assert keep[10:14, 10:14].sub(0.5).abs().max() < 1e-5  # tint: the darkening
     assert keep[16, 8] == 1 and keep[16, 19] == 0.5  # untouched: alpha
+
+
+def test_guided_layers_of_a_small_matte_are_those_of_the_whole_canvas():
+    """The coefficients are computed on the box around the matte only: inside it they
+    equal the whole canvas's, and far from the matte they are 0."""
+    photo, _ = _scene(240, 320)
+    image = _chw(photo)
+    a = torch.zeros(1, 240, 320)
+    a[:, 30:70, 200:280] = 1.0
+    a[:, 28:30, 200:280] = 0.5
+    layers = guided_layers(image, a, image, edit_keep(image, image, None, a))
+    coeff, b = guided_coefficients(image[None], a[None], 1, 1e-4)
+    whole = torch.cat([coeff[0, :, 0], b[0]])
+    assert (layers[:4] - whole).abs().max() < 1e-5
+    assert layers[:4, 100:, :].abs().max() == 0 and layers[:4, :, :150].abs().max() == 0
+    assert layers[:4, 29, 240].abs().sum() > 0.1  # the soft edge is live
 
 
 def test_drawn_content_shows_none_of_the_old_detail():

@@ -97,8 +97,7 @@ def edit_keep(photo: torch.Tensor, edited: torch.Tensor, glass: torch.Tensor | N
     changed = (edited - photo).abs().amax(0, keepdim=True) > tol
     ratio = ((edited * luma).sum(0, keepdim=True) / (photo * luma).sum(0, keepdim=True).clamp_min(1e-3)).clamp(0, 1)
     in_glass = glass > 0 if glass is not None else torch.zeros_like(changed)
-    drawn = changed & ~in_glass
-    drawn = F.max_pool2d(drawn[None].float(), 3, stride=1, padding=1)[0] > 0
+    drawn = _grown(changed & ~in_glass)
     keep = torch.where(changed & in_glass, ratio, torch.ones_like(ratio))
     keep = torch.where(drawn, torch.zeros_like(keep), keep)
     return keep * alpha.clamp(0, 1)
@@ -114,9 +113,45 @@ def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Te
     coefficients A (3) and b (1) of alpha on the photo (`radius` working pixels, `eps`),
     then ``foreground - keep * photo`` (3) and keep (1).
     """
-    a, b = guided_coefficients(photo[None].float(), alpha[None].float(), radius, eps)
+    h, w = alpha.shape[-2:]
+    coefficients = torch.zeros(4, h, w, dtype=torch.float32, device=alpha.device)
+    # Farther than 2 * radius from any alpha > 0 the coefficients are 0 (no covariance
+    # and no mean of the matte in any window that reaches there): they are computed on
+    # the box around the matte only, with a margin that keeps the windows clipped at the
+    # box's edges out of that reach (the vehicle is a part of a large canvas).
+    box = _support_box(alpha[0] > 0, 2 * radius + 2)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        a, b = guided_coefficients(photo[None, :, y0:y1, x0:x1].float(), alpha[None, :, y0:y1, x0:x1].float(),
+                                   radius, eps)
+        coefficients[:3, y0:y1, x0:x1] = a[0, :, 0]
+        coefficients[3:, y0:y1, x0:x1] = b[0]
     base = foreground.float() - keep.float() * photo.float()
-    return torch.cat([a[0, :, 0].float(), b[0].float(), base, keep.float()], dim=0)
+    return torch.cat([coefficients, base, keep.float()], dim=0)
+
+
+def _support_box(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1): the box around the True pixels of `mask` (h, w), grown by
+    `margin` and clipped to it; None where there is none."""
+    rows = torch.nonzero(mask.any(1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(mask.any(0)).flatten()
+    h, w = mask.shape
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
+
+
+def _grown(mask: torch.Tensor) -> torch.Tensor:
+    """(1, h, w) bool grown by one pixel (3x3), worked on the box around it only: what a
+    stage drew (a plate) is a small part of the canvas."""
+    out = torch.zeros_like(mask)
+    box = _support_box(mask[0], 1)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        part = mask[None, :, y0:y1, x0:x1].float()
+        out[:, y0:y1, x0:x1] = F.max_pool2d(part, 3, stride=1, padding=1)[0] > 0
+    return out
 
 
 def _sample(layer: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, padding: str = "border") -> torch.Tensor:
