@@ -301,6 +301,13 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
             opts = {} if m[1] is None else {"fringe_reach": None if m[1] == "none" else float(m[1])}
             label = "VehicleMatte.fast edge_refiner" + ("" if m[1] is None else f" fringe_reach={m[1]}")
             table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
+    for name in which:  # stage-fast-refined-unsureX: as shipped, rechecking above an unsure share of X
+        m = re.fullmatch(r"stage-fast-refined-unsure([0-9.]+)", name)
+        if m:
+            from bgr_core.loaders import load_edge_refiner
+
+            table[f"VehicleMatte.fast edge_refiner recheck_unsure={m[1]}"] = VehicleMatte.fast(
+                net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), recheck_unsure=float(m[1]))
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
@@ -393,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
                     help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast-refined (with the edge refiner, --refiner), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast-refined (with the edge refiner, --refiner), stage-fast-refined-unsureX (and a recheck above an unsure share of X), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights for stage-fast-refined (default: shipped)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")
