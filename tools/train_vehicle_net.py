@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra loss weight on labelled door-mirror pixels (thinner unknown band around them)")
     ap.add_argument("--wheels", action="store_true",
                     help="mark the carparts wheels too, weighed like the mirrors (--mirror-weight)")
+    ap.add_argument("--cast-shadows", action="store_true",
+                    help="give pasted cars a sunlit cast shadow 40 %% of the time (vehicle_cast_shadow.py)")
     ap.add_argument("--contact-weight", type=float, default=0.0,
                     help="extra loss weight on the labelled pixels along a Carvana car's lower outline "
                          "(floor and contact shadow below it, sills and tyres above; vehicle_contact.py)")
@@ -375,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
     make_maker = functools.partial(V.SampleMaker, args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels,
-                                   contact=args.contact_weight > 0)
+                                   contact=args.contact_weight > 0, cast=args.cast_shadows)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if resume is not None:

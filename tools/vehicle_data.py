@@ -60,6 +60,7 @@ import cv2
 import numpy as np
 from vehicle_backdrops import HELD_OUT_EMPTY, TRAIN_EMPTY, empty_scenes, synthetic_backdrop  # noqa: F401  (re-exported)
 from vehicle_contact import contact_band
+from vehicle_cast_shadow import cast_shadow
 
 GLASS = ("front_glass", "back_glass")
 MIRRORS = ("left_mirror", "right_mirror")
@@ -247,9 +248,10 @@ class Layers:
     contact: np.ndarray | None = None
 
 
-def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
+def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator, cast: bool = False) -> tuple[Layers, np.ndarray]:
     """Paste `car` (cut out by its mask) on `bg` at a random dealer-photo size and place,
-    with a soft shadow under it. Returns the scene and the car's alpha on the canvas."""
+    with a soft shadow under it (and with `cast`, 40 % of the time, a sunlit cast shadow:
+    `vehicle_cast_shadow`). Returns the scene and the car's alpha on the canvas."""
     h, w = bg.image.shape[:2]
     ys, xs = np.nonzero(car.mask)
     cx0, cx1, cy0, cy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
@@ -270,6 +272,8 @@ def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator) -> tuple[
     base = bg.image.astype(np.float32)
     if rng.random() < 0.8:  # contact and drop shadow: background, not vehicle
         base = _shadow(base, alpha, rng)
+    if cast and rng.random() < 0.4:
+        base = cast_shadow(base, alpha, rng)
     image = base * (1 - alpha[..., None]) + rgb * alpha[..., None]
     glass_w = bg.gweight * (alpha < 0.01)  # glass is not labelled on Carvana cars
     return Layers(
@@ -332,14 +336,16 @@ class SampleMaker:
     ``wheels=True``: the same for their wheels (a dark tyre on dark ground is what the
     net misses most often); both off, the samples are those the shipped vehicle net was
     first trained on. ``contact=True`` adds each sample's ``contact`` marks (Carvana cars:
-    studio photos and pasted ones; the samples are otherwise unchanged)."""
+    studio photos and pasted ones; the samples are otherwise unchanged); ``cast=True``
+    gives pasted cars a sunlit cast shadow 40 % of the time (`vehicle_cast_shadow`)."""
 
     KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
 
     def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
                  street_ids: list[int] | None = None, mirrors: bool = False, wheels: bool = False,
-                 contact: bool = False) -> None:
+                 contact: bool = False, cast: bool = False) -> None:
         self.data = Path(data)
+        self.cast = bool(cast)
         self.contact = bool(contact)
         self.mirrors = bool(mirrors)
         self.wheels = bool(wheels)
@@ -431,14 +437,14 @@ class SampleMaker:
             parts = warp(p.parts, m, h, w, cv2.INTER_NEAREST) > 0.5
             hull = warp(p.hull, m, h, w, cv2.INTER_NEAREST) > 0.5
             bg = Layers(img, zeros, (~hull).astype(np.float32), zeros, (~hull).astype(np.float32))
-            scene, alpha = paste_car(bg, self._random_car(rng), rng)
+            scene, alpha = paste_car(bg, self._random_car(rng), rng, self.cast)
             visible = parts & (alpha < 0.5)
             if hull.any() and secondary(visible, alpha):
                 # The street car is clearly secondary: its parts are background.
                 scene.vweight = np.maximum(scene.vweight, (visible & ~_edge_band(parts, 2)).astype(np.float32))
             return scene
         bg = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones)
-        return paste_car(bg, self._random_car(rng), rng)[0]
+        return paste_car(bg, self._random_car(rng), rng, self.cast)[0]
 
     def sample(self, seed: int | tuple[int, ...], kind: str | None = None, size: int | None = None) -> dict[str, np.ndarray]:
         """One sample (see the module's docstring), squashed to `size` (default: the maker's)."""
