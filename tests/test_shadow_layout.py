@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bgr_core.frame import Frame
-from bgr_core.functional.geometry import Placement, place_layer
+from bgr_core.functional.geometry import Placement, grown_bounds, place_layer
 from bgr_core.functional.shadow import ground_contact, shadow_room, synthesize_shadow
 from bgr_core.stages.layout import Layout, parse_aspect
 from bgr_core.stages.shadow import Shadow
@@ -281,3 +281,12 @@ def test_shadow_on_a_large_canvas_is_drawn_small_and_matches_the_full_drawing(mo
     assert float((small.shadow - full.shadow).abs().mean()) < 0.01
     assert _border_max(small.shadow) <= BORDER
     assert np.abs(small.meta["ground_contacts"][:, 1].mean() - full.meta["ground_contacts"][:, 1].mean()) < 3
+
+
+def test_grown_bounds_grow_the_true_pixels_and_clip_to_the_mask():
+    mask = torch.zeros(20, 30, dtype=torch.bool)
+    assert grown_bounds(mask, 3) is None
+    mask[5:8, 10:12] = True
+    assert grown_bounds(mask, 0) == (5, 8, 10, 12)
+    assert grown_bounds(mask, 3) == (2, 11, 7, 15)
+    assert grown_bounds(mask, 50) == (0, 20, 0, 30)

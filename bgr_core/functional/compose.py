@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .geometry import grown_bounds
 from .guided_filter import box_filter
 
 __all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radii", "shadow_into_alpha"]
@@ -63,15 +64,10 @@ def estimate_foreground(
     # radius from it every estimate is 0 (nothing of the foreground within reach), and
     # a pixel's estimate reads the image no farther than the sum of the radii, so a
     # margin of twice that keeps the windows' clipping at the box's edges out of reach.
-    h, w = image.shape[-2:]
-    present = (alpha > 0).any(dim=0).any(dim=0)  # (H, W)
-    rows = torch.nonzero(present.any(dim=1)).flatten()
-    if rows.numel() == 0:
+    bounds = grown_bounds((alpha > 0).any(dim=0).any(dim=0), 2 * sum(int(r) for r in radii) + 2)
+    if bounds is None:
         return torch.where(alpha >= 1.0, image, torch.zeros_like(image))
-    cols = torch.nonzero(present.any(dim=0)).flatten()
-    m = 2 * sum(int(r) for r in radii) + 2
-    y0, y1 = max(0, int(rows[0]) - m), min(h, int(rows[-1]) + 1 + m)
-    x0, x1 = max(0, int(cols[0]) - m), min(w, int(cols[-1]) + 1 + m)
+    y0, y1, x0, x1 = bounds
     crop_image, crop_alpha = image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1]
     fg, bg = crop_image, crop_image
     for radius in radii:

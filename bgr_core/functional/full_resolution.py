@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .compose import shadow_into_alpha
+from .geometry import grown_bounds
 from .guided_filter import guided_coefficients
 
 __all__ = [
@@ -119,7 +120,7 @@ def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Te
     # and no mean of the matte in any window that reaches there): they are computed on
     # the box around the matte only, with a margin that keeps the windows clipped at the
     # box's edges out of that reach (the vehicle is a part of a large canvas).
-    box = _support_box(alpha[0] > 0, 2 * radius + 2)
+    box = grown_bounds(alpha[0] > 0, 2 * radius + 2)
     if box is not None:
         y0, y1, x0, x1 = box
         a, b = guided_coefficients(photo[None, :, y0:y1, x0:x1].float(), alpha[None, :, y0:y1, x0:x1].float(),
@@ -130,23 +131,11 @@ def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Te
     return torch.cat([coefficients, base, keep.float()], dim=0)
 
 
-def _support_box(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1): the box around the True pixels of `mask` (h, w), grown by
-    `margin` and clipped to it; None where there is none."""
-    rows = torch.nonzero(mask.any(1)).flatten()
-    if rows.numel() == 0:
-        return None
-    cols = torch.nonzero(mask.any(0)).flatten()
-    h, w = mask.shape
-    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
-            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
-
-
 def _grown(mask: torch.Tensor) -> torch.Tensor:
     """(1, h, w) bool grown by one pixel (3x3), worked on the box around it only: what a
     stage drew (a plate) is a small part of the canvas."""
     out = torch.zeros_like(mask)
-    box = _support_box(mask[0], 1)
+    box = grown_bounds(mask[0], 1)
     if box is not None:
         y0, y1, x0, x1 = box
         part = mask[None, :, y0:y1, x0:x1].float()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Placement", "place_layer", "place_points", "place_box", "union_box"]
+__all__ = ["Placement", "place_layer", "place_points", "place_box", "union_box", "grown_bounds"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,17 @@ def union_box(*boxes: torch.Tensor | None) -> torch.Tensor:
     """The XYXY box around every given (4,) box."""
     given = torch.stack([b for b in boxes if b is not None])
     return torch.cat([given[:, :2].min(0).values, given[:, 2:].max(0).values])
+
+
+def grown_bounds(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1), ends exclusive: the rows and columns of the True pixels of `mask`
+    (H, W), grown by `margin` pixels on every side and clipped to the mask; None when it
+    is empty. The window that a local operation (box filters, blurs) needs around a
+    sparse layer."""
+    rows = torch.nonzero(mask.any(1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(mask.any(0)).flatten()
+    h, w = mask.shape
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
