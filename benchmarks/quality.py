@@ -293,21 +293,16 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         if m:
             table[f"VehicleMatte.fast eps={m[1]}"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
     for name in which:  # stage-fast-refined: the default matte with the edge refiner (its file:
-        # `refiner`); stage-fast-refined-reachX: and fringe_reach X (or "none")
-        m = re.fullmatch(r"stage-fast-refined(?:-reach([0-9.]+|none))?", name)
+        # `refiner`); -reachX: and fringe_reach X (or "none"); -unsureX: and recheck_unsure X
+        m = re.fullmatch(r"stage-fast-refined(?:-reach([0-9.]+|none))?(?:-unsure([0-9.]+))?", name)
         if m:
             from bgr_core.loaders import load_edge_refiner
 
             opts = {} if m[1] is None else {"fringe_reach": None if m[1] == "none" else float(m[1])}
-            label = "VehicleMatte.fast edge_refiner" + ("" if m[1] is None else f" fringe_reach={m[1]}")
+            if m[2] is not None:
+                opts["recheck_unsure"] = float(m[2])
+            label = "VehicleMatte.fast edge_refiner" + "".join(f" {k}={v}" for k, v in zip(opts, (m[i] for i in (1, 2) if m[i] is not None)))
             table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
-    for name in which:  # stage-fast-refined-unsureX: as shipped, rechecking above an unsure share of X
-        m = re.fullmatch(r"stage-fast-refined-unsure([0-9.]+)", name)
-        if m:
-            from bgr_core.loaders import load_edge_refiner
-
-            table[f"VehicleMatte.fast edge_refiner recheck_unsure={m[1]}"] = VehicleMatte.fast(
-                net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), recheck_unsure=float(m[1]))
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
