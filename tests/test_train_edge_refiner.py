@@ -77,3 +77,18 @@ def test_the_matte_it_learns_on_is_pinned_by_net_size_and_precision():
     m = T.Matte(224, "bfloat16")
     assert (m.net_size, m.dtype) == (224, "bfloat16")
     assert m.stage.recheck_size == 320 and m.stage.edge_refiner is None  # the fast preset, unrefined
+
+
+@pytest.mark.skipif(not (DATA / "carparts" / "annotations.json").is_file(), reason="no ../shared/data/carparts")
+def test_street_samples_leave_the_rough_polygon_outline_unknown():
+    maker = T.V.SampleMaker(DATA, mirrors=True)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        img, target, known = T.street_sample(maker, rng)
+        assert img.shape[:2] == target.shape == known.shape and known.dtype == bool
+        assert set(np.unique(target)) <= {0.0, 1.0} and target.any() and known.any() and not known.all()
+        # no known pixel has a side neighbour on the other side of the polygons' outline
+        car, cross = target > 0.5, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        inner = cv2.erode(car.astype(np.uint8), cross) > 0
+        outer = cv2.dilate(car.astype(np.uint8), cross) > 0
+        assert not (known & car & ~inner).any() and not (known & ~car & outer).any()

@@ -2,7 +2,7 @@
 
     python tools/train_edge_refiner.py --out weights/edge_refiner.safetensors [--cache FILE.npz]
                                        [--data ../shared/data] [--photos 960] [--composites 960]
-                                       [--per-photo 2500] [--hidden 128 64] [--epochs 20] [--seed 0]
+                                       [--carparts 0] [--per-photo 2500] [--hidden 128 64] [--epochs 20] [--seed 0]
                                        [--radius 3] [--dilations 1]
                                        [--net-size 288 --cpu-dtype bfloat16]   # pin the matte
 
@@ -23,7 +23,11 @@ Samples (``--cache`` keeps them; a second run with the same file only trains):
 - the same cars cut out and pasted on generated backdrops and vehicle-free scenes
   (`vehicle_data.paste_car`, with its shadow and paint jitter), so the net sees dark,
   textured and coloured surroundings, not only the studio's grey;
-- a JPEG round trip at a random quality on a third of each.
+- a JPEG round trip at a random quality on a third of each;
+- with ``--carparts N``, N draws of the carparts training photos as the vehicle net sees
+  them (`vehicle_data.SampleMaker`, door mirrors kept labelled), their band pixels only
+  where the polygons' label is known: street photos and their mirrors, which studio cars
+  alone do not show.
 
 Checkpoints are chosen on the selection cars (`carvana_select`, 4 views each, never
 trained on): IoU at 0.5 of the refined alpha against the mask; the report cars
@@ -98,6 +102,14 @@ def composite_sample(data: Path, car: str, view: str, rng: np.random.Generator,
     return _jpeg(layers.image, rng), alpha.astype(np.float32)
 
 
+def street_sample(maker: V.SampleMaker, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A carparts training photo on a canvas of the vehicle net's samples: image, the union
+    of parts as the target, and where that target is known (not the polygons' rough outline
+    or the body they leave out; door mirrors keep most of their pixels known)."""
+    layers = maker.layers("carparts", rng)
+    return _jpeg(layers.image, rng), layers.vehicle.astype(np.float32), layers.vweight > 0.5
+
+
 class Matte:
     """The shipped default matte (no refiner): uint8 photo → (1, H, W) alpha or None.
 
@@ -132,15 +144,23 @@ def collect(args: argparse.Namespace, data: Path, matte: Matte) -> dict[str, np.
     views = [f"{v:02d}" for v in range(1, 17)]
     xs, ys, kinds = [], [], []
     jobs = [("studio", c) for c in rng.choice(cars, args.photos)] + [("composite", c) for c in rng.choice(cars, args.composites)]
+    jobs += [("carparts", None)] * args.carparts
+    street = V.SampleMaker(data, mirrors=True) if args.carparts else None
     start = time.perf_counter()
     for n, (kind, car) in enumerate(jobs):
-        view = str(rng.choice(views))
-        img, target = (studio_sample(data, car, view, rng) if kind == "studio"
-                       else composite_sample(data, car, view, rng, scenes))
+        known = None
+        if kind == "carparts":
+            img, target, known = street_sample(street, rng)
+        else:
+            view = str(rng.choice(views))
+            img, target = (studio_sample(data, car, view, rng) if kind == "studio"
+                           else composite_sample(data, car, view, rng, scenes))
         alpha = matte(img)
         if alpha is None:
             continue
         band = edge_band(alpha, args.radius)
+        if known is not None:
+            band &= torch.from_numpy(known)
         yy, xx = torch.nonzero(band, as_tuple=True)
         if yy.numel() == 0:
             continue
@@ -236,6 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="npz of the collected samples (written once, then reused)")
     ap.add_argument("--photos", type=int, default=960)
     ap.add_argument("--composites", type=int, default=960)
+    ap.add_argument("--carparts", type=int, default=0,
+                    help="also this many carparts training photos (labelled pixels only; default none)")
     ap.add_argument("--per-photo", type=int, default=2500)
     ap.add_argument("--patch", type=int, default=11)
     ap.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
