@@ -298,10 +298,13 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         if m:
             from bgr_core.loaders import load_edge_refiner
 
-            opts = {} if m[1] is None else {"fringe_reach": None if m[1] == "none" else float(m[1])}
+            opts, label = {}, "VehicleMatte.fast edge_refiner"
+            if m[1] is not None:
+                opts["fringe_reach"] = None if m[1] == "none" else float(m[1])
+                label += f" fringe_reach={m[1]}"
             if m[2] is not None:
                 opts["recheck_unsure"] = float(m[2])
-            label = "VehicleMatte.fast edge_refiner" + "".join(f" {k}={v}" for k, v in zip(opts, (m[i] for i in (1, 2) if m[i] is not None)))
+                label += f" recheck_unsure={m[2]}"
             table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
