@@ -1,13 +1,13 @@
 """bgr_core.functional.edge_refine and models.edge_refiner: the band around the outline,
-patches aligned with their pixels, an untrained refiner is the identity, and a refiner
-only ever changes the band."""
+patches aligned with their pixels, an untrained refiner is the identity, a refiner only
+ever changes the band, and a soft photo is refined where its edges are sharp."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bgr_core.functional.edge_refine import edge_band, gather_patches, refine_edges
+from bgr_core.functional.edge_refine import edge_band, edge_reduction, gather_patches, refine_edges
 from bgr_core.models.edge_refiner import EdgeRefinerNet
 
 
@@ -57,10 +57,9 @@ def test_untrained_refiner_is_the_identity_and_shapes_are_checked():
         EdgeRefinerNet(patch=6)
 
 
-def test_refiner_changes_only_the_band_and_follows_the_photo():
-    """A refiner that answers 'bright is vehicle' moves a matte that is 3 px too large
-    back onto a bright disc, and leaves pixels off the band untouched."""
-    torch.manual_seed(0)
+def _bright_is_vehicle() -> EdgeRefinerNet:
+    """A refiner that answers 'bright is vehicle': the centre pixel's red against its
+    patch's mean, strongly."""
     net = EdgeRefinerNet(patch=5, hidden=(4,), radius=4).eval()
     with torch.no_grad():
         for p in net.parameters():
@@ -72,15 +71,63 @@ def test_refiner_changes_only_the_band_and_follows_the_photo():
         net.body[0].weight[0] = w.flatten() * 4.0
         net.body[0].weight[1] = -w.flatten() * 4.0
         net.out.weight[0, 0], net.out.weight[0, 1] = 40.0, -40.0
+    return net
+
+
+def _errors(alpha: torch.Tensor, truth: torch.Tensor) -> int:
+    return int(((alpha >= 0.5) != (truth >= 0.5)).sum())
+
+
+def test_refiner_changes_only_the_band_and_follows_the_photo():
+    """A refiner that answers 'bright is vehicle' moves a matte that is 3 px too large
+    back onto a bright disc, and leaves pixels off the band untouched."""
+    net = _bright_is_vehicle()
     truth = _disc(r=10.0)
     image = truth.repeat(3, 1, 1) * 0.8 + 0.1
     coarse = _disc(r=13.0)
     out = refine_edges(image, coarse, net)
     band = edge_band(coarse, net.radius)
     assert torch.equal(out[0][~band], coarse[0][~band])
-    before = ((coarse >= 0.5) != (truth >= 0.5)).sum()
-    after = ((out >= 0.5) != (truth >= 0.5)).sum()
-    assert after < before / 4
+    assert _errors(out, truth) < _errors(coarse, truth) / 4
+
+
+def _soft(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(C, H, W) blurred by a Gaussian of `sigma` px (a soft or enlarged photo)."""
+    import torchvision.transforms.v2.functional as TF
+
+    return TF.gaussian_blur(image[None], [int(6 * sigma) | 1] * 2, [sigma, sigma])[0]
+
+
+def test_reduction_follows_the_photos_sharpness_not_its_size():
+    truth = _disc(160, 200, 40.0)
+    truth = torch.roll(truth, shifts=(60, 75), dims=(1, 2))  # centred at (80, 100)
+    sharp = truth.repeat(3, 1, 1) * 0.8 + 0.1
+    assert edge_reduction(sharp, truth) == 1  # large and sharp: refined at full size
+    soft = [edge_reduction(_soft(sharp, s), truth) for s in (2.0, 4.0)]
+    assert 2 <= soft[0] <= soft[1] and soft[1] >= 4
+    assert edge_reduction(_soft(sharp, 4.0), truth, max_factor=2) == 2
+    assert edge_reduction(sharp, torch.zeros_like(truth)) == 1  # no outline
+
+
+def test_soft_photo_is_refined_where_its_edges_are_sharp():
+    """On a photo blurred over ~10 px, a matte 12 px too large: at full size the band and
+    the patches see only a slope; on the reduced copy the refiner pulls the matte back,
+    and only pixels near the outline change."""
+    net = _bright_is_vehicle()
+    truth = torch.roll(_disc(160, 200, 40.0), shifts=(60, 75), dims=(1, 2))
+    image = _soft(truth.repeat(3, 1, 1) * 0.8 + 0.1, 4.0)
+    coarse = torch.roll(_disc(160, 200, 52.0), shifts=(60, 75), dims=(1, 2))
+    factor = edge_reduction(image, coarse)
+    assert factor >= 4
+    with torch.no_grad():
+        full, reduced = refine_edges(image, coarse, net), refine_edges(image, coarse, net, reduce=factor)
+    assert reduced.shape == coarse.shape and reduced.dtype == coarse.dtype
+    assert float(reduced.min()) >= 0.0 and float(reduced.max()) <= 1.0
+    assert _errors(reduced, truth) < _errors(coarse, truth) / 3
+    assert _errors(reduced, truth) < _errors(full, truth) / 2
+    # the change is carried up only around the outline: the band of the reduced copy
+    near = edge_band(coarse, factor * (net.radius + 3))
+    assert torch.equal(reduced[0][~near], coarse[0][~near])
 
 
 def test_dilated_patches_sample_a_smoothed_image_every_other_pixel():

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import NoData
 from ..frame import Frame
 from ..functional import matte as M
-from ..functional.edge_refine import refine_edges
+from ..functional.edge_refine import edge_reduction, refine_edges
 from .base import Stage
 
 __all__ = ["VehicleMatte"]
@@ -93,7 +93,8 @@ class VehicleMatte(Stage):
       re-estimates the full-resolution alpha on a band of a few pixels around the
       outline from patches of photo and alpha (`functional.edge_refine.refine_edges`),
       after the guided upsampling; it moves the edge onto the photo's, never adds or
-      removes a region.
+      removes a region. On a photo whose edges are blurred over several pixels it runs on
+      a reduced copy where they are sharp (`edge_reduction`), its change carried up.
     - antialias: antialiased resizing of the images to the net's input.
     - amp_dtype: autocast dtype for the net on CUDA (float16, bfloat16, or None for
       float32).
@@ -347,7 +348,9 @@ class VehicleMatte(Stage):
         radius = max(1, round(self.radius * frame.size[0] / canvas.shape[-2]))
         alpha = M.refine_alpha(image, prob.to(image.dtype), radius, self.eps, self.refine == "guided")
         if self.edge_refiner is not None:
-            alpha = refine_edges(image, alpha, self.edge_refiner)
+            # where the photo's edges are as sharp as in its training photos: on a soft or
+            # enlarged photo it would see only a slope (README, Quality: large photos)
+            alpha = refine_edges(image, alpha, self.edge_refiner, reduce=edge_reduction(image, alpha))
         if self.edge_contrast is not None:
             alpha = M.soft_threshold(alpha, *self.edge_contrast)
         return alpha
