@@ -2,7 +2,7 @@
 
     python benchmarks/studio_errors.py [--data ../shared/data] [--limit N] [--weights FILE]
                                        [--refiner FILE | --no-refiner] [--cpu-dtype auto|float32|bfloat16]
-                                       [--net-size N]
+                                       [--net-size N] [--width W]
 
 Runs `VehicleMatte.fast` (the default matte: the shipped vehicle net and edge refiner, at
 this CPU's default size and precision unless pinned) on every view of the 16 validation
@@ -22,6 +22,11 @@ A 1 px disagreement all round a car of this size costs about 0.02 IoU (its outli
 ring is 1.6-2.5 % of its area), so the first band says how much of the gap is the
 outline's placement, the later ones how much is a wrong part (floor or the wall's
 lettering kept, underbody or antenna cut).
+
+``--width W`` enlarges each photo (bicubic) and its label (linear, then 0.5) to W px wide
+first: a large photo as soft as an enlarged one (their detail is the 768 px originals'),
+which is where a matte step tied to the photo's pixel size shows (the edge refiner's
+patches: README, Quality). Distances then count in the enlarged photo's pixels.
 """
 
 from __future__ import annotations
@@ -80,6 +85,14 @@ def split_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray | f
     }
 
 
+def enlarged(photo: np.ndarray, mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 photo and (H, W) bool mask → both at `width` px wide, the aspect
+    kept: the photo bicubic (as soft as an enlarged photo is), the mask linear then 0.5."""
+    size = (int(width), max(1, round(width * photo.shape[0] / photo.shape[1])))
+    return (cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC),
+            cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -89,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-refiner", action="store_true")
     ap.add_argument("--cpu-dtype", choices=("auto", "float32", "bfloat16"), default="auto")
     ap.add_argument("--net-size", type=int, default=None, help="the net's input side (default: the preset's; the recheck at 320 stays)")
+    ap.add_argument("--width", type=int, default=None, help="enlarge photo and label to this width first")
     ap.add_argument("--worst", type=int, default=8)
     args = ap.parse_args(argv)
     samples = load_carvana_cars(args.data, args.limit)
@@ -102,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     size = {} if args.net_size is None else {"net_size": args.net_size}
     stage = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=refiner, **size)
     print(f"VehicleMatte.fast: net {stage.net_size} px, {'bfloat16' if stage.reduced_precision else 'float32'}, "
-          f"refiner {'none' if refiner is None else args.refiner or 'shipped'}; {len(samples)} views")
+          f"refiner {'none' if refiner is None else args.refiner or 'shipped'}; {len(samples)} views"
+          + ("" if args.width is None else f", enlarged to {args.width} px wide"))
     rows = []
     for s in samples:
-        image = torch.from_numpy(np.array(s.image, copy=True)).permute(2, 0, 1).float().div(255.0)
+        photo, mask = (s.image, s.mask) if args.width is None else enlarged(s.image, s.mask, args.width)
+        image = torch.from_numpy(np.array(photo, copy=True)).permute(2, 0, 1).float().div(255.0)
         frame = stage([Frame(image=image)])[0]
-        pred = np.zeros(s.mask.shape, bool) if frame.alpha is None else frame.alpha[0].numpy() >= 0.5
-        rows.append((s.name, split_errors(pred, s.mask)))
+        pred = np.zeros(mask.shape, bool) if frame.alpha is None else frame.alpha[0].numpy() >= 0.5
+        rows.append((s.name, split_errors(pred, mask)))
         s.__dict__.pop("image", None)
     ious = np.array([r["iou"] for _, r in rows])
     fp = np.mean([r["fp"] for _, r in rows], axis=0)

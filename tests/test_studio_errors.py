@@ -1,4 +1,5 @@
-"""`benchmarks/studio_errors.split_errors`: the IoU's losses land in the right band."""
+"""`benchmarks/studio_errors`: the IoU's losses land in the right band; an enlarged view
+keeps photo and label aligned."""
 
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from studio_errors import split_errors  # noqa: E402
+from studio_errors import enlarged, split_errors  # noqa: E402
 
 
 def _car() -> np.ndarray:
@@ -42,3 +43,12 @@ def test_far_blobs_and_a_cut_bottom_are_told_apart():
 def test_nothing_to_compare_is_a_perfect_score():
     empty = np.zeros((10, 10), bool)
     assert split_errors(empty, empty)["iou"] == 1.0
+
+
+def test_an_enlarged_view_keeps_its_aspect_and_its_label_on_the_car():
+    true = _car()
+    photo = np.where(true[..., None], 200, 40).astype(np.uint8).repeat(3, axis=2)
+    big, mask = enlarged(photo, true, 480)
+    assert big.shape == (300, 480, 3) and mask.shape == (300, 480)
+    assert split_errors(big[..., 0] >= 120, mask)["iou"] > 0.99  # the car's pixels under its label
+    assert mask.sum() == pytest.approx(9 * true.sum(), rel=0.02)
