@@ -150,6 +150,7 @@ def _refine_reduced(image: Tensor, alpha: Tensor, net: nn.Module, radius: int | 
     out = alpha.clone()
     # what a patch, the band and the smoothing can reach around the vehicle, in blocks
     reach = net.patch * max(net.dilations) + 2 * smooth + 2 * (net.radius if radius is None else radius) + 4
+    # (the guided upsampling leaves traces of ~1e-8 far from the vehicle: not an edge)
     box = grown_bounds(alpha[0] > 1e-3, reach * factor)
     if box is None:
         return out
