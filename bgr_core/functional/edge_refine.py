@@ -37,7 +37,7 @@ def edge_band(alpha: Tensor, radius: int, soft: tuple[float, float] | None = Non
     return band | ((alpha[0] > soft[0]) & (alpha[0] < soft[1]))
 
 
-def _halved(x: Tensor, factor: int = 2) -> Tensor:
+def _block_means(x: Tensor, factor: int = 2) -> Tensor:
     """(C, H, W) → mean over factor x factor blocks, (C, ceil(H / f), ceil(W / f)) (the
     last row and column of blocks over what is left)."""
     return F.avg_pool2d(x[None], factor, ceil_mode=True)[0] if factor > 1 else x
@@ -77,7 +77,7 @@ def edge_reduction(image: Tensor, alpha: Tensor, max_factor: int = 8) -> int:
     a = alpha[:, y0:y1, x0:x1].float()
     factor, steep = 1, _steepness(lum, a)
     while factor < max_factor and min(lum.shape[-2:]) >= 16 and steep > 0:
-        lum, a = _halved(lum), _halved(a)
+        lum, a = _block_means(lum), _block_means(a)
         half = _steepness(lum, a)
         if half <= SHARPER * steep:
             break
@@ -120,7 +120,7 @@ def refine_edges(image: Tensor, alpha: Tensor, net: nn.Module, radius: int | Non
     car on dark ground) the decisions scatter; chunk: pixels per net call (bounds
     memory). Wide soft regions of the coarse alpha (a shadow's ramp) away from the 0.5
     level keep their alpha: a per-pixel decision there is speckle; reduce: refine on a
-    copy of photo and alpha reduced by this factor (area mean; `edge_reduction` picks it)
+    copy of photo and alpha reduced by this factor (block means; `edge_reduction` picks it)
     and add the change of the alpha, resized back (bilinear), to the full-size one.
     Returns a new (1, H, W) alpha in alpha's dtype on alpha's device.
     """
@@ -156,8 +156,8 @@ def _refine_reduced(image: Tensor, alpha: Tensor, net: nn.Module, radius: int | 
         return out
     y0, y1, x0, x1 = box
     y0, x0 = y0 - y0 % factor, x0 - x0 % factor  # blocks on the photo's own grid
-    small = _halved(alpha[:, y0:y1, x0:x1], factor)
-    change = refine_edges(_halved(image[:, y0:y1, x0:x1], factor), small, net, radius, smooth, chunk) - small
+    small = _block_means(alpha[:, y0:y1, x0:x1], factor)
+    change = refine_edges(_block_means(image[:, y0:y1, x0:x1], factor), small, net, radius, smooth, chunk) - small
     moved = grown_bounds(change[0] != 0, 2)  # bilinear enlargement of zeros beyond it: zeros
     if moved is None:
         return out
