@@ -13,14 +13,16 @@ from torch import nn
 
 from .glass_cues import GlassCueNet
 from .plate_scorer import PlateScorerEnsemble, PlateScorerNet
-from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPHalfTop
 
 __all__ = [
     "U2NetP",
+    "U2NetPHalfTop",
     "GlassCueNet",
     "PlateScorerNet",
     "PlateScorerEnsemble",
     "build_u2netp_vehicle",
+    "build_u2netp_vehicle_half",
     "RSU",
     "RSU7",
     "RSU6",
@@ -44,7 +46,15 @@ def build_u2netp_vehicle(**kwargs) -> U2NetP:
     return U2NetP(**kwargs)
 
 
+def build_u2netp_vehicle_half(**kwargs) -> U2NetPHalfTop:
+    """U2NetP with its last decoder block at half size, for the weights distilled from the
+    vehicle net (``u2netp_vehicle_half.safetensors``): the same output, about half the
+    arithmetic."""
+    return U2NetPHalfTop(**kwargs)
+
+
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "u2netp": build_u2netp,
     "u2netp_vehicle": build_u2netp_vehicle,
+    "u2netp_vehicle_half": build_u2netp_vehicle_half,
 }

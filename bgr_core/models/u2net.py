@@ -42,6 +42,7 @@ __all__ = [
     "RSU4",
     "RSU4F",
     "U2NetP",
+    "U2NetPHalfTop",
 ]
 
 
@@ -243,18 +244,27 @@ class U2NetP(nn.Module):
         each (B, out_ch, H, W)."""
         if x.dim() != 4:
             raise ValueError(f"U2NetP expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-        # Encoder.
+        return self.top(x, self.trunk(x))
+
+    def trunk(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Everything but the last decoder block: x (B, in_ch, H, W) -> (hx1, hx2d, hx3d,
+        hx4d, hx5d, hx6), stage1's features at the input size, then the decoder's from
+        half the size down (each (B, block_ch, h, w))."""
         hx1 = self.stage1(x)
         hx2 = self.stage2(_pool(hx1))
         hx3 = self.stage3(_pool(hx2))
         hx4 = self.stage4(_pool(hx3))
         hx5 = self.stage5(_pool(hx4))
         hx6 = self.stage6(_pool(hx5))
-        # Decoder.
         hx5d = self.stage5d(torch.cat((_upsample_like(hx6, hx5), hx5), dim=1))
         hx4d = self.stage4d(torch.cat((_upsample_like(hx5d, hx4), hx4), dim=1))
         hx3d = self.stage3d(torch.cat((_upsample_like(hx4d, hx3), hx3), dim=1))
         hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), dim=1))
+        return hx1, hx2d, hx3d, hx4d, hx5d, hx6
+
+    def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The last decoder block and the side outputs over `trunk(x)`: see `features`."""
+        hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
         hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), dim=1))
         # Side outputs (logits), all at the input size, and their fusion.
         d1 = self.side1(hx1d)
@@ -273,3 +283,35 @@ class U2NetP(nn.Module):
         if not return_sides:
             return torch.sigmoid(logits[0])
         return tuple(torch.sigmoid(d) for d in logits)
+
+
+class U2NetPHalfTop(U2NetP):
+    """U2NetP whose last decoder block (stage1d) and fusion run at half the input size.
+
+    Two thirds of U2NetP's arithmetic is at the input size, and most of it is stage1d
+    (its 128 -> 64 input convolution alone is a third of the net). Here stage1d takes
+    stage2d's output as it is, beside stage1's features average-pooled 2x2, the side
+    outputs are fused at that size, and the logits (one channel each) are resized
+    bilinearly to the input size: about half the net's time on a CPU. The encoder
+    (stage1 included) still sees the full input. Same parameters and state_dict keys as
+    `U2NetP`; its weights are distilled from a `U2NetP` (`tools/distill_half_top.py`).
+
+    Input and output as `U2NetP`: (B, in_ch, H, W) -> (B, out_ch, H, W).
+    """
+
+    def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The last decoder block at half size: (hx1d, logits) with stage1d's features
+        (B, block_ch, ceil(H/2), ceil(W/2)) and the logits (d0, ..., d6) each
+        (B, out_ch, H, W), resized from half size."""
+        hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
+        # stage2d's size is ceil(H/2) x ceil(W/2), which 2x2 average pooling with
+        # ceil_mode gives for stage1's features too (edge windows average what they hold)
+        hx1d = self.stage1d(torch.cat((hx2d, F.avg_pool2d(hx1, 2, ceil_mode=True)), dim=1))
+        d1 = self.side1(hx1d)
+        d2 = self.side2(hx2d)
+        d3 = _upsample_like(self.side3(hx3d), d1)
+        d4 = _upsample_like(self.side4(hx4d), d1)
+        d5 = _upsample_like(self.side5(hx5d), d1)
+        d6 = _upsample_like(self.side6(hx6), d1)
+        d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
+        return hx1d, tuple(_upsample_like(d, x) for d in (d0, d1, d2, d3, d4, d5, d6))
