@@ -214,7 +214,7 @@ class SelectionSet:
         self.carparts = [cp.photo(i) for i in sp["carparts_select"] if i not in cp.label_gaps]
 
     @staticmethod
-    def _probs(net, images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    def probs(net, images: list[np.ndarray], size: int) -> list[np.ndarray]:
         out = []
         dev = next(net.parameters()).device
         with torch.inference_mode():
@@ -234,8 +234,8 @@ class SelectionSet:
         below + `mirror_score` x mirror recall."""
         res: dict[str, float] = {}
         for size in sizes:
-            ious = [_iou(p[0] >= 0.5, c.mask) for p, c in zip(self._probs(net, [c.image for c in self.carvana], size), self.carvana)]
-            probs = self._probs(net, [c.image for c in self.carparts], size)
+            ious = [_iou(p[0] >= 0.5, c.mask) for p, c in zip(self.probs(net, [c.image for c in self.carvana], size), self.carvana)]
+            probs = self.probs(net, [c.image for c in self.carparts], size)
             rec, prec, grec, mrec = [], [], [], []
             for p, c in zip(probs, self.carparts):
                 m = p[0] >= 0.5
