@@ -109,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--variants", default="default,refined")
     ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights for 'refined' (default: shipped)")
+    ap.add_argument("--model", default=None, help="matte net (bgr_core.loaders.MATTE_MODELS; default: the pipeline's)")
     args = ap.parse_args(argv)
     if not (args.data / "masks" / "carvana").is_dir():
         print(f"no data at {args.data}")
         return 1
     scenes = composites(args.data)
-    net = loaders.load_matte_net("u2netp_vehicle", torch.device("cpu"))
+    net = loaders.load_matte_net(args.model or loaders.DEFAULT_MATTE_MODEL, torch.device("cpu"))
     print(f"{len(scenes)} composites of held-out cars on CamVid frames, {SIZE[0]}x{SIZE[1]}")
     print(f"{'variant':<34}{'IoU':>8}{'fringe out px':>15}{'bite in px':>12}")
     for variant in args.variants.split(","):

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--weights", type=Path, default=None, help="vehicle net weights (default: shipped)")
+    ap.add_argument("--model", default=None, help="matte net (bgr_core.loaders.MATTE_MODELS; default: the pipeline's)")
+    ap.add_argument("--weights", type=Path, default=None, help="that net's weights (default: shipped)")
     ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights (default: shipped)")
     ap.add_argument("--no-refiner", action="store_true")
     ap.add_argument("--cpu-dtype", choices=("auto", "float32", "bfloat16"), default="auto")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no validation cars under {args.data}: nothing to measure")
         return 0
     torch.set_grad_enabled(False)
-    net = loaders.load_matte_net("u2netp_vehicle", "cpu", args.weights)
+    net = loaders.load_matte_net(args.model or loaders.DEFAULT_MATTE_MODEL, "cpu", args.weights)
     refiner = None if args.no_refiner else loaders.load_edge_refiner("cpu", args.refiner)
     amp = {"auto": "auto", "float32": None, "bfloat16": torch.bfloat16}[args.cpu_dtype]
     size = {} if args.net_size is None else {"net_size": args.net_size}

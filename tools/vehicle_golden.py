@@ -1,6 +1,8 @@
-"""Write the golden output of the shipped vehicle net for `tests/test_u2net_vehicle.py`.
+"""Write the golden output of a shipped vehicle net for its test (`tests/test_u2net_vehicle.py`,
+`tests/test_u2net_vehicle_half.py`).
 
     python tools/vehicle_golden.py    # --weights weights/u2netp_vehicle.safetensors --out tests/data/u2netp_vehicle_golden.npz
+    python tools/vehicle_golden.py --model u2netp_vehicle_half   # weights/ and tests/data/ named after the model
 
 The input is a seeded synthetic car scene (`bgr_core.testing.synthetic_car_scene`,
 seed 3, resized to 160x160 uint8, stored in the file so the test does not depend on the
@@ -45,10 +47,13 @@ def main(argv=None) -> int:
     from safetensors.torch import load_file
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--weights", type=Path, default=ROOT / "weights" / "u2netp_vehicle.safetensors")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "u2netp_vehicle_golden.npz")
+    ap.add_argument("--model", default="u2netp_vehicle", choices=("u2netp_vehicle", "u2netp_vehicle_half"))
+    ap.add_argument("--weights", type=Path, default=None, help="default: weights/<model>.safetensors")
+    ap.add_argument("--out", type=Path, default=None, help="default: tests/data/<model>_golden.npz")
     args = ap.parse_args(argv)
-    net = MODEL_BUILDERS["u2netp_vehicle"]()
+    args.weights = args.weights or ROOT / "weights" / f"{args.model}.safetensors"
+    args.out = args.out or ROOT / "tests" / "data" / f"{args.model}_golden.npz"
+    net = MODEL_BUILDERS[args.model]()
     net.load_state_dict(load_file(str(args.weights), device="cpu"), strict=True)
     image = golden_input()
     out = run(net.eval(), image)
