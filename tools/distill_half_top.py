@@ -1,7 +1,7 @@
 """Distil the vehicle net into `bgr_core.models.U2NetPHalfTop` (its last decoder block at
 half size): ``weights/u2netp_vehicle_half.safetensors``.
 
-    python tools/distill_half_top.py                 # reproduces the shipped file
+    python tools/distill_half_top.py --until 675     # reproduces the shipped file
     python tools/distill_half_top.py --resume        # goes on from --ckpt
     python tools/distill_half_top.py --minutes 30    # stops (checkpointed) after 30 min
 
@@ -134,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="224,288")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--edge-weight", type=float, default=4.0)
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=75)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--minutes", type=float, default=None, help="stop (checkpointed) after this long")
+    ap.add_argument("--until", type=int, default=None,
+                    help="stop (checkpointed) after this step; the learning rate still decays over --steps")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -180,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         losses.append(float(loss.detach()))
         done = step + 1
-        out_of_time = args.minutes is not None and time.time() - start > 60 * args.minutes
+        out_of_time = (args.minutes is not None and time.time() - start > 60 * args.minutes
+                       or args.until is not None and done >= args.until)
         if done % args.eval_every == 0 or done == args.steps or out_of_time:
             res = {"step": done, **judge(sel, student, taught)}
             record({"step": done, "loss": float(np.mean(losses)), "minutes": (time.time() - start) / 60, "eval": res})
