@@ -57,6 +57,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "u2netp_vehicle_half",
+            "u2netp_vehicle_half.safetensors",
+            "the vehicle net distilled into U2NetP with its last decoder block at half size (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "edge_refiner",
             "edge_refiner.safetensors",
             "the vehicle matte's edge refiner (shipped)",
@@ -104,6 +110,7 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
 MATTE_MODELS: tuple[str, ...] = (
     "u2netp_vehicle",  # the default: trained on vehicle masks
     "u2netp",  # the generic salient-object net
+    "u2netp_vehicle_half",  # the vehicle net distilled: its last decoder block at half size
 )
 DEFAULT_MATTE_MODEL = "u2netp_vehicle"
 

@@ -1,0 +1,67 @@
+"""The shipped distilled vehicle net (weights/u2netp_vehicle_half.safetensors, a
+`U2NetPHalfTop`): loads strictly, is the vehicle net with only its top distilled, and
+matches its golden output (tests/data/u2netp_vehicle_half_golden.npz, written by
+``python tools/vehicle_golden.py --model u2netp_vehicle_half``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from bgr_core import loaders
+from bgr_core.functional.matte import normalize
+from bgr_core.models import MODEL_BUILDERS, U2NetPHalfTop
+
+ROOT = Path(__file__).parents[1]
+WEIGHTS = ROOT / "weights" / "u2netp_vehicle_half.safetensors"
+TEACHER = ROOT / "weights" / "u2netp_vehicle.safetensors"
+GOLDEN = Path(__file__).parent / "data" / "u2netp_vehicle_half_golden.npz"
+DISTILLED = ("stage1d.", "side1.", "outconv.")
+
+
+@pytest.fixture(scope="module")
+def net() -> U2NetPHalfTop:
+    m = MODEL_BUILDERS["u2netp_vehicle_half"]()
+    m.load_state_dict(load_file(str(WEIGHTS), device="cpu"), strict=True)
+    return m.eval()
+
+
+def test_file_is_the_vehicle_net_with_its_top_distilled():
+    state, teacher = load_file(str(WEIGHTS), device="cpu"), load_file(str(TEACHER), device="cpu")
+    assert set(state) == set(teacher) and all(state[k].shape == teacher[k].shape for k in state)
+    # the trunk is the teacher's, bit for bit; the top was learned
+    assert all(torch.equal(state[k], teacher[k]) for k in state if not k.startswith(DISTILLED))
+    assert not torch.equal(state["stage1d.conv_in.conv.weight"], teacher["stage1d.conv_in.conv.weight"])
+    with safe_open(str(WEIGHTS), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["model"] == "u2netp_vehicle_half" and "Carvana" in meta["data"] and "Car Parts" in meta["data"]
+    assert "tools/distill_half_top.py" in meta["command"]
+    assert hashlib.sha256(TEACHER.read_bytes()).hexdigest() in meta["init"]
+    assert json.loads(meta["selection"])["agree"] > 0.99
+
+
+def test_golden_output(net):
+    g = np.load(GOLDEN)
+    assert str(g["weights_sha256"]) == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest(), (
+        "the golden belongs to other weights: run `python tools/vehicle_golden.py --model u2netp_vehicle_half`")
+    x = normalize(torch.from_numpy(g["image"]).permute(2, 0, 1)[None].double().div(255))
+    with torch.no_grad():
+        out64 = net.double()(x)[0].float().numpy()
+        out32 = net.float()(x.float())[0].numpy()
+    assert out64.shape == (1, 160, 160)
+    assert np.abs(out64 - g["out"]).max() < 1e-4
+    assert np.abs(out32 - g["out"]).max() < 2e-3 and np.abs(out32 - g["out"]).mean() < 1e-4
+    assert 0.05 < (g["out"][0] >= 0.5).mean() < 0.8
+
+
+def test_loads_by_name():
+    net = loaders.load_matte_net("u2netp_vehicle_half", device="cpu")
+    assert type(net) is U2NetPHalfTop and not net.training
+    assert all(not p.requires_grad for p in net.parameters())
