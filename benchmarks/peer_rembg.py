@@ -81,7 +81,9 @@ def main(argv=None) -> None:
     ap.add_argument("--thorough", action="store_true", help="bgr_core with Pipeline(fast=False)")
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
     ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
-    ap.add_argument("--matte-model", default=None, help="bgr_core's Pipeline(matte_model=...)")
+    ap.add_argument("--matte-model", default=None,
+                    help="bgr_core's Pipeline(matte_model=...); with --one-call, remove_background(pipeline=Pipeline(matte_model=...)) "
+                         "with every other option at its default")
     ap.add_argument("--no-refine-edges", action="store_true", help="bgr_core's Pipeline(refine_edges=False)")
     ap.add_argument("--one-call", action="store_true",
                     help="bgr_core as most users call it: remove_background(image_file=...) with its defaults "
@@ -111,6 +113,8 @@ def main(argv=None) -> None:
     pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=not args.thorough, net_size=args.net_size,
                     output_dir=out / "bgr", refine_edges=not args.no_refine_edges, **options)
     params = {**REQUEST, "window_correction": args.window_correction}
+    # the one-call user's pipeline is the shared default; another matte net needs its own
+    one_pipe = None if args.matte_model is None else Pipeline("cpu", matte_model=args.matte_model)
     (out / "rembg").mkdir(parents=True)
 
     def run_rembg(paths) -> float:
@@ -129,9 +133,10 @@ def main(argv=None) -> None:
             from bgr_core import remove_background
 
             (out / "one").mkdir(exist_ok=True)
+            one_options = {} if one_pipe is None else {"pipeline": one_pipe}
             results = []
             for p in paths:
-                results.append(remove_background(image_file=str(p), layout="center"))
+                results.append(remove_background(image_file=str(p), layout="center", **one_options))
                 if results[-1].ok:
                     results[-1].save(out / "one" / f"{p.stem}.jpg")
         else:
