@@ -1,6 +1,6 @@
 """Photos without a vehicle should give `no_data`; photos with one should not.
 
-    python benchmarks/no_vehicle.py [--models u2netp_vehicle,u2netp] [--data ../shared/data]
+    python benchmarks/no_vehicle.py [--models u2netp_vehicle_half,u2netp_vehicle,u2netp] [--data ../shared/data]
 
 Without a vehicle: scikit-image's shipped photos that the vehicle net never trained on
 (`tools/vehicle_data.HELD_OUT_EMPTY`: an astronaut, coffee cups, a rocket, coins, a
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from bgr_core import Pipeline
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="u2netp_vehicle,u2netp")
+    ap.add_argument("--models", default="u2netp_vehicle_half,u2netp_vehicle,u2netp")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = ap.parse_args(argv)
     empty = V.empty_scenes(V.HELD_OUT_EMPTY)

@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="thorough matte preset: the net at 320 on the photo and its mirror, a crop pass "
                         "(2-4 net runs a photo; the default runs it about once)")
     p.add_argument("--matte-model", default=DEFAULT_MATTE_MODEL, choices=list(MATTE_MODELS),
-                   help="matte net: u2netp_vehicle (trained on vehicles, default) or u2netp (generic)")
+                   help="matte net: u2netp_vehicle_half (the vehicle net distilled, default), "
+                        "u2netp_vehicle (the vehicle net it was distilled from) or u2netp (generic)")
     p.add_argument("--engine", default="local", choices=("local", "ray"),
                    help="local (this process) or ray (Ray Data: decoding and encoding as CPU tasks, the pipeline "
                         "on an actor pool; extra `ray`)")

@@ -172,7 +172,8 @@ def load_matte_net(
 ) -> nn.Module:
     """A matte net of `MATTE_MODELS` in eval mode on `device`, loaded once per file and
     device: weights read on the CPU, strictly, then moved. Both give (B, 1, H, W): the
-    generic ``"u2netp"`` the salient object, ``"u2netp_vehicle"`` the vehicle."""
+    generic ``"u2netp"`` the salient object, ``"u2netp_vehicle"`` and
+    ``"u2netp_vehicle_half"`` the vehicle."""
     from safetensors.torch import load_file
 
     from .models import MODEL_BUILDERS

@@ -50,10 +50,12 @@ class Pipeline:
             CUDA device on a machine without CUDA is not a crash: every request answers
             ``request_failed`` ("CUDA is not available"), `unavailable` holds that error.
         batch_size: images per batch through the stages (memory grows with it).
-        weights: explicit weight paths by key (``{"u2netp_vehicle": "/path/net.safetensors"}``);
+        weights: explicit weight paths by key (``{"u2netp_vehicle_half": "/path/net.safetensors"}``);
             others resolve as `bgr_core.weights` documents.
         matte_model: the matte net, a name of `bgr_core.loaders.MATTE_MODELS`:
-            ``"u2netp_vehicle"`` (default: U2NetP trained on vehicle masks) or
+            ``"u2netp_vehicle_half"`` (default: the vehicle net distilled, its last
+            decoder block at half size: the same cut at 1.5-2x the speed),
+            ``"u2netp_vehicle"`` (U2NetP trained on vehicle masks, its teacher) or
             ``"u2netp"`` (the generic salient-object net it started from).
         limits: input limits (pixels, bytes, network, local files); `allow_network` /
             `allow_private` / `allow_files` override the corresponding fields

@@ -120,7 +120,7 @@ def test_error_codes(tmp_path):
     assert r.error == "request_failed" and "sam_vit_b_01ec64.pth" in r.error_description
     assert "BGR_WEIGHTS_DIR" in r.error_description
 
-    missing = Pipeline("cpu", weights={"u2netp_vehicle": tmp_path / "nope.safetensors"})
+    missing = Pipeline("cpu", weights={loaders.DEFAULT_MATTE_MODEL: tmp_path / "nope.safetensors"})
     r = missing.remove_background(image_file=scene.image, **OFF)
     assert r.error == "request_failed" and "nope.safetensors" in r.error_description
 
@@ -377,7 +377,9 @@ def test_cuda_matches_cpu():
 def test_matte_model_by_name():
     vehicle = Pipeline("cpu").segment.net
     generic = Pipeline("cpu", matte_model="u2netp").segment.net
-    assert vehicle is loaders.load_matte_net("u2netp_vehicle", "cpu")
+    teacher = Pipeline("cpu", matte_model="u2netp_vehicle").segment.net
+    assert vehicle is loaders.load_matte_net("u2netp_vehicle_half", "cpu")
+    assert teacher is loaders.load_matte_net("u2netp_vehicle", "cpu") and teacher is not vehicle
     assert generic is loaders.load_matte_net("u2netp", "cpu") and generic is not vehicle
     with pytest.raises(ValueError, match="`matte_model`"):
         Pipeline("cpu", matte_model="u2net")

@@ -59,10 +59,9 @@ def test_golden_output(net):
     assert 0.05 < (g["out"][0] >= 0.5).mean() < 0.8
 
 
-def test_registry_and_default_loader():
+def test_registry_and_loader():
     assert type(MODEL_BUILDERS["u2netp_vehicle"]()) is U2NetP
-    assert loaders.DEFAULT_MATTE_MODEL == "u2netp_vehicle"
-    net = loaders.load_matte_net(device="cpu")
+    net = loaders.load_matte_net("u2netp_vehicle", device="cpu")
     assert type(net) is U2NetP and not net.training
     assert all(not p.requires_grad for p in net.parameters())
     with pytest.raises(ValueError, match="unknown matte model"):

@@ -61,7 +61,9 @@ def test_golden_output(net):
     assert 0.05 < (g["out"][0] >= 0.5).mean() < 0.8
 
 
-def test_loads_by_name():
-    net = loaders.load_matte_net("u2netp_vehicle_half", device="cpu")
+def test_loads_by_name_and_is_the_default():
+    assert loaders.DEFAULT_MATTE_MODEL == "u2netp_vehicle_half"
+    net = loaders.load_matte_net(device="cpu")
+    assert net is loaders.load_matte_net("u2netp_vehicle_half", device="cpu")
     assert type(net) is U2NetPHalfTop and not net.training
     assert all(not p.requires_grad for p in net.parameters())
