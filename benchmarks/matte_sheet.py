@@ -1,9 +1,9 @@
-"""Contact sheet: the generic and the vehicle net's mattes side by side on real photos.
+"""Contact sheet: another net's matte and the default's side by side on real photos.
 
-    python benchmarks/matte_sheet.py -o /tmp/sheet.png [photos ...]
+    python benchmarks/matte_sheet.py -o /tmp/sheet.png [--compare u2netp] [photos ...]
 
-Each row: the photo with the generic U2NetP's matte outlined (red), the same with the
-vehicle net's (green), the vehicle net's cut-out on white with the glass that the
+Each row: the photo with the `--compare` net's matte outlined (red; default the generic
+U2NetP), the same with the default net's (green), the default's cut-out on white with the glass that the
 default window correction finds tinted blue, and a 3x zoom of the part of the outline where the two mattes differ most. Without
 photos it takes the shared example photos, the carparts held-out photos where the generic
 matte scores worst, and the CamVid frames.
@@ -66,11 +66,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("photos", nargs="*", type=Path)
     ap.add_argument("-o", "--out", type=Path, default=Path(tempfile.gettempdir()) / "matte_sheet.png")
+    ap.add_argument("--compare", default="u2netp", help="the other matte net (bgr_core.loaders.MATTE_MODELS)")
     args = ap.parse_args(argv)
     photos = [p for p in (args.photos or DEFAULT) if p.exists()]
     from bgr_core.stages.windows import WindowCorrection
 
-    generic = Pipeline("cpu", matte_model="u2netp").segment
+    generic = Pipeline("cpu", matte_model=args.compare).segment
     vehicle, windows = Pipeline("cpu").segment, WindowCorrection("tint")  # the defaults
     rows = []
     for path in photos:
