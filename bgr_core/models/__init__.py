@@ -13,18 +13,16 @@ from torch import nn
 
 from .glass_cues import GlassCueNet
 from .plate_scorer import PlateScorerEnsemble, PlateScorerNet
-from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPHalfRes, U2NetPHalfTop
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPHalfTop
 
 __all__ = [
     "U2NetP",
     "U2NetPHalfTop",
-    "U2NetPHalfRes",
     "GlassCueNet",
     "PlateScorerNet",
     "PlateScorerEnsemble",
     "build_u2netp_vehicle",
     "build_u2netp_vehicle_half",
-    "build_u2netp_vehicle_halfres",
     "RSU",
     "RSU7",
     "RSU6",
@@ -55,15 +53,8 @@ def build_u2netp_vehicle_half(**kwargs) -> U2NetPHalfTop:
     return U2NetPHalfTop(**kwargs)
 
 
-def build_u2netp_vehicle_halfres(**kwargs) -> U2NetPHalfRes:
-    """U2NetP at half size but for a space-to-depth stem, for the weights distilled from
-    the vehicle net (``u2netp_vehicle_halfres.safetensors``)."""
-    return U2NetPHalfRes(**kwargs)
-
-
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "u2netp": build_u2netp,
     "u2netp_vehicle": build_u2netp_vehicle,
     "u2netp_vehicle_half": build_u2netp_vehicle_half,
-    "u2netp_vehicle_halfres": build_u2netp_vehicle_halfres,
 }

@@ -250,8 +250,8 @@ class U2NetP(nn.Module):
         """Everything but the last decoder block: x (B, in_ch, H, W) -> (hx1, hx2d, hx3d,
         hx4d, hx5d, hx6), stage1's features at the input size, then the decoder's from
         half the size down (each (B, block_ch, h, w))."""
-        hx1, hx2 = self.encode1(x)
-        hx2 = self.stage2(hx2)
+        hx1 = self.stage1(x)
+        hx2 = self.stage2(_pool(hx1))
         hx3 = self.stage3(_pool(hx2))
         hx4 = self.stage4(_pool(hx3))
         hx5 = self.stage5(_pool(hx4))
@@ -261,12 +261,6 @@ class U2NetP(nn.Module):
         hx3d = self.stage3d(torch.cat((_upsample_like(hx4d, hx3), hx3), dim=1))
         hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), dim=1))
         return hx1, hx2d, hx3d, hx4d, hx5d, hx6
-
-    def encode1(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The first encoder block: (hx1, stage2's input), (B, block_ch, H, W) and that
-        max-pooled to (B, block_ch, ceil(H/2), ceil(W/2))."""
-        hx1 = self.stage1(x)
-        return hx1, _pool(hx1)
 
     def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The last decoder block and the side outputs over `trunk(x)`: see `features`."""
@@ -312,7 +306,7 @@ class U2NetPHalfTop(U2NetP):
         hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
         # stage2d's size is ceil(H/2) x ceil(W/2), which 2x2 average pooling with
         # ceil_mode gives for stage1's features too (edge windows average what they hold)
-        hx1d = self.stage1d(torch.cat((hx2d, self.half_skip(hx1)), dim=1))
+        hx1d = self.stage1d(torch.cat((hx2d, F.avg_pool2d(hx1, 2, ceil_mode=True)), dim=1))
         d1 = self.side1(hx1d)
         d2 = self.side2(hx2d)
         d3 = _upsample_like(self.side3(hx3d), d1)
@@ -321,38 +315,3 @@ class U2NetPHalfTop(U2NetP):
         d6 = _upsample_like(self.side6(hx6), d1)
         d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
         return hx1d, tuple(_upsample_like(d, x) for d in (d0, d1, d2, d3, d4, d5, d6))
-
-    def half_skip(self, hx1: Tensor) -> Tensor:
-        """stage1's features at stage2d's size, ceil(H/2) x ceil(W/2): average-pooled 2x2."""
-        return F.avg_pool2d(hx1, 2, ceil_mode=True)
-
-
-class U2NetPHalfRes(U2NetPHalfTop):
-    """`U2NetPHalfTop` whose first encoder block runs at half size too: the whole net
-    at half the input size but for a space-to-depth stem.
-
-    In `U2NetPHalfTop` stage1's full-size features are only ever used pooled 2x2 (max for
-    stage2, average for stage1d), and stage1 is then the largest block left (about a
-    third of the net's time). Here the input is padded to even sides (edge pixels
-    repeated) and folded 2x2 into channels (`F.pixel_unshuffle`: (B, 4 in_ch, ceil(H/2),
-    ceil(W/2)), no pixel lost), stage1 (an RSU7 with 4 in_ch inputs) runs on that and its
-    output feeds stage2 and stage1d directly. Its weights are distilled from a `U2NetP`
-    (`tools/distill_half_res.py`); the state_dict has `U2NetP`'s keys, with
-    ``stage1.conv_in.conv.weight`` of shape (block_ch, 4 in_ch, 3, 3).
-
-    Input and output as `U2NetP`: (B, in_ch, H, W) -> (B, out_ch, H, W).
-    """
-
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, mid_ch: int = 16, block_ch: int = 64) -> None:
-        super().__init__(in_ch, out_ch, mid_ch, block_ch)
-        self.stage1 = RSU7(4 * in_ch, mid_ch, block_ch)
-
-    def encode1(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(hx1, stage2's input): both stage1's output, (B, block_ch, ceil(H/2), ceil(W/2))."""
-        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
-        hx1 = self.stage1(F.pixel_unshuffle(x, 2))
-        return hx1, hx1
-
-    def half_skip(self, hx1: Tensor) -> Tensor:
-        """stage1's features are at half size already."""
-        return hx1
