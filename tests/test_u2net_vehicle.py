@@ -1,21 +1,19 @@
 """The shipped vehicle net (weights/u2netp_vehicle.safetensors): loads strictly, matches
 its golden output (tests/data/u2netp_vehicle_golden.npz, written by
-tools/vehicle_golden.py), and is what the pipeline runs by default."""
+tools/vehicle_golden.py), and is selectable by name (the default net is distilled from it)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bgr_core import loaders
-from bgr_core.functional.matte import normalize
+from net_golden import check_golden
 from bgr_core.models import MODEL_BUILDERS, U2NetP
 
 ROOT = Path(__file__).parents[1]
@@ -45,18 +43,7 @@ def test_file_holds_the_u2netp_body_with_provenance():
 
 
 def test_golden_output(net):
-    g = np.load(GOLDEN)
-    assert str(g["weights_sha256"]) == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest(), (
-        "the golden belongs to other weights: run `python tools/vehicle_golden.py`")
-    x = normalize(torch.from_numpy(g["image"]).permute(2, 0, 1)[None].double().div(255))
-    with torch.no_grad():
-        out64 = net.double()(x)[0].float().numpy()
-        out32 = net.float()(x.float())[0].numpy()
-    assert out64.shape == (1, 160, 160)
-    assert np.abs(out64 - g["out"]).max() < 1e-4
-    assert np.abs(out32 - g["out"]).max() < 2e-3 and np.abs(out32 - g["out"]).mean() < 1e-4
-    # the scene has a car and the net says so
-    assert 0.05 < (g["out"][0] >= 0.5).mean() < 0.8
+    check_golden(net, GOLDEN, WEIGHTS, "python tools/vehicle_golden.py")
 
 
 def test_registry_and_loader():

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import vehicle_data as V  # noqa: E402
-from train_vehicle_net import SelectionSet, batch_tensors  # noqa: E402
+from train_vehicle_net import SelectionSet, batch_tensors, save_weights  # noqa: E402
 from bgr_core.models import U2NetP, U2NetPHalfTop  # noqa: E402
 
 LEARNED = ("stage1d.", "side1.", "outconv.")
@@ -110,16 +110,6 @@ def judge(sel: SelectionSet, student, taught: dict[int, list[np.ndarray]]) -> di
     res |= {k: v for k, v in sel.evaluate(student, sizes=sizes).items() if not k.startswith("glass")}
     res["agree"] = float(np.mean([res[f"agree{s}"] for s in sizes]))
     return res
-
-
-def save(student: U2NetPHalfTop, path: Path, meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in student.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             losses = []
             if res["agree"] > best["agree"]:
                 best = res
-                save(student, args.out, {
+                save_weights(student, args.out, {
                     "model": "u2netp_vehicle_half", "command": command, "step": str(done),
                     "selection": json.dumps(res), "input": TEACHER_META["input"], "data": TEACHER_META["data"],
                     "init": f"{args.teacher.name} (sha256 {teacher_sha}), distilled into U2NetPHalfTop"})

@@ -294,10 +294,11 @@ class _GenericAsTwo(torch.nn.Module):
 # -- saving -----------------------------------------------------------------------------
 
 
-def save_weights(net: GlassAuxNet, path: Path, meta: dict[str, str]) -> None:
+def save_weights(net: torch.nn.Module, path: Path, meta: dict[str, str]) -> None:
+    """`net`'s tensors with `meta` to `path` (written whole, then moved into place); of a
+    `GlassAuxNet` the body only: the auxiliary glass head stays in the training checkpoint."""
     from safetensors.torch import save_file
 
-    """The body only: the auxiliary glass head stays in the training checkpoint."""
     state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items() if not k.startswith("glass.")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
