@@ -114,7 +114,7 @@ def main(argv=None) -> None:
                     output_dir=out / "bgr", refine_edges=not args.no_refine_edges, **options)
     params = {**REQUEST, "window_correction": args.window_correction}
     # the one-call user's pipeline is the shared default; another matte net needs its own
-    one_pipe = None if args.matte_model is None else Pipeline("cpu", matte_model=args.matte_model)
+    one_pipe = Pipeline("cpu", matte_model=args.matte_model) if args.one_call and args.matte_model else None
     (out / "rembg").mkdir(parents=True)
 
     def run_rembg(paths) -> float:

@@ -15,8 +15,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bgr_core import loaders
-from net_golden import check_golden
 from bgr_core.models import MODEL_BUILDERS, U2NetPHalfTop
+from net_golden import check_golden
 
 ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "u2netp_vehicle_half.safetensors"
