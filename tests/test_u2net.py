@@ -174,6 +174,30 @@ def test_fused_cpu_convolutions_give_the_plain_values(monkeypatch):
     assert torch.equal(again, plain) and not torch.equal(again, fused)
 
 
+def test_fused_path_casts_weights_again_when_they_change(monkeypatch):
+    from bgr_core.models import u2net
+
+    if u2net.FUSED_CONV is None or not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN fused bfloat16 convolution in this torch build or on this CPU")
+    torch.manual_seed(0)
+    block = ConvReLU(8, 8).eval()
+    x = torch.rand(1, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+
+    def run(fused: bool) -> torch.Tensor:
+        monkeypatch.setattr(u2net, "FUSED_CONV", fused_op if fused else None)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return block(x).float()
+
+    fused_op = u2net.FUSED_CONV
+    first = run(True)
+    assert torch.equal(first, run(True)) and torch.equal(first, run(False))  # kept between calls
+    with torch.no_grad():
+        block.conv.weight.mul_(-1.0)  # changed in place
+    assert torch.equal(run(True), run(False)) and not torch.equal(run(True), first)
+    block.conv.bias.data = block.conv.bias.data + 0.25  # replaced
+    assert torch.equal(run(True), run(False))
+
+
 def test_bfloat16_autocast_runs_on_every_cpu():
     # on CPUs where oneDNN has no bfloat16 kernels (AVX2 only) the fused op refuses the
     # call; the plain pair must run there instead (Pipeline(cpu_dtype="bfloat16") failed
