@@ -1,29 +1,15 @@
-"""Distil the vehicle net into a cheaper U2NetP: `bgr_core.models.U2NetPHalfTop` (its
-last decoder block at half size, ``weights/u2netp_vehicle_half.safetensors``) or
-`bgr_core.models.U2NetPHalfStage1` (stage1 ending at half size too,
-``--student u2netp_vehicle_half_s1``).
+"""Distil the vehicle net into `bgr_core.models.U2NetPHalfTop` (its last decoder block at
+half size): ``weights/u2netp_vehicle_half.safetensors``.
 
-    python tools/distill_half_top.py --until 675     # reproduces u2netp_vehicle_half
+    python tools/distill_half_top.py --until 675     # reproduces the shipped file
     python tools/distill_half_top.py --resume        # goes on from --ckpt
     python tools/distill_half_top.py --minutes 30    # stops (checkpointed) after 30 min
-    python tools/distill_half_top.py --student u2netp_vehicle_half_s1 ...
 
-`u2netp_vehicle_half` starts as the teacher (``weights/u2netp_vehicle.safetensors``):
-the same tensors, with stage1d fed by stage2d's output at its own (half) size and
-stage1's features average-pooled. Everything before stage1d stays frozen, so student
-and teacher share that trunk and it runs once per batch; only stage1d, side1 and the
-fusion (outconv) learn.
-
-`u2netp_vehicle_half_s1` starts as `u2netp_vehicle_half` (its file); stage1's last
-decoder conv and stage2 learn too, so the student runs its own trunk, and the loss also
-pulls the trunk's half-size and smaller outputs (stage2d's down to stage6's, the same
-shapes in both nets) towards the teacher's, weighed by `--feature-weight` (squared error
-over the target's mean square, averaged over the five). A first try that pulled stage1's
-output towards the teacher's stage1 max-pooled instead, with only stage1's last conv
-learning below the top, hardly moved (agreement 0.976 / 0.982 -> 0.979 / 0.984 in 150
-steps; `training/u2netp_vehicle_half_s1_stage1feat.log`).
-
-The target is the teacher's own output (no labels): the binary
+The student starts as the teacher (``weights/u2netp_vehicle.safetensors``): the same
+tensors, with stage1d fed by stage2d's output at its own (half) size and stage1's
+features average-pooled. Everything before stage1d stays frozen, so student and teacher
+share that trunk and it runs once per batch; only stage1d, side1 and the fusion
+(outconv) learn. The target is the teacher's own output (no labels): the binary
 cross-entropy of the student's fused logit against the teacher's probability, weighed
 `--edge-weight` times more within 3 px of the teacher's 0.5 level, plus half that for
 stage1d's side output against the teacher's. The samples are the vehicle net's
@@ -35,14 +21,12 @@ on; `train_vehicle_net.SelectionSet`) at 224 and 288: agreement with the teacher
 (IoU of the two thresholded outputs) and the split's score; the checkpoint with the
 highest mean agreement is written to `--out`.
 
-Cost on 2 CPU cores: about 0.25 s per image (224 and 288 in turn) for
-`u2netp_vehicle_half`.
+Cost on 2 CPU cores: about 0.25 s per image (224 and 288 in turn).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
@@ -59,26 +43,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import vehicle_data as V  # noqa: E402
 from train_vehicle_net import SelectionSet, batch_tensors, save_weights  # noqa: E402
-from bgr_core.models import U2NetP, U2NetPHalfStage1, U2NetPHalfTop  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class Student:
-    """A distilled net: its module, the parameters that learn (name prefixes), the file
-    it starts from (None: the teacher's), and whether it shares the teacher's trunk."""
-
-    cls: type
-    learned: tuple[str, ...]
-    init: str | None
-    shares_trunk: bool
-
+from bgr_core.models import U2NetP, U2NetPHalfTop  # noqa: E402
 
 LEARNED = ("stage1d.", "side1.", "outconv.")
-STUDENTS = {
-    "u2netp_vehicle_half": Student(U2NetPHalfTop, LEARNED, None, True),
-    "u2netp_vehicle_half_s1": Student(U2NetPHalfStage1, ("stage1.decoder.5.", "stage2.", *LEARNED),
-                                      "u2netp_vehicle_half.safetensors", False),
-}
 # what the written file says of its input and data: the teacher's (its samples are the
 # teacher's training photos; no labels are used)
 TEACHER_META = {
@@ -88,20 +55,18 @@ TEACHER_META = {
 }
 
 
-def load_pair(teacher_path: Path, student_state: dict | None = None, kind: Student = STUDENTS["u2netp_vehicle_half"]
-              ) -> tuple[U2NetP, U2NetPHalfTop]:
-    """The frozen teacher and the student (`kind`'s module with the teacher's tensors,
-    or `student_state`)."""
+def load_pair(teacher_path: Path, student_state: dict | None = None) -> tuple[U2NetP, U2NetPHalfTop]:
+    """The frozen teacher and the student (the teacher's tensors, or `student_state`)."""
     from safetensors.torch import load_file
 
     state = load_file(str(teacher_path), device="cpu")
-    teacher, student = U2NetP(), kind.cls()
+    teacher, student = U2NetP(), U2NetPHalfTop()
     teacher.load_state_dict(state, strict=True)
     student.load_state_dict(student_state if student_state is not None else state, strict=True)
     teacher.eval().requires_grad_(False)
     student.eval().requires_grad_(False)  # eval: no dropout or norm layers anyway
     for name, p in student.named_parameters():
-        p.requires_grad_(name.startswith(kind.learned))
+        p.requires_grad_(name.startswith(LEARNED))
     cl = torch.channels_last
     return teacher.to(memory_format=cl), student.to(memory_format=cl)
 
@@ -115,25 +80,17 @@ def edge_band(prob: torch.Tensor, px: int = 3) -> torch.Tensor:
     return grown != shrunk
 
 
-def distill_loss(student: U2NetPHalfTop, teacher: U2NetP, x: torch.Tensor, edge_weight: float,
-                 shares_trunk: bool = True, feature_weight: float = 0.0) -> torch.Tensor:
-    """The student's loss on one batch x (B, 3, S, S) normalised (`shares_trunk`: the
-    student's trunk is the teacher's, frozen)."""
+def distill_loss(student: U2NetPHalfTop, teacher: U2NetP, x: torch.Tensor, edge_weight: float) -> torch.Tensor:
+    """The student's loss on one batch x (B, 3, S, S) normalised."""
     with torch.no_grad():
         trunk = teacher.trunk(x)
         _, t = teacher.top(x, trunk)
         p0, p1 = torch.sigmoid(t[0]), torch.sigmoid(t[1])
         w = 1 + edge_weight * edge_band(p0).float()
-    own = trunk if shares_trunk else student.trunk(x)
-    _, s = student.top(x, own)
+    _, s = student.top(x, trunk)
     fused = (w * F.binary_cross_entropy_with_logits(s[0], p0, reduction="none")).sum() / w.sum()
     side = F.binary_cross_entropy_with_logits(s[1], p1)
-    loss = fused + 0.5 * side
-    if feature_weight > 0:  # the trunk's outputs from half size down, shaped alike in both
-        gaps = [((a.float() - b.float()) ** 2).mean() / (b.float() ** 2).mean().clamp_min(1e-6)
-                for a, b in zip(own[1:], trunk[1:])]
-        loss = loss + feature_weight * torch.stack(gaps).mean()
-    return loss
+    return fused + 0.5 * side
 
 
 def selection_images(sel: SelectionSet) -> list[np.ndarray]:
@@ -159,12 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--teacher", type=Path, default=ROOT / "weights" / "u2netp_vehicle.safetensors")
-    ap.add_argument("--student", default="u2netp_vehicle_half", choices=tuple(STUDENTS))
-    ap.add_argument("--out", type=Path, default=None, help="default: weights/STUDENT.safetensors")
-    ap.add_argument("--ckpt", type=Path, default=None, help="default: training/checkpoints/STUDENT.pt")
-    ap.add_argument("--log", type=Path, default=None, help="default: training/STUDENT.log")
-    ap.add_argument("--feature-weight", type=float, default=0.5,
-                    help="weight of stage1's feature loss (students with their own trunk)")
+    ap.add_argument("--out", type=Path, default=ROOT / "weights" / "u2netp_vehicle_half.safetensors")
+    ap.add_argument("--ckpt", type=Path, default=ROOT / "training" / "checkpoints" / "u2netp_vehicle_half.pt")
+    ap.add_argument("--log", type=Path, default=ROOT / "training" / "u2netp_vehicle_half.log")
     ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--sizes", default="224,288")
@@ -177,21 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="stop (checkpointed) after this step; the learning rate still decays over --steps")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
-    kind = STUDENTS[args.student]
-    args.out = args.out or ROOT / "weights" / f"{args.student}.safetensors"
-    args.ckpt = args.ckpt or ROOT / "training" / "checkpoints" / f"{args.student}.pt"
-    args.log = args.log or ROOT / "training" / f"{args.student}.log"
-    feature_weight = 0.0 if kind.shares_trunk else args.feature_weight
     torch.manual_seed(args.seed)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     ck = torch.load(args.ckpt, map_location="cpu", weights_only=False) if args.resume else None
-    init = None
-    if ck is None and kind.init is not None:
-        from safetensors.torch import load_file
-
-        init = load_file(str(ROOT / "weights" / kind.init), device="cpu")
-    teacher, student = load_pair(args.teacher, ck["student"] if ck else init, kind)
+    teacher, student = load_pair(args.teacher, ck["student"] if ck else None)
     teacher_sha = hashlib.sha256(args.teacher.read_bytes()).hexdigest()
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
@@ -222,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = lr
         size = sizes[step % len(sizes)]
         x = batch_tensors([maker.sample((args.seed, step, i), size=size) for i in range(args.batch)])["x"]
-        loss = distill_loss(student, teacher, x, args.edge_weight, kind.shares_trunk, feature_weight)
+        loss = distill_loss(student, teacher, x, args.edge_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -237,10 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             if res["agree"] > best["agree"]:
                 best = res
                 save_weights(student, args.out, {
-                    "model": args.student, "command": command, "step": str(done),
+                    "model": "u2netp_vehicle_half", "command": command, "step": str(done),
                     "selection": json.dumps(res), "input": TEACHER_META["input"], "data": TEACHER_META["data"],
-                    "init": f"{args.teacher.name} (sha256 {teacher_sha}), distilled into {kind.cls.__name__}"
-                            + (f", starting from {kind.init}" if kind.init else "")})
+                    "init": f"{args.teacher.name} (sha256 {teacher_sha}), distilled into U2NetPHalfTop"})
             torch.save({"student": student.state_dict(), "opt": opt.state_dict(), "step": done, "best": best}, args.ckpt)
         if out_of_time:
             break

@@ -13,18 +13,16 @@ from torch import nn
 
 from .glass_cues import GlassCueNet
 from .plate_scorer import PlateScorerEnsemble, PlateScorerNet
-from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPHalfStage1, U2NetPHalfTop
+from .u2net import RSU, RSU4, RSU4F, RSU5, RSU6, RSU7, ConvReLU, U2NetP, U2NetPHalfTop
 
 __all__ = [
     "U2NetP",
     "U2NetPHalfTop",
-    "U2NetPHalfStage1",
     "GlassCueNet",
     "PlateScorerNet",
     "PlateScorerEnsemble",
     "build_u2netp_vehicle",
     "build_u2netp_vehicle_half",
-    "build_u2netp_vehicle_half_s1",
     "RSU",
     "RSU7",
     "RSU6",
@@ -55,15 +53,8 @@ def build_u2netp_vehicle_half(**kwargs) -> U2NetPHalfTop:
     return U2NetPHalfTop(**kwargs)
 
 
-def build_u2netp_vehicle_half_s1(**kwargs) -> U2NetPHalfStage1:
-    """`build_u2netp_vehicle_half` with stage1 ending at half size too, for the weights
-    distilled from it (``u2netp_vehicle_half_s1.safetensors``)."""
-    return U2NetPHalfStage1(**kwargs)
-
-
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "u2netp": build_u2netp,
     "u2netp_vehicle": build_u2netp_vehicle,
     "u2netp_vehicle_half": build_u2netp_vehicle_half,
-    "u2netp_vehicle_half_s1": build_u2netp_vehicle_half_s1,
 }

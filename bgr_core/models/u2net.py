@@ -43,7 +43,6 @@ __all__ = [
     "RSU4F",
     "U2NetP",
     "U2NetPHalfTop",
-    "U2NetPHalfStage1",
 ]
 
 
@@ -179,32 +178,6 @@ class RSU(nn.Module):
                 d = _upsample_like(d, skip)
             d = conv(torch.cat((d, skip), dim=1))
         return d + hx_in
-
-    def forward_half(self, x: Tensor) -> Tensor:
-        """The block with its last decoder conv at half size (pooled blocks only):
-        (B, in_ch, H, W) -> (B, out_ch, ceil(H/2), ceil(W/2)).
-
-        That conv takes the decoder's half-size output as it is, beside the first
-        encoder level max-pooled, and the input conv's output is max-pooled before the
-        residual addition: the block's full-size work is its input conv and first
-        encoder conv only."""
-        if self.dilated:
-            raise ValueError("forward_half needs a pooled RSU, not a dilated one")
-        hx_in = self.conv_in(x)
-        first = self.encoder[0](hx_in)
-        skips = [_pool(first)]
-        h = skips[0]
-        for i, conv in enumerate(self.encoder[1:]):
-            if i > 0:
-                h = _pool(h)
-            h = conv(h)
-            skips.append(h)
-        d = self.bottom(h)
-        # the deepest decoders as in `forward`, down to half size
-        for conv, skip in zip(self.decoder[:-1], reversed(skips[1:])):
-            d = conv(torch.cat((_upsample_like(d, skip), skip), dim=1))
-        d = self.decoder[-1](torch.cat((d, skips[0]), dim=1))
-        return d + _pool(hx_in)
 
 
 class RSU7(RSU):
@@ -348,49 +321,11 @@ class U2NetPHalfTop(U2NetP):
         # stage2d's size is ceil(H/2) x ceil(W/2), which 2x2 average pooling with
         # ceil_mode gives for stage1's features too (edge windows average what they hold)
         hx1d = self.stage1d(torch.cat((hx2d, F.avg_pool2d(hx1, 2, ceil_mode=True)), dim=1))
-        return hx1d, self._logits(x, hx1d, hx2d, hx3d, hx4d, hx5d, hx6)
-
-    def _logits(self, x: Tensor, hx1d: Tensor, hx2d: Tensor, *deeper: Tensor) -> tuple[Tensor, ...]:
-        """Side outputs and their fusion at half size (hx1d's, hx2d's), then each resized
-        to x's size: (d0, d1, ..., d6), each (B, out_ch, H, W)."""
         d1 = self.side1(hx1d)
         d2 = self.side2(hx2d)
-        d3, d4, d5, d6 = (_upsample_like(side(h), d1) for side, h in zip((self.side3, self.side4, self.side5, self.side6), deeper))
+        d3 = _upsample_like(self.side3(hx3d), d1)
+        d4 = _upsample_like(self.side4(hx4d), d1)
+        d5 = _upsample_like(self.side5(hx5d), d1)
+        d6 = _upsample_like(self.side6(hx6), d1)
         d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
-        return tuple(_upsample_like(d, x) for d in (d0, d1, d2, d3, d4, d5, d6))
-
-
-class U2NetPHalfStage1(U2NetPHalfTop):
-    """`U2NetPHalfTop` whose first block (stage1) also ends at half size.
-
-    Once the top runs at half size, stage1's output is only ever used pooled (by stage2
-    and by stage1d), and the largest full-size work left is stage1's last decoder conv
-    (32 -> 64 channels, beside the upsampling and concatenation that feed it). Here
-    stage1 runs `RSU.forward_half`: its input conv and first encoder conv still see the
-    full input, and its output, at half size, goes to stage2 without pooling and to
-    stage1d as it is. Same parameters and state_dict keys as `U2NetP`; its weights are
-    distilled (`tools/distill_half_top.py --student u2netp_vehicle_half_s1`).
-
-    Input and output as `U2NetP`: (B, in_ch, H, W) -> (B, out_ch, H, W).
-    """
-
-    def trunk(self, x: Tensor) -> tuple[Tensor, ...]:
-        """As `U2NetP.trunk`, but hx1 is stage1's output at half size,
-        (B, block_ch, ceil(H/2), ceil(W/2))."""
-        hx1 = self.stage1.forward_half(x)
-        hx2 = self.stage2(hx1)
-        hx3 = self.stage3(_pool(hx2))
-        hx4 = self.stage4(_pool(hx3))
-        hx5 = self.stage5(_pool(hx4))
-        hx6 = self.stage6(_pool(hx5))
-        hx5d = self.stage5d(torch.cat((_upsample_like(hx6, hx5), hx5), dim=1))
-        hx4d = self.stage4d(torch.cat((_upsample_like(hx5d, hx4), hx4), dim=1))
-        hx3d = self.stage3d(torch.cat((_upsample_like(hx4d, hx3), hx3), dim=1))
-        hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), dim=1))
-        return hx1, hx2d, hx3d, hx4d, hx5d, hx6
-
-    def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """As `U2NetPHalfTop.top`, with stage1's half-size features taken as they are."""
-        hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
-        hx1d = self.stage1d(torch.cat((hx2d, hx1), dim=1))
-        return hx1d, self._logits(x, hx1d, hx2d, hx3d, hx4d, hx5d, hx6)
+        return hx1d, tuple(_upsample_like(d, x) for d in (d0, d1, d2, d3, d4, d5, d6))
