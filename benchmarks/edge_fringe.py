@@ -22,7 +22,8 @@ the edge; they are not the edge quality on real photos. Variants: ``default``,
 ``contrastL-H`` (soft threshold of the net's probability), ``edgecontrastL-H`` or
 ``edgecontrastnone`` (soft threshold of the final alpha; the default is (0.2, 0.8)),
 ``refined`` (the edge refiner, ``--refiner FILE`` or the shipped
-``weights/edge_refiner.safetensors``), joined with ``+`` (``eps1e-3+radius3``).
+``weights/edge_refiner.safetensors``), ``refineramp`` (the refiner under the net's CPU
+autocast), joined with ``+`` (``eps1e-3+radius3``, ``refined+refineramp``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def options(variant: str, refiner: Path | None = None) -> dict:
             continue
         if part == "refined":
             opts["edge_refiner"] = loaders.load_edge_refiner(path=refiner)
+            continue
+        if part == "refineramp":
+            opts["refiner_amp"] = True
             continue
         if part.startswith("eps"):
             opts["eps"] = float(part[3:])

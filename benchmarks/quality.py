@@ -296,7 +296,7 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         # `refiner`); -netN: the net at N (the recheck at 320 stays); -reachX: and fringe_reach
         # X (or "none"); -unsureX: and recheck_unsure X
         m = re.fullmatch(r"stage-fast-refined(?:-net(?P<net>\d+))?(?:-reach(?P<reach>[0-9.]+|none))?"
-                         r"(?:-unsure(?P<unsure>[0-9.]+))?", name)
+                         r"(?:-unsure(?P<unsure>[0-9.]+))?(?P<amp>-refineramp)?", name)
         if m:
             from bgr_core.loaders import load_edge_refiner
 
@@ -310,6 +310,9 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
             if m["unsure"] is not None:
                 opts["recheck_unsure"] = float(m["unsure"])
                 label += f" recheck_unsure={m['unsure']}"
+            if m["amp"]:
+                opts["refiner_amp"] = True
+                label += " refiner_amp"
             table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
     if "stage-fast320" in which:
         table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
@@ -403,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--cpu-amp", choices=("none", "bf16", "auto"), default="none",
                     help="VehicleMatte(cpu_amp_dtype=...) for the stage methods: float32, bfloat16, or bfloat16 where native")
-    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast-refined (with the edge refiner, --refiner), stage-fast-refined-netN (and the net at N), stage-fast-refined-unsureX (and a recheck above an unsure share of X), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
+    ap.add_argument("--methods", default="raw,stage,windows", help="comma list of raw, rawN (net at NxN), stage, stage-fast, stage-fastN (net at N), stage-fastNrM (and recheck at M), stage-fast-epsX (guided-filter eps X), stage-fast-refined (with the edge refiner, --refiner), stage-fast-refined-netN (and the net at N), stage-fast-refined-unsureX (and a recheck above an unsure share of X), stage-fast-refined-refineramp (the refiner under the net's CPU autocast), stage-fast320 (work_size 320), stage-nocrop, stage-noflip, windows (the default: cue model), windows-cuesN (cue model at work size N on the fast matte)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--refiner", type=Path, default=None, help="edge refiner weights for stage-fast-refined (default: shipped)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the net's outputs in this .npz")

@@ -240,6 +240,33 @@ def test_stage_cpu_amp_dtype_and_the_fast_preset_size():
         VehicleMatte(spy, fringe_reach=-0.1)
 
 
+class RefinerSpy(torch.nn.Module):
+    """An edge refiner that records the dtype its layers would compute in and returns the
+    patches' centre alpha (the identity)."""
+
+    patch, radius, dilations = 5, 2, (1,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        self.dtypes.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else patches.dtype)
+        return patches[:, 3, 2, 2]
+
+
+def test_edge_refiner_runs_in_the_nets_cpu_dtype_with_refiner_amp():
+    spy = RefinerSpy()
+    opts = {"net_size": 64, "flip": False, "crop_pass": False, "edge_refiner": spy}
+    VehicleMatte(StubNet(), cpu_amp_dtype=torch.bfloat16, **opts)([_scene_frame()])
+    VehicleMatte(StubNet(), cpu_amp_dtype=torch.bfloat16, refiner_amp=True, **opts)([_scene_frame()])
+    VehicleMatte(StubNet(), cpu_amp_dtype=None, refiner_amp=True, **opts)([_scene_frame()])
+    assert spy.dtypes == [torch.float32, torch.bfloat16, torch.float32]
+    fast = VehicleMatte.fast(StubNet(), cpu_amp_dtype=torch.bfloat16, edge_refiner=spy)
+    assert fast.refiner_amp and not VehicleMatte(StubNet()).refiner_amp
+
+
 def test_stage_edge_contrast_narrows_the_soft_edge_and_keeps_the_silhouette():
     frame = _scene_frame()
     opts = {"net_size": 64, "flip": False, "crop_pass": False, "contrast": None}

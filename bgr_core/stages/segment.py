@@ -95,6 +95,9 @@ class VehicleMatte(Stage):
       after the guided upsampling; it moves the edge onto the photo's, never adds or
       removes a region. On a photo whose edges are blurred over several pixels it runs on
       a reduced copy where they are sharp (`edge_reduction`), its change carried up.
+    - refiner_amp: run the edge refiner under the net's autocast dtype on the CPU
+      (`cpu_amp_dtype`; on other devices it stays in float32, where it costs little).
+      In bfloat16 the refined alpha moves by at most 0.034 on 32 street photos.
     - antialias: antialiased resizing of the images to the net's input.
     - amp_dtype: autocast dtype for the net on CUDA (float16, bfloat16, or None for
       float32).
@@ -133,6 +136,7 @@ class VehicleMatte(Stage):
         radius: int = 2,
         eps: float = 1e-4,
         edge_refiner: nn.Module | None = None,
+        refiner_amp: bool = False,
         antialias: bool = True,
         flip: bool = True,
         amp_dtype: torch.dtype | None = torch.float16,
@@ -165,6 +169,7 @@ class VehicleMatte(Stage):
         self.radius = int(radius)
         self.eps = float(eps)
         self.edge_refiner = edge_refiner
+        self.refiner_amp = bool(refiner_amp)
         self.antialias = bool(antialias)
         self.flip = bool(flip)
         self.amp_dtype = amp_dtype
@@ -183,10 +188,13 @@ class VehicleMatte(Stage):
         CPU that has it natively (``cpu_amp_dtype="auto"``) and at 288x288 where it runs
         in reduced precision (CUDA, or such a CPU: 2.5x faster than float32), else at
         224x224 (half the pixels of 320), with a recheck at 320 where the first pass is
-        unsure. The net runs about 1.05 times per photo instead of 2-4 times. Held-out
+        unsure. The net runs about 1.05 times per photo instead of 2-4 times. The edge
+        refiner, if given, runs in the net's CPU dtype too (``refiner_amp``: 21 -> 17 ms
+        a 512 px photo, the held-out figures unchanged to the fourth decimal). Held-out
         figures for each choice are in the README (Quality); `overrides` are any other
         options (`benchmarks/quality.py`)."""
-        options = {"flip": False, "crop_max_area": 0.25, "recheck_size": 320, "cpu_amp_dtype": "auto", **overrides}
+        options = {"flip": False, "crop_max_area": 0.25, "recheck_size": 320, "cpu_amp_dtype": "auto",
+                   "refiner_amp": True, **overrides}
         stage = cls(net, **{"net_size": 224, **options})
         if "net_size" not in overrides and stage.reduced_precision:
             stage.net_size = 288
@@ -350,7 +358,9 @@ class VehicleMatte(Stage):
         if self.edge_refiner is not None:
             # where the photo's edges are as sharp as in its training photos: on a soft or
             # enlarged photo it would see only a slope (README, Quality: large photos)
-            alpha = refine_edges(image, alpha, self.edge_refiner, reduce=edge_reduction(image, alpha))
+            amp = self.cpu_amp_dtype if self.refiner_amp and alpha.device.type == "cpu" else None
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                alpha = refine_edges(image, alpha, self.edge_refiner, reduce=edge_reduction(image, alpha))
         if self.edge_contrast is not None:
             alpha = M.soft_threshold(alpha, *self.edge_contrast)
         return alpha
