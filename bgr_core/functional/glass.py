@@ -210,7 +210,9 @@ def refine_glass(
     low: float = 0.25,
     high: float = 0.85,  # 0.6 marked more: glass recall 0.881 but 10.1 % outside the glass
     sure: float = 0.9,
-    iterations: int = 3,
+    # 3: glass recall / outside share 0.873 / 0.091 held out, 0.885 / 0.083 on the fit
+    # half; 2: 0.871 / 0.089 and 0.883 / 0.082, and the window stage 79.6 -> 69.1 ms
+    iterations: int = 2,
     keep_min: float = 0.1,
 ) -> np.ndarray:
     """GrabCut seeded by the glass probability: (h, w) bool glass.
