@@ -98,6 +98,26 @@ def test_detection_follows_dtype():
     assert glass.dtype == torch.float64 and _iou(glass[0] >= 0.5, truth) > 0.75
 
 
+@pytest.mark.parametrize("size", [(48, 120), (300, 760)])  # below and above the half-size opening
+def test_vehicles_joined_by_a_thin_bridge_get_a_crop_each(size):
+    h, w = size
+    alpha = torch.zeros(1, h, w)
+    body = (slice(h // 3, 5 * h // 6),)
+    alpha[(0, *body, slice(w // 20, 9 * w // 20))] = 1  # a car on the left
+    alpha[(0, *body, slice(11 * w // 20, 19 * w // 20))] = 1  # one on the right
+    bridge = max(1, h // 60)  # a contact shadow that joins them, a few pixels high
+    alpha[0, 5 * h // 6 - bridge : 5 * h // 6, w // 20 : 19 * w // 20] = 1
+    image = torch.full((3, h, w), 0.5)
+    crops = G.vehicle_crops(image, alpha, 256)
+    assert len(crops) == 2
+    centres = sorted((x0 + x1) / 2 for _, _, (_, _, x0, x1) in crops)
+    assert abs(centres[0] - w / 4) < w / 20 and abs(centres[1] - 3 * w / 4) < w / 20  # each around its car
+    assert all(a.max() == 1.0 for _, a, _ in crops)
+    # one car alone stays one vehicle
+    alpha[0, :, w // 2 :] = 0
+    assert len(G.vehicle_crops(image, alpha, 256)) == 1
+
+
 def test_fill_holes():
     m = np.zeros((9, 9), bool)
     m[1:8, 1:8] = True
