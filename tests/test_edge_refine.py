@@ -36,7 +36,7 @@ def test_patches_are_centred_on_their_pixels():
     alpha = torch.rand(1, 30, 40)
     ys, xs = torch.tensor([0, 5, 29, 17]), torch.tensor([0, 39, 12, 20])
     p = gather_patches(image, alpha, ys, xs, 5)
-    assert p.shape == (4, 4, 5, 5) and p.dtype == torch.float32
+    assert p.shape == (4, 4, 5, 5) and p.dtype == torch.float32 and p.is_contiguous()
     for k, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
         assert torch.equal(p[k, :3, 2, 2], image[:, y, x]) and p[k, 3, 2, 2] == alpha[0, y, x]
     # an inner pixel's patch is the plain window; at the border the edge is replicated
