@@ -209,3 +209,20 @@ def test_bfloat16_autocast_runs_on_every_cpu():
         got = block(x)
         plain = torch.relu(block.conv(x))
     assert got.dtype == torch.bfloat16 and torch.equal(got, plain)
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 72, 64), (2, 16, 145, 151), (1, 8, 513, 65), (1, 3, 33, 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_large_maps_pool_as_max_pool2d(shape, dtype):
+    # above 2**18 elements the pooling takes the maximum of the four 2x2 phases (odd
+    # edges included); below, max_pool2d itself
+    from bgr_core.models.u2net import _pool
+
+    torch.manual_seed(0)
+    x = torch.randn(shape).to(dtype).contiguous(memory_format=torch.channels_last)
+    x[0, 0, 0, 0] = float("nan")
+    with torch.inference_mode():
+        got, want = _pool(x), torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True)
+    assert got.shape == want.shape and torch.equal(got.isnan(), want.isnan())
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+    assert got.is_contiguous(memory_format=torch.channels_last)  # as the fused convolutions want

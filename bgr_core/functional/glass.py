@@ -126,12 +126,18 @@ FEATURE_NAMES = (
 )  # fmt: skip
 
 
-def glass_features(rgb: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 RGB -> (h, w, 3) float32 CIE Lab (L in 0..100)."""
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def glass_features(rgb: np.ndarray, support: np.ndarray, lab: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel glass cues on a small crop around the vehicle.
 
     Args:
         rgb: (h, w, 3) uint8 RGB, the vehicle with some margin, long side ~`WORK_SIZE`.
         support: (h, w) bool, the vehicle silhouette with its holes filled (not empty).
+        lab: the crop in Lab when the caller has it already (`rgb` converted as here).
     Returns:
         features (h, w, len(FEATURE_NAMES)) float32 and r (h, w), the height in the
         vehicle box (0 at its top, 1 at its bottom).
@@ -148,7 +154,7 @@ def glass_features(rgb: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np
     u = (xx - x0) / wb
     top = np.where(S.any(0), S.argmax(0), h).astype(np.float32)
     d = (yy - top[None]) / hb
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = _lab(rgb) if lab is None else lab
     L = lab[..., 0]
     chroma = np.hypot(lab[..., 1], lab[..., 2])
     paint = _paint_colour(lab, S & (r > 0.3) & (r < 0.8))
@@ -354,7 +360,8 @@ def _detect_one(
         if inside.sum() < 64:
             continue
         support = fill_holes(inside, max_frac=math.inf)  # every hole: the windows
-        feats, r = glass_features(rgb, support)
+        lab = _lab(rgb)  # for the cues and the likeness alike
+        feats, r = glass_features(rgb, support, lab)
         domain = support & (r < BAND)
         prob = np.zeros(support.shape, np.float32)
         prob[domain] = glass_probability(feats[domain], cues)
@@ -383,7 +390,7 @@ def _detect_one(
         ys, xs = slice(cy0 + wy0, cy0 + wy1), slice(cx0 + wx0, cx0 + wx1)
         out[:, ys, xs] = torch.maximum(out[:, ys, xs], glass_full[0])
         if like_out is not None:  # only read where there is glass
-            like = _likeness_small(rgb, aw, glass)
+            like = _likeness_small(rgb, aw, glass, lab)
             if like is not None:
                 up = resize_window(torch.from_numpy(like)[None, None].to(image.device), (ch, cw), win)
                 like_out[:, ys, xs] = torch.maximum(like_out[:, ys, xs], up[0].clamp(0, 1))
@@ -440,14 +447,14 @@ def detect_glass(
 # -- what shows through the glass -----------------------------------------------------
 
 
-def _likeness_small(rgb: np.ndarray, aw: np.ndarray, gl: np.ndarray) -> np.ndarray | None:
+def _likeness_small(rgb: np.ndarray, aw: np.ndarray, gl: np.ndarray, lab: np.ndarray | None = None) -> np.ndarray | None:
     """`background_likeness` on one vehicle's small canvas (`gl`: its glass, bool);
     None when it has no glass."""
     size = aw.shape
     inside = aw > 0.5
     if gl.sum() < 10:
         return None
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = _lab(rgb) if lab is None else lab
     k = max(2, int(0.04 * max(size)))
     grown = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
     ring = grown.astype(bool) & ~inside
