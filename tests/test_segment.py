@@ -66,6 +66,15 @@ def test_fill_holes_closes_windows_not_open_bays():
     filled = M.fill_holes(mask)
     assert filled[25, 25] and not filled[55, 30] and not filled[45, 30]
     assert not M.fill_holes(mask, max_frac=0.01)[25, 25]
+    # a bay that opens on the edge of the mask's box (not the map's) stays open, also
+    # for a mask against the map's border; what the bay does not reach is filled
+    mask[40:60, 25:35] = True
+    mask[50:60, 10:50] = False
+    mask[44:50, 25:35] = False  # a bay up from the box's lower edge
+    mask[0:10, 12:14] = True  # the mask now touches the top border
+    filled = M.fill_holes(mask)
+    assert not filled[46, 30] and filled[25, 25] and filled[0:10, 12:14].all()
+    assert filled.dtype == bool and filled.sum() == mask.sum() + 100
 
 
 def test_keep_region_keeps_fringe_drops_stray_halo():

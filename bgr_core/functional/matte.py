@@ -202,17 +202,26 @@ def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:
     border) filled, for holes up to `max_frac` of the mask's area. Windows that come
     out as holes in the silhouette are closed this way."""
     m = mask.astype(np.uint8)
-    inv = 1 - m
+    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    if len(rows) == 0:
+        return mask.astype(bool)
+    # holes lie inside the mask's box: the components are labelled on that box with a
+    # ring of background around it, which joins whatever reaches the box's edge to the
+    # outside as the whole map would (the same holes, a fraction of the pixels)
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    inv = np.pad(1 - m[y0:y1, x0:x1], 1, constant_values=1)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
     if n <= 1:
         return mask.astype(bool)
-    h, w = m.shape
+    h, w = inv.shape
     x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
     touches = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
     small = stats[:, cv2.CC_STAT_AREA] <= max_frac * max(int(m.sum()), 1)
     hole = ~touches & small
     hole[0] = False  # label 0 is the mask itself
-    return mask.astype(bool) | hole[labels]
+    out = mask.astype(bool)  # a copy
+    out[y0:y1, x0:x1] |= hole[labels[1:-1, 1:-1]]
+    return out
 
 
 def keep_region(
