@@ -1,5 +1,5 @@
-"""The golden-output check of a shipped matte net (tests/data/*_golden.npz, written by
-``tools/vehicle_golden.py``): shared by the tests of each weight file."""
+"""The shipped matte nets' shared test helpers: the net loaded strictly from its file, and
+its golden-output check (tests/data/*_golden.npz, written by ``tools/vehicle_golden.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ import numpy as np
 import torch
 
 from bgr_core.functional.matte import normalize
+
+
+def load_shipped(model: str, weights: Path) -> torch.nn.Module:
+    """`MODEL_BUILDERS[model]` with `weights` loaded strictly on the CPU, in eval mode."""
+    from safetensors.torch import load_file
+
+    from bgr_core.models import MODEL_BUILDERS
+
+    net = MODEL_BUILDERS[model]()
+    net.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    return net.eval()
 
 
 def check_golden(net: torch.nn.Module, golden: Path, weights: Path, regenerate: str) -> None:

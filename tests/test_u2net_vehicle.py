@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from bgr_core import loaders
 from bgr_core.models import MODEL_BUILDERS, U2NetP
-from net_golden import check_golden
+from net_golden import check_golden, load_shipped
 
 ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "u2netp_vehicle.safetensors"
@@ -23,9 +23,7 @@ GOLDEN = Path(__file__).parent / "data" / "u2netp_vehicle_golden.npz"
 
 @pytest.fixture(scope="module")
 def net() -> U2NetP:
-    m = MODEL_BUILDERS["u2netp_vehicle"]()
-    m.load_state_dict(load_file(str(WEIGHTS), device="cpu"), strict=True)
-    return m.eval()
+    return load_shipped("u2netp_vehicle", WEIGHTS)
 
 
 def test_file_holds_the_u2netp_body_with_provenance():

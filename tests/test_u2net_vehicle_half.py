@@ -15,8 +15,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from bgr_core import loaders
-from bgr_core.models import MODEL_BUILDERS, U2NetPHalfTop
-from net_golden import check_golden
+from bgr_core.models import U2NetPHalfTop
+from net_golden import check_golden, load_shipped
 
 ROOT = Path(__file__).parents[1]
 WEIGHTS = ROOT / "weights" / "u2netp_vehicle_half.safetensors"
@@ -27,9 +27,7 @@ DISTILLED = ("stage1d.", "side1.", "outconv.")
 
 @pytest.fixture(scope="module")
 def net() -> U2NetPHalfTop:
-    m = MODEL_BUILDERS["u2netp_vehicle_half"]()
-    m.load_state_dict(load_file(str(WEIGHTS), device="cpu"), strict=True)
-    return m.eval()
+    return load_shipped("u2netp_vehicle_half", WEIGHTS)
 
 
 def test_file_is_the_vehicle_net_with_its_top_distilled():
