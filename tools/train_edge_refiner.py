@@ -127,7 +127,8 @@ class Matte:
         self.stage = VehicleMatte.fast(load_matte_net(), cpu_amp_dtype=amp, **size)
         self.net_size = self.stage.net_size
         self.dtype = "bfloat16" if self.stage.reduced_precision else "float32"
-        self.net_sha = hashlib.sha256(weights.resolve("u2netp_vehicle").read_bytes()).hexdigest()
+        self.net_name = weights.DEFAULT_MATTE_MODEL
+        self.net_sha = hashlib.sha256(weights.resolve(self.net_name).read_bytes()).hexdigest()
 
     def __call__(self, img: np.ndarray) -> torch.Tensor | None:
         from bgr_core.frame import Frame
@@ -285,6 +286,12 @@ def main(argv=None) -> int:
     print(f"{len(samples['y'])} samples ({samples['studio'].mean():.0%} studio), "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     photos = select_set(data, matte)
+    try:  # the file to beat, on the same mattes
+        from bgr_core.loaders import load_edge_refiner
+
+        print(f"selection IoU with the shipped refiner {select_iou(load_edge_refiner(), photos, args.radius):.4f}", flush=True)
+    except Exception as err:  # noqa: BLE001 - a missing or other-spec file only skips the comparison
+        print(f"no shipped refiner to compare with: {err}", flush=True)
     state, score, epoch = train(args, samples, photos)
     if state is None:
         print("no epoch beat the matte without a refiner on the selection cars: nothing written")
@@ -295,7 +302,7 @@ def main(argv=None) -> int:
             "dilations": ",".join(map(str, args.dilations)),
             "trained_by": "python tools/train_edge_refiner.py " + " ".join(_without_cache(argv if argv is not None else sys.argv[1:])),
             "selection_iou": f"{score:.4f}", "epoch": str(epoch),
-            "net_size": str(matte.net_size), "matte": f"VehicleMatte.fast over u2netp_vehicle.safetensors (sha256 {matte.net_sha[:12]}), "
+            "net_size": str(matte.net_size), "matte": f"VehicleMatte.fast over {matte.net_name}.safetensors (sha256 {matte.net_sha[:12]}), "
                      f"{matte.net_size} px, {matte.dtype}"}
     save_file(state, args.out, metadata=meta)
     print(f"wrote {args.out} (epoch {epoch}, selection IoU {score:.4f}); {json.dumps(meta)}; "
