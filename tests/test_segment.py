@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -329,6 +330,34 @@ def test_stage_rechecks_only_unsure_frames_at_the_larger_size():
     # without a recheck the blue frame keeps its unsure first pass
     unsure = VehicleMatte(UnsureAtSmallSize(96), net_size=64, flip=False, crop_pass=False)([blue])[0]
     assert (unsure.alpha - sure.alpha).abs().max() > 0.1
+
+
+def test_stage_gives_no_data_when_the_net_is_lukewarm():
+    # the stub is sure of the red object (confidence 0.98) and hesitates on the blue one (0.70):
+    # a main component whose mean probability is below min_confidence is no vehicle
+    red, blue = _scene_frame(seed=2), _scene_frame(seed=3, fg=(0.1, 0.1, 0.9))
+    stage = VehicleMatte(UnsureAtSmallSize(96), net_size=64, flip=False, crop_pass=False, min_confidence=0.8)
+    assert VehicleMatte(StubNet()).min_confidence == 0 and VehicleMatte.fast(StubNet()).min_confidence == 0
+    assert stage.first_pass_confidence(blue.image) == pytest.approx(0.70, abs=0.01)
+    out = stage([red, blue])
+    assert out[0].error is None and out[0].alpha is not None
+    assert isinstance(out[1].error, NoData) and out[1].alpha is None
+    assert re.search(r"confidence 0\.[0-7]\d, below 0\.8", str(out[1].error))
+    # a recheck at a size where the net is sure rescues it
+    rechecked = VehicleMatte(UnsureAtSmallSize(96), net_size=64, recheck_size=96, flip=False, crop_pass=False,
+                             min_confidence=0.8)([blue])[0]
+    assert rechecked.error is None and rechecked.alpha is not None
+    with pytest.raises(ValueError, match="min_confidence"):
+        VehicleMatte(StubNet(), min_confidence=1.5)
+
+
+def test_selection_confidence_is_the_main_components_mean_probability():
+    prob = np.zeros((20, 20), np.float32)
+    prob[2:8, 2:8] = 0.9
+    prob[2:8, 2:5] = 0.6  # the main component's mean: (18 * 0.6 + 18 * 0.9) / 36
+    prob[14:16, 14:16] = 1.0  # a stray blob does not count
+    sel = M.select_vehicle(prob)
+    assert sel is not None and sel.confidence == pytest.approx(0.75)
 
 
 def test_unsure_share():

@@ -106,7 +106,9 @@ class Selection:
     main_area: pixels of the main component; n_components: components seen;
     box: (x0, y0, x1, y1) of `keep` in map pixels (x1, y1 exclusive);
     apart: (h, w) bool or None, the components above or below the main one (sharing less
-    than half of their rows with it): not this vehicle, nor is the soft haze that joins them.
+    than half of their rows with it): not this vehicle, nor is the soft haze that joins them;
+    confidence: the main component's mean probability (how sure the net is that it is a
+    vehicle: 0.96-0.99 on real vehicles, lower on objects it half takes for one).
     """
 
     keep: np.ndarray
@@ -114,6 +116,7 @@ class Selection:
     n_components: int
     box: tuple[int, int, int, int]
     apart: np.ndarray | None = None
+    confidence: float = 1.0
 
 
 def select_vehicle(
@@ -194,7 +197,8 @@ def select_vehicle(
         lut_apart = np.zeros(n, dtype=bool)
         lut_apart[apart_ids] = True
         apart = lut_apart[labels]
-    return Selection(keep=keep, main_area=int(areas[main]), n_components=n - 1, box=box, apart=apart)
+    return Selection(keep=keep, main_area=int(areas[main]), n_components=n - 1, box=box, apart=apart,
+                     confidence=float(mass[main] / areas[main]))
 
 
 def fill_holes(mask: np.ndarray, max_frac: float = 1.0) -> np.ndarray:

@@ -63,6 +63,17 @@ class VehicleMatte(Stage):
     - threshold: level of the matte that counts as vehicle for selection and the box.
     - min_area: smallest main component, as a share of the image, below which the
       frame gets `NoData`.
+    - min_confidence: lowest mean probability of the main component (its
+      `Selection.confidence`) that counts as a vehicle; below it (after the recheck,
+      where there is one) the frame gets `NoData`. 0 (the default) turns the test off.
+      The level belongs to the net: `Pipeline` gives its fast preset the one of
+      ``weights/matte_confidence.json`` (`loaders.load_matte_confidence`): 0.8 for the
+      vehicle nets, sure of real vehicles in one pass (0.964 at the lowest on the 464
+      photos of their training side) and lukewarm on objects they half take for one
+      (0.74-0.79 on three of scikit-image's training photos without a vehicle); none for
+      the generic salient-object net. With `flip` it is no test: where the mirrored pass
+      disagrees, the average halves (a small dark car in a street scene: 0.90 in one
+      pass, 0.65 averaged; README, Quality).
     - fringe_reach: how far from the chosen vehicle (share of the working canvas's long
       side, at least 2 pixels) the net's soft values stay in the matte; farther out
       they are dropped, so an unsure haze over what stands behind the car (a car parked
@@ -128,6 +139,7 @@ class VehicleMatte(Stage):
         work_size: int = 640,
         threshold: float = 0.5,
         min_area: float = 0.002,
+        min_confidence: float = 0.0,
         fringe_reach: float | None = None,
         fill_holes: bool = True,
         contrast: tuple[float, float] | None = (0.3, 0.7),
@@ -159,6 +171,9 @@ class VehicleMatte(Stage):
         self.work_size = int(work_size)
         self.threshold = float(threshold)
         self.min_area = float(min_area)
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        self.min_confidence = float(min_confidence)
         if fringe_reach is not None and not fringe_reach >= 0:
             raise ValueError(f"fringe_reach must be None or >= 0, got {fringe_reach!r}")
         self.fringe_reach = None if fringe_reach is None else float(fringe_reach)
@@ -276,8 +291,8 @@ class VehicleMatte(Stage):
         for i, canvas, prob_np, sel in zip(todo, canvases, host, selections):
             h, w = frames[i].size
             ch, cw = canvas.shape[-2:]
-            if sel is None:
-                out[i] = out[i].replace(error=self._no_data(frames[i]))
+            if sel is None or sel.confidence < self.min_confidence:
+                out[i] = out[i].replace(error=self._no_data(frames[i], sel))
                 continue
             job = _Job(i, canvas, host=prob_np, selection=sel)
             if self.crop_pass:
@@ -312,6 +327,17 @@ class VehicleMatte(Stage):
                 continue
             out[j.index] = out[j.index].replace(alpha=alpha.to(frame.image.dtype), box=box.to(frame.device))
 
+    def first_pass_confidence(self, image: Tensor) -> float | None:
+        """The main component's confidence (`Selection.confidence`) on the first pass over
+        a (3, H, W) image in [0, 1], as ``min_confidence`` tests it (before any recheck);
+        None where nothing is selected. For calibrating the test
+        (``tools/fit_matte_confidence.py``)."""
+        with torch.inference_mode():
+            prob = self._run_grouped([M.net_input([image], self.net_size, self.antialias)])[0]
+            canvas = self._canvas(Frame(image=image), prob)[0].cpu().numpy()
+        sel = M.select_vehicle(canvas, self.threshold, self.min_area)
+        return None if sel is None else sel.confidence
+
     def _canvas(self, frame: Frame, prob: Tensor) -> Tensor:
         """(1, S, S) net probability → (1, h, w) on the frame's working canvas."""
         ch, cw = M.work_size(*frame.size, self.work_size)
@@ -323,7 +349,8 @@ class VehicleMatte(Stage):
         `host` holds the canvases' probabilities on the CPU)."""
         unsure = [
             k for k, (prob, sel) in enumerate(zip(host, selections))
-            if sel is None or M.unsure_share(prob, sel.keep) > self.recheck_unsure
+            if sel is None or sel.confidence < self.min_confidence
+            or M.unsure_share(prob, sel.keep) > self.recheck_unsure
         ]
         if not unsure:
             return
@@ -365,9 +392,13 @@ class VehicleMatte(Stage):
             alpha = M.soft_threshold(alpha, *self.edge_contrast)
         return alpha
 
-    @staticmethod
-    def _no_data(frame: Frame) -> NoData:
+    def _no_data(self, frame: Frame, sel: M.Selection | None = None) -> NoData:
         h, w = frame.size
+        if sel is not None and sel.confidence < self.min_confidence:
+            return NoData(
+                f"no vehicle found in the image ({w}x{h}): the most vehicle-like object was "
+                f"recognised with confidence {sel.confidence:.2f}, below {self.min_confidence:g}"
+            )
         return NoData(
             f"no vehicle found in the image ({w}x{h}): no vehicle-like foreground "
             "large enough was segmented"
