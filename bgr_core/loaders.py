@@ -29,6 +29,7 @@ __all__ = [
     "cpu_native_bfloat16",
     "load_plate_scorer",
     "load_plate_logistic",
+    "load_matte_confidence",
     "load_glass_cues",
     "load_edge_refiner",
     "clear_cache",
@@ -130,6 +131,27 @@ def load_plate_logistic(path: str | os.PathLike | None = None) -> dict[str, dict
             cached = {part: {str(k): float(v) for k, v in table[part].items()} for part in ("smooth", "text")}
             _CACHE[key] = cached
     return {part: dict(w) for part, w in cached.items()}  # callers may not change the cache
+
+
+def load_matte_confidence(name: str, path: str | os.PathLike | None = None) -> float:
+    """The fast preset's confidence test for matte net `name` (``min_confidence`` of
+    `bgr_core.stages.segment.VehicleMatte`) from ``weights/matte_confidence.json``
+    (written by ``tools/fit_matte_confidence.py``); 0 (no test) for a net it does not
+    list, such as the generic salient-object net. Read once per file."""
+    import json
+
+    file = weights.resolve("matte_confidence", path)
+    key = ("matte_confidence", str(file))
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            data = json.loads(Path(file).read_text(encoding="utf-8"))
+            table = data.get("min_confidence") if isinstance(data, dict) else None
+            if not isinstance(table, dict) or not all(0.0 <= float(v) <= 1.0 for v in table.values()):
+                raise ValueError(f"'{file}' is not a matte confidence file (needs min_confidence: {{net: 0..1}})")
+            cached = {str(k): float(v) for k, v in table.items()}
+            _CACHE[key] = cached
+    return cached.get(name, 0.0)
 
 
 def load_plate_scorer(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict, Path]:

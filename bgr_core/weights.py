@@ -87,6 +87,12 @@ KNOWN_WEIGHTS: dict[str, WeightSpec] = {
             shipped=True,
         ),
         WeightSpec(
+            "matte_confidence",
+            "matte_confidence.json",
+            "the vehicle nets' confidence test: NoData below it (shipped)",
+            shipped=True,
+        ),
+        WeightSpec(
             "sam",
             "sam_vit_b_01ec64.pth",
             "Segment Anything checkpoint for refine='sam' (optional)",

@@ -411,6 +411,13 @@ def test_cuda_matches_cpu():
         assert np.abs(c.mask - g.mask).mean() < 0.01
 
 
+def test_the_fast_preset_tests_the_vehicle_nets_confidence():
+    assert Pipeline("cpu").segment.min_confidence == 0.8
+    assert Pipeline("cpu", matte_model="u2netp_vehicle").segment.min_confidence == 0.8
+    assert Pipeline("cpu", matte_model="u2netp").segment.min_confidence == 0.0
+    assert Pipeline("cpu", fast=False).segment.min_confidence == 0.0  # flip-averaged: no test
+
+
 def test_matte_model_by_name():
     vehicle = Pipeline("cpu").segment.net
     generic = Pipeline("cpu", matte_model="u2netp").segment.net
