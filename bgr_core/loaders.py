@@ -113,24 +113,41 @@ def load_edge_refiner(device: str | torch.device = "cpu", path: str | os.PathLik
     return net
 
 
+def _json_weights(kind: str, path: str | os.PathLike | None, parse):
+    """A JSON weights file of `KNOWN_WEIGHTS` key `kind`, parsed by ``parse(data, file)``
+    (which raises ValueError for a file of another form), once per file."""
+    import json
+
+    file = weights.resolve(kind, path)
+    key = (kind, str(file))
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = parse(json.loads(Path(file).read_text(encoding="utf-8")), file)
+            _CACHE[key] = cached
+    return cached
+
+
+def _plate_logistic(data, file) -> dict[str, dict[str, float]]:
+    table = data.get("weights") if isinstance(data, dict) else None
+    if not isinstance(table, dict) or set(table) != {"smooth", "text"}:
+        raise ValueError(f"'{file}' is not a plate logistic weights file (needs weights.smooth / weights.text)")
+    return {part: {str(k): float(v) for k, v in table[part].items()} for part in ("smooth", "text")}
+
+
 def load_plate_logistic(path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
     """The plate score's fitted logistic weights (``weights/plate_logistic.json``:
     ``{"smooth": {...}, "text": {...}}`` over `bgr_core.functional.plate_features.FEATURES`
     and ``bias``), read once per file."""
-    import json
-
-    file = weights.resolve("plate_logistic", path)
-    key = ("plate_logistic", str(file))
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is None:
-            data = json.loads(Path(file).read_text(encoding="utf-8"))
-            table = data.get("weights") if isinstance(data, dict) else None
-            if not isinstance(table, dict) or set(table) != {"smooth", "text"}:
-                raise ValueError(f"'{file}' is not a plate logistic weights file (needs weights.smooth / weights.text)")
-            cached = {part: {str(k): float(v) for k, v in table[part].items()} for part in ("smooth", "text")}
-            _CACHE[key] = cached
+    cached = _json_weights("plate_logistic", path, _plate_logistic)
     return {part: dict(w) for part, w in cached.items()}  # callers may not change the cache
+
+
+def _matte_confidence(data, file) -> dict[str, float]:
+    table = data.get("min_confidence") if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not all(0.0 <= float(v) <= 1.0 for v in table.values()):
+        raise ValueError(f"'{file}' is not a matte confidence file (needs min_confidence: {{net: 0..1}})")
+    return {str(k): float(v) for k, v in table.items()}
 
 
 def load_matte_confidence(name: str, path: str | os.PathLike | None = None) -> float:
@@ -138,20 +155,7 @@ def load_matte_confidence(name: str, path: str | os.PathLike | None = None) -> f
     `bgr_core.stages.segment.VehicleMatte`) from ``weights/matte_confidence.json``
     (written by ``tools/fit_matte_confidence.py``); 0 (no test) for a net it does not
     list, such as the generic salient-object net. Read once per file."""
-    import json
-
-    file = weights.resolve("matte_confidence", path)
-    key = ("matte_confidence", str(file))
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is None:
-            data = json.loads(Path(file).read_text(encoding="utf-8"))
-            table = data.get("min_confidence") if isinstance(data, dict) else None
-            if not isinstance(table, dict) or not all(0.0 <= float(v) <= 1.0 for v in table.values()):
-                raise ValueError(f"'{file}' is not a matte confidence file (needs min_confidence: {{net: 0..1}})")
-            cached = {str(k): float(v) for k, v in table.items()}
-            _CACHE[key] = cached
-    return cached.get(name, 0.0)
+    return _json_weights("matte_confidence", path, _matte_confidence).get(name, 0.0)
 
 
 def load_plate_scorer(path: str | os.PathLike | None = None) -> tuple[nn.Module, dict, Path]:
