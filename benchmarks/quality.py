@@ -266,9 +266,15 @@ def raw_method(net: torch.nn.Module, size: int = 320) -> Callable[[list[Frame]],
 
 
 def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
-            amp: torch.dtype | None = None, refiner: Path | None = None) -> dict[str, Callable]:
+            amp: torch.dtype | None = None, refiner: Path | None = None,
+            min_confidence: float = 0.0) -> dict[str, Callable]:
+    """`min_confidence`: the fast preset's confidence test, as `Pipeline` gives it for the net
+    (`bgr_core.loaders.load_matte_confidence`); the thorough stage gets none, as there."""
+    from functools import partial
+
     from bgr_core.stages.segment import VehicleMatte
 
+    fast = partial(VehicleMatte.fast, min_confidence=min_confidence)
     table: dict[str, Callable] = {}
     for name in which:  # raw (320, as trained), raw224, raw256, ...
         if name == "raw" or (name.startswith("raw") and name[3:].isdigit()):
@@ -282,16 +288,16 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
         matte, windows = VehicleMatte(net, cpu_amp_dtype=amp), WindowCorrection("tint")
         table["windows"] = lambda frames: windows(matte(frames))
     if "stage-fast" in which:
-        table["VehicleMatte.fast"] = VehicleMatte.fast(net, cpu_amp_dtype=amp)
+        table["VehicleMatte.fast"] = fast(net, cpu_amp_dtype=amp)
     for name in which:  # stage-fast224 (net at 224), stage-fast224r320 (and recheck at 320)
         m = re.fullmatch(r"stage-fast(\d+)(?:r(\d+))?", name)
         if m and name != "stage-fast320":
             opts = {"net_size": int(m[1])} | ({"recheck_size": int(m[2])} if m[2] else {})
-            table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = VehicleMatte.fast(net, cpu_amp_dtype=amp, **opts)
+            table["VehicleMatte.fast " + " ".join(f"{k}={v}" for k, v in opts.items())] = fast(net, cpu_amp_dtype=amp, **opts)
     for name in which:  # stage-fast-eps1e-4: the default matte with another guided-filter eps
         m = re.fullmatch(r"stage-fast-eps([0-9.e-]+)", name)
         if m:
-            table[f"VehicleMatte.fast eps={m[1]}"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
+            table[f"VehicleMatte.fast eps={m[1]}"] = fast(net, cpu_amp_dtype=amp, eps=float(m[1]))
     for name in which:  # stage-fast-refined: the default matte with the edge refiner (its file:
         # `refiner`); -netN: the net at N (the recheck at 320 stays); -reachX: and fringe_reach
         # X (or "none"); -unsureX: and recheck_unsure X
@@ -313,15 +319,15 @@ def methods(net: torch.nn.Module, which: Sequence[str], device: torch.device,
             if m["amp"]:
                 opts["refiner_amp"] = True
                 label += " refiner_amp"
-            table[label] = VehicleMatte.fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
+            table[label] = fast(net, cpu_amp_dtype=amp, edge_refiner=load_edge_refiner(device, refiner), **opts)
     if "stage-fast320" in which:
-        table["VehicleMatte.fast work_size=320"] = VehicleMatte.fast(net, cpu_amp_dtype=amp, work_size=320)
+        table["VehicleMatte.fast work_size=320"] = fast(net, cpu_amp_dtype=amp, work_size=320)
     for name in which:  # windows-cuesN: the default (fast) matte, cue model at work size N
         m = re.fullmatch(r"windows-cues(\d+)", name)
         if m:
             from bgr_core.stages.windows import WindowCorrection
 
-            stage_n, cues_n = VehicleMatte.fast(net, cpu_amp_dtype=amp), WindowCorrection("tint", work_size=int(m[1]))
+            stage_n, cues_n = fast(net, cpu_amp_dtype=amp), WindowCorrection("tint", work_size=int(m[1]))
             table[name] = lambda frames, a=stage_n, b=cues_n: b(a(frames))
     if "stage-noflip" in which:
         table["VehicleMatte flip=False"] = VehicleMatte(net, cpu_amp_dtype=amp, flip=False)
@@ -422,14 +428,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no data at {args.data}: nothing to measure", file=sys.stderr)
         return 1
 
-    from bgr_core.loaders import DEFAULT_MATTE_MODEL, load_matte_net
+    from bgr_core.loaders import DEFAULT_MATTE_MODEL, load_matte_confidence, load_matte_net
 
     torch.set_grad_enabled(False)
     device = torch.device(args.device)
     model = args.model or DEFAULT_MATTE_MODEL
     net = MemoNet(OnnxNet(args.onnx) if args.onnx else load_matte_net(model, device, args.weights), args.cache)
     amp = {"none": None, "bf16": torch.bfloat16, "auto": "auto"}[args.cpu_amp]
-    table = methods(net, args.methods.split(","), device, amp, args.refiner)
+    confidence = 0.0 if args.onnx else load_matte_confidence(model)
+    table = methods(net, args.methods.split(","), device, amp, args.refiner, confidence)
     sets = args.sets.split(",")
     carparts = load_carparts(args.data, args.limit, args.split) if "carparts" in sets else []
     extra = {
@@ -438,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "camvid": (load_camvid(args.data, args.limit) if "camvid" in sets else [], CAMVID_MEASURES),
     }
     print(f"net: {'onnx ' + str(args.onnx) if args.onnx else model}; carparts ({args.split}): {len(carparts)} "
-          f"annotated photos; " + ", ".join(f"{k}: {len(v[0])}" for k, v in extra.items()) + f"; device {device}")
+          f"annotated photos; " + ", ".join(f"{k}: {len(v[0])}" for k, v in extra.items()) + f"; device {device}; "
+          f"fast preset's min_confidence {confidence:g}")
     for label, method in table.items():
         if label.startswith("windows"):
             with_glass = [x for x in carparts if x.glass.any()]
