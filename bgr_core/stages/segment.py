@@ -280,18 +280,14 @@ class VehicleMatte(Stage):
 
     def _segment(self, frames: Sequence[Frame], out: list[Frame], todo: list[int]) -> None:
         # Pass 1: every image squashed to the net's square input.
-        inputs = [M.net_input([frames[i].image], self.net_size, self.antialias) for i in todo]
-        first = self._run_grouped(inputs)
-        canvases = [self._canvas(frames[i], prob) for i, prob in zip(todo, first)]
-        host = [c[0].cpu().numpy() for c in canvases]  # one device-to-host copy per canvas
-        selections = [M.select_vehicle(c, self.threshold, self.min_area) for c in host]
+        canvases, host, selections = self._pass([frames[i] for i in todo], self.net_size)
         if self.recheck_size is not None and self.recheck_size > self.net_size:
             self._recheck(frames, todo, canvases, host, selections)
         jobs: list[_Job] = []
         for i, canvas, prob_np, sel in zip(todo, canvases, host, selections):
             h, w = frames[i].size
             ch, cw = canvas.shape[-2:]
-            if sel is None or sel.confidence < self.min_confidence:
+            if not self._is_vehicle(sel):
                 out[i] = out[i].replace(error=self._no_data(frames[i], sel))
                 continue
             job = _Job(i, canvas, host=prob_np, selection=sel)
@@ -333,10 +329,21 @@ class VehicleMatte(Stage):
         None where nothing is selected. For calibrating the test
         (``tools/fit_matte_confidence.py``)."""
         with torch.inference_mode():
-            prob = self._run_grouped([M.net_input([image], self.net_size, self.antialias)])[0]
-            canvas = self._canvas(Frame(image=image), prob)[0].cpu().numpy()
-        sel = M.select_vehicle(canvas, self.threshold, self.min_area)
+            _, _, (sel,) = self._pass([Frame(image=image)], self.net_size)
         return None if sel is None else sel.confidence
+
+    def _pass(self, frames: Sequence[Frame], size: int) -> tuple[list[Tensor], list[np.ndarray], list]:
+        """The net at `size` over `frames` (each squashed to its square input): the
+        probabilities on the frames' working canvases, the same on the CPU, and the
+        `Selection` of each (None where nothing is found)."""
+        probs = self._run_grouped([M.net_input([f.image], size, self.antialias) for f in frames])
+        canvases = [self._canvas(f, prob) for f, prob in zip(frames, probs)]
+        host = [c[0].cpu().numpy() for c in canvases]  # one device-to-host copy per canvas
+        return canvases, host, [M.select_vehicle(c, self.threshold, self.min_area) for c in host]
+
+    def _is_vehicle(self, sel: M.Selection | None) -> bool:
+        """A main component was found and the net is sure enough of it (`min_confidence`)."""
+        return sel is not None and not sel.confidence < self.min_confidence
 
     def _canvas(self, frame: Frame, prob: Tensor) -> Tensor:
         """(1, S, S) net probability → (1, h, w) on the frame's working canvas."""
@@ -349,16 +356,13 @@ class VehicleMatte(Stage):
         `host` holds the canvases' probabilities on the CPU)."""
         unsure = [
             k for k, (prob, sel) in enumerate(zip(host, selections))
-            if sel is None or sel.confidence < self.min_confidence
-            or M.unsure_share(prob, sel.keep) > self.recheck_unsure
+            if not self._is_vehicle(sel) or M.unsure_share(prob, sel.keep) > self.recheck_unsure
         ]
         if not unsure:
             return
-        inputs = [M.net_input([frames[todo[k]].image], self.recheck_size, self.antialias) for k in unsure]
-        for k, prob in zip(unsure, self._run_grouped(inputs)):
-            canvases[k] = self._canvas(frames[todo[k]], prob)
-            host[k] = canvases[k][0].cpu().numpy()
-            selections[k] = M.select_vehicle(host[k], self.threshold, self.min_area)
+        again = self._pass([frames[todo[k]] for k in unsure], self.recheck_size)
+        for n, k in enumerate(unsure):
+            canvases[k], host[k], selections[k] = (part[n] for part in again)
 
     def _finish(self, frame: Frame, canvas: Tensor, prob_np: np.ndarray | None = None, sel=None) -> Tensor | None:
         """Merged canvas probability (1, h, w) → full-resolution alpha (1, H, W) or None
