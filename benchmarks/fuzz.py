@@ -223,6 +223,8 @@ class Cases:
 
 
 NEVER_DECODES = {"garbage", "truncated", "bomb", "none", "two"}
+# what `bgr_core.fetch` says of a URL it could not fetch
+UNREACHABLE = ("cannot resolve host", "URL not reachable", "server answered HTTP")
 
 
 def check(kind: str, keyed: bool, params: dict, result) -> str | None:
@@ -234,14 +236,14 @@ def check(kind: str, keyed: bool, params: dict, result) -> str | None:
         return "error without description"
     if "Traceback" in desc or (PACKAGE_DIR in desc and "not found; tried" not in desc) or len(desc) > 2000:
         return "description leaks a traceback / package path or is too long"
-    # later versions; optional weights absent; a public URL that cannot be fetched (this
-    # machine has no network: DESIGN.md gives request_failed for an unreachable URL)
-    legit = ("not available yet", "not found; tried", "cannot resolve host", "URL not reachable", "server answered HTTP")
-    if result.error == "request_failed" and not any(text in desc for text in legit):
+    # a public URL that cannot be fetched (this machine has no network: DESIGN.md gives
+    # request_failed for an unreachable URL); later versions; optional weights absent
+    unreachable = result.error == "request_failed" and any(text in desc for text in UNREACHABLE)
+    legit = unreachable or any(text in desc for text in ("not available yet", "not found; tried"))
+    if result.error == "request_failed" and not legit:
         return "request_failed for a local, offline request (an internal failure)"
     if result.error == "unauthorized_request" and not keyed:
         return "unauthorized without keys configured"
-    unreachable = result.error == "request_failed" and any(text in desc for text in legit[2:])
     if kind in NEVER_DECODES and result.error not in ("invalid_input", "unauthorized_request") and not unreachable:
         return f"source of kind {kind!r} gave {result.error or 'ok'}"
     return None
