@@ -205,7 +205,7 @@ class Pipeline:
                 options["cpu_amp_dtype"] = CPU_DTYPES[self.cpu_dtype]
                 if self.refine_edges:
                     options["edge_refiner"] = loaders.load_edge_refiner(self.device, self.weights.get("edge_refiner"))
-                if self.fast:  # (flip-averaged passes are no test of confidence: VehicleMatte)
+                if self.fast:  # the thorough preset averages flipped passes: no confidence test there
                     options["min_confidence"] = loaders.load_matte_confidence(
                         self.matte_model, self.weights.get("matte_confidence"))
                 self._segment = VehicleMatte.fast(net, **options) if self.fast else VehicleMatte(net, **options)

@@ -348,7 +348,9 @@ def test_stage_gives_no_data_when_the_net_is_lukewarm():
                              min_confidence=0.8)([blue])[0]
     assert rechecked.error is None and rechecked.alpha is not None
     with pytest.raises(ValueError, match="min_confidence"):
-        VehicleMatte(StubNet(), min_confidence=1.5)
+        VehicleMatte(StubNet(), flip=False, min_confidence=1.5)
+    with pytest.raises(ValueError, match="min_confidence needs flip=False"):
+        VehicleMatte(StubNet(), min_confidence=0.8)  # flip averaging on by default
 
 
 def test_selection_confidence_is_the_main_components_mean_probability():

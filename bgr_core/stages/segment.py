@@ -71,7 +71,7 @@ class VehicleMatte(Stage):
       vehicle nets, sure of real vehicles in one pass (0.964 at the lowest on the 464
       photos of their training side) and lukewarm on objects they half take for one
       (0.74-0.79 on three of scikit-image's training photos without a vehicle); none for
-      the generic salient-object net. With `flip` it is no test: where the mirrored pass
+      the generic salient-object net. It needs ``flip=False``: where the mirrored pass
       disagrees, the average halves (a small dark car in a street scene: 0.90 in one
       pass, 0.65 averaged; README, Quality).
     - fringe_reach: how far from the chosen vehicle (share of the working canvas's long
@@ -173,6 +173,9 @@ class VehicleMatte(Stage):
         self.min_area = float(min_area)
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        if min_confidence > 0 and flip:
+            raise ValueError("min_confidence needs flip=False: averaged with the mirrored pass, the "
+                             "confidence of a vehicle the two passes see differently halves")
         self.min_confidence = float(min_confidence)
         if fringe_reach is not None and not fringe_reach >= 0:
             raise ValueError(f"fringe_reach must be None or >= 0, got {fringe_reach!r}")
