@@ -68,3 +68,14 @@ def test_batch_equals_one_by_one():
         batch = half(x)
         single = torch.cat([half(x[i : i + 1]) for i in range(3)])
     assert torch.allclose(batch, single, atol=1e-5)
+
+
+def test_fused_map_alone_skips_only_the_sides():
+    # forward() reads d0 alone: the side logits are not resized to the input size then
+    _, half = _pair(2)
+    x = torch.randn(1, 3, 45, 62)
+    with torch.no_grad():
+        hx1d, logits = half.features(x)
+        hx1d_d0, (d0,) = half.features(x, sides=False)
+        assert torch.equal(hx1d, hx1d_d0) and torch.equal(d0, logits[0])
+        assert torch.equal(half(x), torch.sigmoid(logits[0]))

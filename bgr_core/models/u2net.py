@@ -263,13 +263,13 @@ class U2NetP(nn.Module):
         self.side6 = nn.Conv2d(c, out_ch, 3, padding=1)
         self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)
 
-    def features(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def features(self, x: Tensor, sides: bool = True) -> tuple[Tensor, tuple[Tensor, ...]]:
         """x: (B, in_ch, H, W) normalised -> (hx1d, logits): the last decoder block's
         features (B, block_ch, H, W) and the fused and side logits (d0, d1, ..., d6),
-        each (B, out_ch, H, W)."""
+        each (B, out_ch, H, W); with ``sides=False`` the logits may hold d0 alone."""
         if x.dim() != 4:
             raise ValueError(f"U2NetP expects a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
-        return self.top(x, self.trunk(x))
+        return self.top(x, self.trunk(x), sides)
 
     def trunk(self, x: Tensor) -> tuple[Tensor, ...]:
         """Everything but the last decoder block: x (B, in_ch, H, W) -> (hx1, hx2d, hx3d,
@@ -287,8 +287,9 @@ class U2NetP(nn.Module):
         hx2d = self.stage2d(torch.cat((_upsample_like(hx3d, hx2), hx2), dim=1))
         return hx1, hx2d, hx3d, hx4d, hx5d, hx6
 
-    def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """The last decoder block and the side outputs over `trunk(x)`: see `features`."""
+    def top(self, x: Tensor, trunk: tuple[Tensor, ...], sides: bool = True) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The last decoder block and the side outputs over `trunk(x)`: see `features`
+        (here every side is needed for the fusion, so `sides` changes nothing)."""
         hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
         hx1d = self.stage1d(torch.cat((_upsample_like(hx2d, hx1), hx1), dim=1))
         # Side outputs (logits), all at the input size, and their fusion.
@@ -304,7 +305,7 @@ class U2NetP(nn.Module):
     def forward(self, x: Tensor, return_sides: bool = False) -> Tensor | tuple[Tensor, ...]:
         """x: (B, in_ch, H, W) normalised -> d0 (B, out_ch, H, W) in [0, 1],
         or (d0, d1, ..., d6) when ``return_sides`` is true."""
-        _, logits = self.features(x)
+        _, logits = self.features(x, sides=return_sides)
         if not return_sides:
             return torch.sigmoid(logits[0])
         return tuple(torch.sigmoid(d) for d in logits)
@@ -324,10 +325,11 @@ class U2NetPHalfTop(U2NetP):
     Input and output as `U2NetP`: (B, in_ch, H, W) -> (B, out_ch, H, W).
     """
 
-    def top(self, x: Tensor, trunk: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def top(self, x: Tensor, trunk: tuple[Tensor, ...], sides: bool = True) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The last decoder block at half size: (hx1d, logits) with stage1d's features
         (B, block_ch, ceil(H/2), ceil(W/2)) and the logits (d0, ..., d6) each
-        (B, out_ch, H, W), resized from half size."""
+        (B, out_ch, H, W), resized from half size; with ``sides=False`` (d0,) alone: the
+        side logits are then not resized, which only training reads."""
         hx1, hx2d, hx3d, hx4d, hx5d, hx6 = trunk
         # stage2d's size is ceil(H/2) x ceil(W/2), which 2x2 average pooling with
         # ceil_mode gives for stage1's features too (edge windows average what they hold)
@@ -339,4 +341,4 @@ class U2NetPHalfTop(U2NetP):
         d5 = _upsample_like(self.side5(hx5d), d1)
         d6 = _upsample_like(self.side6(hx6), d1)
         d0 = self.outconv(torch.cat((d1, d2, d3, d4, d5, d6), dim=1))
-        return hx1d, tuple(_upsample_like(d, x) for d in (d0, d1, d2, d3, d4, d5, d6))
+        return hx1d, tuple(_upsample_like(d, x) for d in ((d0, d1, d2, d3, d4, d5, d6) if sides else (d0,)))
