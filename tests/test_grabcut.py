@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgr_core.functional.grabcut import COMPONENTS, colour_model, grab_cut
+from bgr_core.functional.grabcut import COMPONENTS, colour_model, grab_cut, sample_colours
 
 
 def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +51,17 @@ def test_flat_colours_get_opencvs_singular_fix():
 def test_too_few_colours_raise_opencvs_error():
     with pytest.raises(cv2.error):
         colour_model(np.zeros((COMPONENTS - 1, 3), np.uint8))
+
+
+def test_sample_is_even_and_in_raster_order():
+    image = np.arange(10 * 12 * 3, dtype=np.int64).reshape(10, 12, 3)
+    where = np.zeros((10, 12), bool)
+    where[2:8, 3:9] = True  # 36 pixels
+    every = sample_colours(image, where, None)
+    np.testing.assert_array_equal(every, image[where])
+    np.testing.assert_array_equal(sample_colours(image, where, 36), every)
+    np.testing.assert_array_equal(sample_colours(image, where, 10), every[::4])  # ceil(36 / 10)
+    assert len(sample_colours(image, where, 12)) == 12
 
 
 def test_unlimited_start_is_opencvs_own_grabcut():
