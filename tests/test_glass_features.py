@@ -7,6 +7,7 @@ from bgr_core.functional.glass_features import (
     glass_features,
     lab_colours,
     paint_colour,
+    ring_likeness,
 )
 
 
@@ -53,3 +54,14 @@ def test_paint_is_the_dominant_colour():
     paint = paint_colour(lab, support)
     body = lab[50:70, 30:130].reshape(-1, 3).mean(0)
     assert np.abs(paint - body).max() < 3
+
+
+def test_ring_likeness_tells_ground_from_body():
+    rgb, support = _car(3)
+    lab = lab_colours(rgb)
+    ring = np.zeros_like(support)
+    ring[82:88, 10:150] = True  # green ground below the car
+    like = ring_likeness(lab, ring, support)
+    assert like[5, 5] > 0.7 and like[60, 80] < 0.1
+    # too few pixels to tell: even odds everywhere
+    assert np.all(ring_likeness(lab, np.zeros_like(ring), support) == 0.5)
