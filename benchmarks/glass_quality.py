@@ -3,9 +3,9 @@
     python benchmarks/glass_quality.py [--data ../shared/data] [--limit N] [--worst K]
                                        [--cache DIR] [--device cpu]
 
-For every photo with a labelled ``front_glass`` or ``back_glass`` it runs the matte
-stage (`VehicleMatte`, or the raw U2NetP net upsampled bilinearly when that stage
-cannot be imported) and then `bgr_core.functional.glass.detect_glass`, and measures:
+For every photo with a labelled ``front_glass`` or ``back_glass`` it runs the default
+pipeline's matte stage (`Pipeline().segment`) and then
+`bgr_core.functional.glass.detect_glass`, and measures:
 
 - **glass recall**: share of the ``front_glass`` + ``back_glass`` pixels marked as
   glass (``glass >= 0.5``); goal: mean >= 0.85;
@@ -137,33 +137,19 @@ def glass_outside_share(glass, ann: Annotation) -> float:
 
 
 def make_matte(device: str):
-    """image (3, H, W) → alpha (1, H, W): `VehicleMatte` when importable, else the raw net."""
-    from bgr_core.loaders import load_u2netp
+    """image (3, H, W) → alpha (1, H, W) or None: the default pipeline's matte stage
+    (`Pipeline(device).segment`: the vehicle net, fast preset), which window correction
+    runs after in `remove_background`."""
+    from bgr_core import Pipeline
+    from bgr_core.frame import Frame
 
-    net = load_u2netp(device)
-    try:
-        from bgr_core.frame import Frame
-        from bgr_core.stages.segment import VehicleMatte
-    except ImportError as err:
-        print(f"VehicleMatte not importable ({err}): raw U2NetP matte", file=sys.stderr)
-        mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
-
-        @torch.no_grad()
-        def raw(image: torch.Tensor) -> torch.Tensor | None:
-            x = torch.nn.functional.interpolate(image[None], size=(320, 320), mode="bilinear", antialias=True)
-            p = net((x - mean) / std)
-            p = torch.nn.functional.interpolate(p, size=image.shape[-2:], mode="bilinear", align_corners=False)
-            return p[0].clamp(0, 1)
-
-        return raw, "raw U2NetP"
-    stage = VehicleMatte(net)
+    stage = Pipeline(device).segment
 
     def matte(image: torch.Tensor) -> torch.Tensor | None:
         frame = stage([Frame(image=image)])[0]
-        return None if frame.error is not None else frame.alpha
+        return None if frame.error is not None else frame.alpha.float()
 
-    return matte, "VehicleMatte"
+    return matte, f"the default pipeline's ({type(stage).__name__}, {stage.net_size} px)"
 
 
 def load_image(path: Path, device: str) -> torch.Tensor:

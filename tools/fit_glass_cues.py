@@ -4,8 +4,10 @@
                                    [--limit N] [--device cpu]
 
 `bgr_core.models.glass_cues.GlassCueNet` (cross-entropy, L-BFGS, weight decay 1e-4) on
-4000 pixels per photo of the carparts photos with an odd COCO id, mattes from
-`VehicleMatte` (``--cache``: the ``.npz`` mattes of ``benchmarks/glass_quality.py``):
+4000 pixels per photo of the carparts photos with an odd COCO id, mattes from the
+default pipeline's matte stage (``--cache``: the ``.npz`` mattes of
+``benchmarks/glass_quality.py``; the shipped file was fitted on the generic net's
+mattes of its day, so this no longer reproduces it byte for byte):
 front / back glass and the top 35 % of each door polygon as glass, the rest of the
 silhouette above `BAND` and the lower half of the doors as not glass. Even ids are held
 out: ``benchmarks/glass_quality.py`` measures on them, with the same label readers.
