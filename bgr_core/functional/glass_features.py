@@ -49,13 +49,20 @@ def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+# colours k-means sees for the paint (every n-th): 5,000 instead of 20,000 took 2 of its
+# 4 ms a crop with the same glass figures (default matte, fit half: recall / outside
+# 0.883 / 0.089 -> 0.885 / 0.090)
+_PAINT_SAMPLE = 5000
+
+
 def paint_colour(lab: np.ndarray, sel: np.ndarray) -> np.ndarray:
     """The body paint: centre of the largest of 3 k-means clusters of the Lab colours in `sel`."""
-    x = lab[sel].astype(np.float32)
-    if len(x) < 30:
+    index = np.flatnonzero(sel)
+    if len(index) < 30:
         return np.median(lab.reshape(-1, 3), 0)
-    if len(x) > 20000:
-        x = x[:: len(x) // 20000 + 1]
+    if len(index) > _PAINT_SAMPLE:
+        index = index[:: len(index) // _PAINT_SAMPLE + 1]
+    x = lab.reshape(-1, 3)[index].astype(np.float32, copy=False)
     cv2.setRNGSeed(0)
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     _, labels, centres = cv2.kmeans(x, 3, None, crit, 2, cv2.KMEANS_PP_CENTERS)
