@@ -386,3 +386,22 @@ def test_the_cue_model_loads_strictly_from_its_file(tmp_path):
     save_file(state, str(partial))
     with pytest.raises(RuntimeError, match="Missing key"):
         load_glass_cues(partial)
+
+
+def test_likeness_tells_the_background_seen_through_from_the_interior_by_colour():
+    # a grey car on green ground; its window shows green on the left, beige on the right,
+    # equally light: only the colour comparison with the ground can tell them apart
+    rng = np.random.default_rng(0)
+    h, w = 120, 200
+    img = np.clip(rng.normal((70, 140, 60), 5, (h, w, 3)), 0, 255)
+    alpha = np.zeros((h, w), np.float32)
+    alpha[30:100, 20:180] = 1
+    img[30:100, 20:180] = np.clip(rng.normal(150, 5, (70, 160, 3)), 0, 255)
+    glass = np.zeros((h, w), np.float32)
+    glass[38:60, 50:150] = 1
+    img[38:60, 50:100] = np.clip(rng.normal((70, 140, 60), 5, (22, 50, 3)), 0, 255)
+    img[38:60, 100:150] = np.clip(rng.normal((150, 125, 95), 5, (22, 50, 3)), 0, 255)
+    image = torch.from_numpy(img.astype(np.uint8)).permute(2, 0, 1).float()[None] / 255
+    like = G.background_likeness(image, torch.from_numpy(alpha)[None, None], torch.from_numpy(glass)[None, None])[0, 0]
+    green, beige = float(like[42:56, 55:90].mean()), float(like[42:56, 110:145].mean())
+    assert green > beige + 0.2, (green, beige)
