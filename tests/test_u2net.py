@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -222,3 +223,26 @@ def test_pooling_without_autograd_gives_the_values_with_it(hw):
         fast = block(x)
     slow = block(x.clone().requires_grad_(True)).detach()
     assert torch.equal(fast, slow)
+
+
+def test_side_outputs_by_taps_match_the_convolution(monkeypatch):
+    from bgr_core.models import u2net
+
+    if not u2net.SIDE_TAPS:
+        pytest.skip("no oneDNN bfloat16 kernels on this CPU: the side outputs run as convolutions")
+    torch.manual_seed(0)
+    side = u2net.SideConv(16).eval()
+    x = torch.rand(3, 16, 23, 30).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        exact = side(x)  # float32, no autocast: the plain convolution
+        assert torch.equal(exact, F.conv2d(x, side.weight, side.bias, padding=1))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            taps = side(x)
+            one_by_one = torch.cat([side(x[i : i + 1]) for i in range(3)])
+            monkeypatch.setattr(u2net, "SIDE_TAPS", False)
+            plain = side(x)
+    assert taps.dtype == torch.float32 and plain.dtype == torch.bfloat16
+    # the taps' float32 sum is at least as close to float32 as autocast's convolution
+    err_taps, err_plain = (taps - exact).abs().max(), (plain.float() - exact).abs().max()
+    assert err_taps < 0.02 and err_taps <= err_plain + 1e-3
+    assert torch.allclose(taps, one_by_one, atol=1e-5)  # batched = one by one
