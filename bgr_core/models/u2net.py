@@ -91,6 +91,23 @@ FUSED_CONV = _fused_conv()
 SIDE_TAPS = FUSED_CONV is not None
 
 
+def _cpu_bfloat16(x: Tensor, weight: Tensor) -> bool:
+    """Whether a convolution of `weight` over `x` runs the CPU's bfloat16 fast paths
+    (`ConvReLU`'s fused op, `SideConv`'s taps): without autograd, on a 4-D channels-last
+    CPU tensor (as the pipeline runs the net: on NCHW inputs oneDNN reorders memory and is
+    slower than the plain ops), in bfloat16 or under its CPU autocast. bfloat16 only:
+    there the fused op gives the plain pair's values bit for bit and saves most; in
+    float32 it picks other kernels (1e-9 apart) and saves ~5 %."""
+    if x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return False
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return dtype == torch.bfloat16
+
+
 class ConvReLU(nn.Module):
     """REBNCONV with batch norm folded in: 3x3 conv (dilated, same padding) + ReLU.
 
@@ -107,18 +124,9 @@ class ConvReLU(nn.Module):
         self._cast: tuple | None = None  # the fused path's weights in its dtype (`_fused_params`)
 
     def _fused_dtype(self, x: Tensor) -> torch.dtype | None:
-        if FUSED_CONV is None or x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        if FUSED_CONV is None or not _cpu_bfloat16(x, self.conv.weight):
             return None
-        # channels-last only (as the pipeline runs the net): on NCHW inputs the fused
-        # op reorders memory and is slower than the plain pair
-        if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
-            return None
-        if torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
-            return None
-        # bfloat16 only: there the fused op gives the plain pair's values bit for bit and
-        # saves most; in float32 it picks other kernels (1e-9 apart) and saves ~5 %
-        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-        return dtype if dtype == torch.bfloat16 else None
+        return torch.bfloat16
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = self._fused_dtype(x)
@@ -144,22 +152,21 @@ class ConvReLU(nn.Module):
 
 
 class SideConv(nn.Conv2d):
-    """A side output: 3x3 convolution (same padding) to one channel, (B, in_ch, H, W) ->
-    (B, 1, H, W).
+    """A side output: 3x3 convolution (same padding), (B, in_ch, H, W) -> (B, out_ch, H, W).
 
-    Without autograd, on the CPU, under bfloat16 autocast and channels-last (where
-    `ConvReLU` fuses its ReLU), it runs as one matrix product to the 9 taps, (B H W,
-    in_ch) x (in_ch, 9) in bfloat16, and their shifted sum in float32: oneDNN's
+    To one channel, where `ConvReLU` fuses its ReLU (`_cpu_bfloat16`: no autograd, CPU,
+    bfloat16 or its autocast, channels-last), it runs as one matrix product to the 9 taps,
+    (B H W, in_ch) x (in_ch, 9) in bfloat16, and their shifted sum in float32: oneDNN's
     convolution to a single channel is slow (about 1.1 ms for a 64-channel 144 x 144 map
-    on 2 cores, 0.33 ms this way; 2.3 of the half-top net's 84 ms), and the sum is closer to
-    float32's than autocast's bfloat16 output (its logits come back in float32).
+    on 2 cores, 0.33 ms this way; 2.3 of the half-top net's 84 ms), and the sum is closer
+    to float32's than autocast's bfloat16 output (its logits come back in float32).
     """
 
-    def __init__(self, in_ch: int) -> None:
-        super().__init__(in_ch, 1, kernel_size=3, padding=1)
+    def __init__(self, in_ch: int, out_ch: int = 1) -> None:
+        super().__init__(in_ch, out_ch, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self._taps_path(x):
+        if not (SIDE_TAPS and self.out_channels == 1 and _cpu_bfloat16(x, self.weight)):
             return super().forward(x)
         b, c, h, w = x.shape
         taps_w = self.weight[0].permute(1, 2, 0).reshape(9, c).t().to(torch.bfloat16)
@@ -171,18 +178,6 @@ class SideConv(nn.Conv2d):
             ky, kx = divmod(k, 3)
             out += taps[:, ky : ky + h, kx : kx + w, k]
         return out[:, None]
-
-    def _taps_path(self, x: Tensor) -> bool:
-        return (
-            SIDE_TAPS
-            and x.device.type == "cpu"
-            and x.dim() == 4
-            and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last)
-            and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
-            and torch.is_autocast_enabled("cpu")
-            and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        )
 
 
 class RSU(nn.Module):
@@ -301,12 +296,12 @@ class U2NetP(nn.Module):
         self.stage3d = RSU5(2 * c, m, c)
         self.stage2d = RSU6(2 * c, m, c)
         self.stage1d = RSU7(2 * c, m, c)
-        self.side1 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
-        self.side2 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
-        self.side3 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
-        self.side4 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
-        self.side5 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
-        self.side6 = SideConv(c) if out_ch == 1 else nn.Conv2d(c, out_ch, 3, padding=1)
+        self.side1 = SideConv(c, out_ch)
+        self.side2 = SideConv(c, out_ch)
+        self.side3 = SideConv(c, out_ch)
+        self.side4 = SideConv(c, out_ch)
+        self.side5 = SideConv(c, out_ch)
+        self.side6 = SideConv(c, out_ch)
         self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)
 
     def features(self, x: Tensor, sides: bool = True) -> tuple[Tensor, tuple[Tensor, ...]]:
