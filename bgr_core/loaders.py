@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -39,6 +40,16 @@ _CACHE: dict[tuple, object] = {}
 _LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _loading():
+    """The cache's lock, with torch's inference mode off: a net built inside a caller's
+    ``torch.inference_mode()`` would hold inference tensors, cached for every later call,
+    and their version counters (which `models.u2net.ConvReLU`'s kept weight copies read)
+    cannot be read."""
+    with _LOCK, torch.inference_mode(False):
+        yield
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without CUDA → `RequestFailed`."""
     if device is None or str(device) == "auto":
@@ -70,7 +81,7 @@ def load_glass_cues(path: str | os.PathLike | None = None):
 
     file = weights.resolve("glass_cues", path)
     key = ("glass_cues", str(file))
-    with _LOCK:
+    with _loading():
         net = _CACHE.get(key)
         if net is None:
             net = GlassCueNet()
@@ -93,7 +104,7 @@ def load_edge_refiner(device: str | torch.device = "cpu", path: str | os.PathLik
     file = weights.resolve("edge_refiner", path)
     dev = torch.device(device)
     key = ("edge_refiner", str(Path(file).resolve()), str(dev))
-    with _LOCK:
+    with _loading():
         net = _CACHE.get(key)
         if net is None:
             try:
@@ -173,7 +184,7 @@ def load_plate_scorer(path: str | os.PathLike | None = None) -> tuple[nn.Module,
 
     file = weights.resolve("plate_scorer", path)
     key = ("plate_scorer", str(file))
-    with _LOCK:
+    with _loading():
         cached = _CACHE.get(key)
         if cached is None:
             with safe_open(str(file), framework="pt", device="cpu") as fh:
@@ -209,7 +220,7 @@ def load_matte_net(
     file = weights.resolve(name, path)
     dev = torch.device(device)
     cache_key = (name, str(Path(file).resolve()), str(dev))
-    with _LOCK:
+    with _loading():
         net = _CACHE.get(cache_key)
         if net is None:
             net = MODEL_BUILDERS[name]()
@@ -335,7 +346,7 @@ def load_sam(
     file = _resolve_sam(path)
     dev = torch.device(device)
     key = ("sam", str(Path(file).resolve()), model_type, str(dev))
-    with _LOCK:
+    with _loading():
         sam = _CACHE.get(key)
         if sam is None:
             try:
@@ -380,7 +391,7 @@ def load_sd_inpaint(device: str | torch.device = "cpu", path: str | os.PathLike 
     dev = torch.device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     key = ("sd_inpaint", str(Path(folder).resolve()), str(dev))
-    with _LOCK:
+    with _loading():
         pipe = _CACHE.get(key)
         if pipe is None:
             import json

@@ -23,3 +23,27 @@ def test_matte_confidence_rejects_other_files(tmp_path, content):
     bad.write_text(json.dumps(content))
     with pytest.raises(ValueError, match="not a matte confidence file"):
         loaders.load_matte_confidence("u2netp", bad)
+
+
+def test_nets_first_loaded_in_inference_mode_are_plain_tensors():
+    # a notebook wrapping its calls in torch.inference_mode() used to load (and cache) the
+    # nets as inference tensors, whose version counters the fused convolutions' weight
+    # copies read: every later photo failed with request_failed, inside the mode or not
+    import numpy as np
+    import torch
+
+    from bgr_core import Pipeline
+    from bgr_core.testing import synthetic_car_scene
+
+    loaders.clear_cache()
+    image = synthetic_car_scene(200, 300, seed=1).image
+    try:
+        with torch.inference_mode():
+            nets = [loaders.load_matte_net(), loaders.load_edge_refiner(), loaders.load_glass_cues()]
+            inside = Pipeline("cpu").remove_background(image_file=image)
+        assert not any(p.is_inference() for net in nets for p in net.parameters())
+        outside = Pipeline("cpu").remove_background(image_file=image)
+        assert inside.ok and outside.ok, (inside.error_description, outside.error_description)
+        assert np.array_equal(inside.array, outside.array)
+    finally:
+        loaders.clear_cache()  # later tests load their nets afresh

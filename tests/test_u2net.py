@@ -199,6 +199,18 @@ def test_fused_path_casts_weights_again_when_they_change(monkeypatch):
     assert torch.equal(run(True), run(False))
 
 
+def test_fused_path_runs_a_block_built_in_inference_mode():
+    # inference tensors have no version counter to key the kept weight copy on
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        block = ConvReLU(8, 8).eval()
+        x = torch.rand(1, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = block(x)
+            plain = torch.relu(block.conv(x))
+    assert torch.equal(got, plain)
+
+
 def test_bfloat16_autocast_runs_on_every_cpu():
     # on CPUs where oneDNN has no bfloat16 kernels (AVX2 only) the fused op refuses the
     # call; the plain pair must run there instead (Pipeline(cpu_dtype="bfloat16") failed

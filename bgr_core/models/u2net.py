@@ -141,8 +141,11 @@ class ConvReLU(nn.Module):
         """Weight (channels-last) and bias cast to `dtype`, as autocast casts them, kept
         between calls: casting the net's 112 convolutions' weights on every call is
         about 2-3 ms of a photo on 2 cores. The copy is made again when a tensor is
-        replaced or changed in place (its storage or version counter moves)."""
+        replaced or changed in place (its storage or version counter moves); tensors made
+        in inference mode have no version counter, so theirs are cast on every call."""
         w, b = self.conv.weight, self.conv.bias
+        if w.is_inference() or b.is_inference():
+            return w.detach().to(dtype, memory_format=torch.channels_last), b.detach().to(dtype)
         key = (dtype, w.device, w.data_ptr(), w._version, b.data_ptr(), b._version)
         cast = self._cast  # one read: another thread may replace it meanwhile
         if cast is None or cast[0] != key:
