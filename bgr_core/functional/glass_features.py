@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .grabcut import sample_colours
+
 __all__ = ["BAND", "FEATURE_NAMES", "glass_features", "lab_colours", "ring_likeness", "calibrated_ring_cue", "paint_colour"]
 
 # glass is searched above this share of the vehicle box's height (from the top)
@@ -57,12 +59,9 @@ _PAINT_SAMPLE = 5000
 
 def paint_colour(lab: np.ndarray, sel: np.ndarray) -> np.ndarray:
     """The body paint: centre of the largest of 3 k-means clusters of the Lab colours in `sel`."""
-    index = np.flatnonzero(sel)
-    if len(index) < 30:
+    if np.count_nonzero(sel) < 30:
         return np.median(lab.reshape(-1, 3), 0)
-    if len(index) > _PAINT_SAMPLE:
-        index = index[:: len(index) // _PAINT_SAMPLE + 1]
-    x = lab.reshape(-1, 3)[index].astype(np.float32, copy=False)
+    x = sample_colours(lab, sel, _PAINT_SAMPLE).astype(np.float32, copy=False)
     cv2.setRNGSeed(0)
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     _, labels, centres = cv2.kmeans(x, 3, None, crit, 2, cv2.KMEANS_PP_CENTERS)
