@@ -4,9 +4,10 @@
 Every cue is relative to the vehicle's silhouette so that it holds whatever the image
 size: position in the vehicle box and below the silhouette's top edge, distance to the
 sides and the outline, colour (CIE Lab, chroma) and its difference from the body paint,
-likeness to the background ring just outside the matte, texture, edges, darkness
-relative to the neighbourhood, and the same cues blurred at two scales and sampled
-above, below, left and right of the pixel. The cue model
+likeness to the background ring just outside the matte (as the cue model was
+calibrated on it: `calibrated_ring_cue`), texture, edges, darkness relative to the
+neighbourhood, and the same cues blurred at two scales and sampled above, below, left
+and right of the pixel. The cue model
 (`bgr_core.models.glass_cues.GlassCueNet`) turns them into a probability.
 """
 
