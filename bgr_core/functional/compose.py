@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,15 +31,46 @@ def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
 
 
 def _blur_fusion_step(
-    image: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, radius: int
+    image: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, radius: int,
+    need: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of blur fusion; with `need` ((B, 1, H, W) bool) the estimates are worked
+    out only at those pixels (the box means still see everything) and are 0 elsewhere."""
     eps = 1e-5
     blurred_alpha = box_filter(alpha, radius)
-    blurred_fg = box_filter(fg * alpha, radius) / (blurred_alpha + eps)
-    blurred_bg = box_filter(bg * (1.0 - alpha), radius) / ((1.0 - blurred_alpha) + eps)
+    sum_fg = box_filter(fg * alpha, radius)
+    sum_bg = box_filter(bg * (1.0 - alpha), radius)
+    if need is None:
+        return _fuse(image, alpha, blurred_alpha, sum_fg, sum_bg, eps)
+    out_fg, out_bg = torch.zeros_like(image), torch.zeros_like(image)
+    for b in range(image.shape[0]):
+        ys, xs = torch.nonzero(need[b, 0], as_tuple=True)  # gathers only these (no copy of a cropped view)
+        f, g = _fuse(*(x[b][:, ys, xs] for x in (image, alpha, blurred_alpha, sum_fg, sum_bg)), eps)
+        out_fg[b][:, ys, xs] = f
+        out_bg[b][:, ys, xs] = g
+    return out_fg, out_bg
+
+
+def _fuse(image, alpha, blurred_alpha, sum_fg, sum_bg, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blur fusion's estimates from the box means (any matching shapes, element-wise)."""
+    blurred_fg = sum_fg / (blurred_alpha + eps)
+    blurred_bg = sum_bg / ((1.0 - blurred_alpha) + eps)
     residual = image - alpha * blurred_fg - (1.0 - alpha) * blurred_bg
     fg = (blurred_fg + alpha * residual).clamp(0.0, 1.0)
     return fg, blurred_bg
+
+
+def _reach(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """(B, 1, H, W) bool grown by a (2 radius + 1)^2 square: the pixels whose box mean
+    of that radius reads a True pixel."""
+    if radius <= 0:
+        return mask.clone()
+    if mask.device.type != "cpu":
+        return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    planes = mask.reshape(-1, *mask.shape[-2:]).to(torch.uint8).cpu().numpy()
+    grown = np.stack([cv2.dilate(p, kernel) for p in planes]).astype(bool)
+    return torch.from_numpy(grown).view(mask.shape).to(mask.device)
 
 
 def estimate_foreground(
@@ -69,9 +102,17 @@ def estimate_foreground(
         return torch.where(alpha >= 1.0, image, torch.zeros_like(image))
     y0, y1, x0, x1 = bounds
     crop_image, crop_alpha = image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1]
+    # Each pass's estimates are worked out only where they are read: the last pass's
+    # where the alpha is below 1 and within its radius of alpha > 0 (farther out its box
+    # means hold no foreground and the estimate is 0; at alpha 1 the image is kept), each
+    # earlier pass's within the next pass's radius of that. The soft edge is a small part
+    # of the box: about half the time saved on large photos, the same values.
+    needs = [(crop_alpha < 1.0) & _reach(crop_alpha > 0, int(radii[-1]))]
+    for radius in reversed(radii[1:]):
+        needs.insert(0, _reach(needs[0], int(radius)))
     fg, bg = crop_image, crop_image
-    for radius in radii:
-        fg, bg = _blur_fusion_step(crop_image, fg, bg, crop_alpha, radius)
+    for radius, need in zip(radii, needs):
+        fg, bg = _blur_fusion_step(crop_image, fg, bg, crop_alpha, radius, need)
     out = torch.zeros_like(image)
     out[..., y0:y1, x0:x1] = fg
     # keep the input exactly where the matte is opaque
