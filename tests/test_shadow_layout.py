@@ -34,6 +34,24 @@ def test_contact_points_are_the_tyre_bottoms():
     assert ((xs > x0 + 0.35 * (x1 - x0)) & (xs < x0 + 0.65 * (x1 - x0))).sum() == 0, "no contact between the wheels"
 
 
+def test_bottom_profile_is_each_columns_lowest_pixel():
+    # ragged mattes with empty columns, gaps and a stray blob: the profile is the lowest
+    # pixel >= 0.5 of every column (NaN where none), the box spans every such pixel
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        a = (rng.random((60, 80)) < 0.15).astype(np.float32) * rng.random((60, 80)).astype(np.float32)
+        a[:, :7] = 0
+        a[rng.integers(10, 50), 70:] = 0.9
+        contact = ground_contact(torch.from_numpy(a)[None])
+        on = a >= 0.5
+        rows = np.arange(60)[:, None]
+        expected = np.where(on.any(0), np.where(on, rows, -1).max(0), np.nan)
+        np.testing.assert_array_equal(contact.bottom, expected.astype(np.float32))
+        ys, xs = np.nonzero(on)
+        assert contact.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert ground_contact(torch.zeros(1, 20, 30)) is None
+
+
 def test_tilted_ground_line_follows_the_tyres():
     _, frame = _frame()
     h, w = frame.size
