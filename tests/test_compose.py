@@ -65,10 +65,11 @@ def test_estimate_foreground_works_out_only_the_soft_edge_with_the_same_values()
     alpha[1, :, 20:60, 30:90] = torch.rand(40, 60).round()  # ragged, with holes
     radii = blur_fusion_radii(150, 200)
     expected = _blur_fusion_everywhere(image, alpha, radii)
-    got = estimate_foreground(image, alpha)
     seen = (alpha > 0).expand_as(image)
-    assert torch.equal(got[seen], expected[seen])
-    assert (got[~seen] - expected[~seen]).abs().max() < 1e-6
+    for sparse in (True, False, None):  # None: this small box takes the dense path
+        got = estimate_foreground(image, alpha, sparse=sparse)
+        assert torch.equal(got[seen], expected[seen])
+        assert (got[~seen] - expected[~seen]).abs().max() < 1e-6
 
 
 def test_cover_resize_keeps_aspect_and_fills():
