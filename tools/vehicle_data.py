@@ -58,9 +58,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from vehicle_backdrops import HELD_OUT_EMPTY, TRAIN_EMPTY, empty_scenes, synthetic_backdrop  # noqa: F401  (re-exported)
+import vehicle_backdrops
+from vehicle_backdrops import empty_scenes, synthetic_backdrop
 from vehicle_contact import contact_band
 from vehicle_cast_shadow import cast_shadow
+
+# scikit-image's photos without a vehicle, read from here by benchmarks/no_vehicle.py and
+# named in weights/README.md
+HELD_OUT_EMPTY, TRAIN_EMPTY = vehicle_backdrops.HELD_OUT_EMPTY, vehicle_backdrops.TRAIN_EMPTY
 
 GLASS = ("front_glass", "back_glass")
 MIRRORS = ("left_mirror", "right_mirror")
