@@ -52,6 +52,22 @@ def test_bottom_profile_is_each_columns_lowest_pixel():
     assert ground_contact(torch.zeros(1, 20, 30)) is None
 
 
+def test_shadow_past_the_cars_end_is_not_lifted_by_a_thin_tip():
+    # a side view whose last columns are a thin tip at mid-height (a bumper's corner, a
+    # tow bar): the shadow past the end lies by the body's lower outline, not beside the
+    # tip, where it floated at wheel-hub height
+    alpha = torch.zeros(1, 260, 520)
+    alpha[0, 100:160, 100:400] = 1.0  # body
+    yy, xx = torch.meshgrid(torch.arange(260), torch.arange(520), indexing="ij")
+    for cx in (150, 350):  # tyres standing on row 190
+        alpha[0][(yy - 165) ** 2 + (xx - cx) ** 2 <= 25**2] = 1.0
+    alpha[0, 128:134, 400:404] = 1.0  # the tip, narrower than 2 % of the car
+    shadow = synthesize_shadow(alpha, border=0.0)
+    darkest = shadow[0, :, 408:416].mean(1).argmax()
+    assert shadow[0, :, 408:416].max() > 0.02
+    assert darkest >= 160, int(darkest)
+
+
 def test_tilted_ground_line_follows_the_tyres():
     _, frame = _frame()
     h, w = frame.size

@@ -31,6 +31,8 @@ _DEPTH_SIDE, _DEPTH_FRONT = 0.04, 0.10
 # car's own lower outline: bumpers overhang the tyres, the ground does not run on down
 # along the line through the tyres (that drew long slabs off three-quarter views)
 _OVERHANG = 0.04
+# ... under the car's lowest outline within this share of its width either side
+_END_REACH = 0.02
 
 
 @dataclass
@@ -158,6 +160,15 @@ def ground_contact(alpha: torch.Tensor, threshold: float = 0.5) -> GroundContact
                          intercept=float(intercept), contacts=contacts, box=(x0, y0, x1, y1))
 
 
+def _lowest_near(bottom: np.ndarray, has: np.ndarray, reach: int) -> np.ndarray:
+    """(W,) the lowest (largest) `bottom` among the columns with a vehicle within `reach`
+    columns either side; `bottom` itself where a column has none."""
+    low = np.where(has, bottom, -np.inf)
+    padded = np.pad(low, reach, constant_values=-np.inf)
+    near = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).max(1)
+    return np.where(has, near, bottom)
+
+
 def shadow_room(softness: float = 1.0) -> tuple[float, float]:
     """(side, below): how far `synthesize_shadow` can reach past the vehicle box, as
     shares of its width (on each side) and of its height (below), to where its opacity
@@ -202,9 +213,11 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     the gap between the car and the ground (black under tyres, lighter under sills,
     faint under high bumpers), and a soft ambient band that hugs the ground across the
     footprint and fades out just past the car's ends. Past the tyres the ground follows
-    the car's own lower outline (at most `_OVERHANG` of its height below it) and past
-    the car's ends it stays level, so a three-quarter view gets no slab running off
-    along the line through its tyres. Above the ground only the gap under the car is
+    the car's own lower outline (at most `_OVERHANG` of its height below its lowest point
+    within `_END_REACH` of its width) and past the car's ends it stays level, so a
+    three-quarter view gets no slab running off along the line through its tyres, and a
+    thin tip at a car's end (a bumper's corner, the back of a tyre) leaves no shadow
+    floating beside it at its height. Above the ground only the gap under the car is
     shaded. The layer fades to 0 on the canvas border (over `border` of the canvas's
     smaller side), so it is never cut by it: a layout that keeps `shadow_room` free
     around the car leaves it whole.
@@ -230,9 +243,13 @@ def synthesize_shadow(alpha: torch.Tensor, strength: float = 0.8, softness: floa
     has = ~np.isnan(contact.bottom)
     bottom = np.where(has, contact.bottom + 1.0, np.inf)
     ground = contact.local_ground(xs)
-    # past the tyres: no deeper than the overhang under the car's own outline
+    # past the tyres: no deeper than the overhang under the car's own outline, taken as
+    # its lowest point within `_END_REACH` of the car's width: a thin tip (the bumper's
+    # corner, a tow bar) must not lift the ground, or the shadow past the car's end, level
+    # with its last column, floats beside it
     beyond = (xs < contact.hull_x[0]) | (xs > contact.hull_x[-1])
-    ground = np.where(beyond & has, np.minimum(ground, bottom + _OVERHANG * car_h), ground)
+    outline = _lowest_near(bottom, has, max(1, round(_END_REACH * car_w)))
+    ground = np.where(beyond & has, np.minimum(ground, outline + _OVERHANG * car_h), ground)
     # past the car's ends: level with the ground at its end columns
     cols = np.nonzero(has)[0]
     ground[: cols[0]] = ground[cols[0]]
