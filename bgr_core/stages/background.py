@@ -144,11 +144,13 @@ class ComposeBackground(FrameStage):
             output = torch.cat([fg, alpha], dim=1)
         else:
             if self.mode == "white_background":
-                bg = torch.ones_like(image)
+                # white under the shadow without a white canvas: the same values, broadcast
+                bg = (1.0 - shadow) if shadow is not None else torch.ones((1, 1, 1, 1), dtype=image.dtype, device=image.device)
+                bg = bg.expand_as(image)
             else:
                 bg = cover_resize(custom[None].to(image), frame.size)
-            if shadow is not None:
-                bg = bg * (1.0 - shadow)
+                if shadow is not None:
+                    bg = bg * (1.0 - shadow)
             output = composite(fg, alpha, bg)
         return frame.replace(output=output[0].clamp(0.0, 1.0))
 
