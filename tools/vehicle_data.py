@@ -63,10 +63,8 @@ from vehicle_backdrops import empty_scenes, synthetic_backdrop
 from vehicle_contact import contact_band
 from vehicle_cast_shadow import cast_shadow
 
-# scikit-image's photos without a vehicle, read from here by benchmarks/no_vehicle.py and
-# named in weights/README.md
+# scikit-image's photos without a vehicle (benchmarks/no_vehicle.py, weights/README.md)
 HELD_OUT_EMPTY, TRAIN_EMPTY = vehicle_backdrops.HELD_OUT_EMPTY, vehicle_backdrops.TRAIN_EMPTY
-
 GLASS = ("front_glass", "back_glass")
 MIRRORS = ("left_mirror", "right_mirror")
 WHEELS = ("wheel",)
