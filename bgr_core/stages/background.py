@@ -145,8 +145,8 @@ class ComposeBackground(FrameStage):
         else:
             if self.mode == "white_background":
                 # white under the shadow without a white canvas: the same values, broadcast
-                bg = (1.0 - shadow) if shadow is not None else torch.ones((1, 1, 1, 1), dtype=image.dtype, device=image.device)
-                bg = bg.expand_as(image)
+                white = torch.ones((1, 1, 1, 1), dtype=image.dtype, device=image.device)
+                bg = ((1.0 - shadow) if shadow is not None else white).expand_as(image)
             else:
                 bg = cover_resize(custom[None].to(image), frame.size)
                 if shadow is not None:
