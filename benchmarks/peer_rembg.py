@@ -59,6 +59,21 @@ REQUEST = {"background": "white_background", "effect": "shadow", "layout": "cent
 NETWORK_ATTEMPTS: list[str] = []
 
 
+def _resized(files: list[Path], width: int, folder: Path) -> list[Path]:
+    """Copies of `files` resized to `width` px wide (aspect kept), JPEG quality 92."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    out = []
+    for p in files:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            size = (width, max(1, round(im.height * width / im.width)))
+            im.resize(size, Image.LANCZOS).save(folder / f"{p.stem}.jpg", quality=92)
+        out.append(folder / f"{p.stem}.jpg")
+    return out
+
+
 def _block_network() -> None:
     """Every outgoing connection raises and is recorded."""
 
@@ -78,6 +93,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--width", type=int, default=None,
+                    help="each photo resized (Lanczos) to this width first and saved as JPEG quality 92: photo sizes "
+                         "as published (e.g. --data ../shared/data/photos --width 2000: about 2.2-3 MP)")
     ap.add_argument("--thorough", action="store_true", help="bgr_core with Pipeline(fast=False)")
     ap.add_argument("--window-correction", default="tint", help="bgr_core's window_correction")
     ap.add_argument("--net-size", type=int, default=None, help="bgr_core's Pipeline(net_size=...), default 320")
@@ -108,6 +126,8 @@ def main(argv=None) -> None:
     files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     files = files[: args.limit]
     out = Path(tempfile.mkdtemp(prefix="peer-out-"))
+    if args.width is not None:
+        files = _resized(files, args.width, out / "photos")
     session = rembg.new_session("u2netp")
     options = {} if args.matte_model is None else {"matte_model": args.matte_model}
     pipe = Pipeline("cpu", batch_size=args.batch, workers=args.workers, fast=not args.thorough, net_size=args.net_size,
@@ -164,7 +184,7 @@ def main(argv=None) -> None:
         rates["bgr_core"].append(len(files) / run_bgr(files))
         print(f"round {r + 1}: rembg {rates['rembg'][-1]:.2f} img/s, bgr_core {rates['bgr_core'][-1]:.2f} img/s")
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"{len(files)} photos from {args.data}, {args.rounds} alternating rounds, "
+    print(f"{len(files)} photos from {args.data}{f' at {args.width} px wide' if args.width else ''}, {args.rounds} alternating rounds, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
           f"rembg {getattr(rembg, '__version__', '?')}")
     print(f"rembg remove() u2netp (cut-out, png):               {med['rembg']:.2f} img/s")

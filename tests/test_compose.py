@@ -53,25 +53,6 @@ def test_estimate_foreground_on_the_box_around_the_matte_equals_the_whole_canvas
     assert torch.equal(estimate_foreground(image, torch.zeros_like(alpha)), torch.zeros_like(image))
 
 
-def test_estimate_foreground_works_out_only_the_soft_edge_with_the_same_values():
-    # float32 on the CPU (OpenCV's box sums), two photos of a batch with different mattes:
-    # the estimates worked out only near the soft edge equal the whole canvas's bit for
-    # bit wherever the alpha is above 0, and are 0 (not a residue) far outside
-    torch.manual_seed(1)
-    image = torch.rand(2, 3, 150, 200)
-    alpha = torch.zeros(2, 1, 150, 200)
-    alpha[0, :, 40:110, 50:160] = 1.0
-    alpha[0, :, 110:114, 50:160] = torch.rand(4, 110)
-    alpha[1, :, 20:60, 30:90] = torch.rand(40, 60).round()  # ragged, with holes
-    radii = blur_fusion_radii(150, 200)
-    expected = _blur_fusion_everywhere(image, alpha, radii)
-    seen = (alpha > 0).expand_as(image)
-    for sparse in (True, False, None):  # None: this small box takes the dense path
-        got = estimate_foreground(image, alpha, sparse=sparse)
-        assert torch.equal(got[seen], expected[seen])
-        assert (got[~seen] - expected[~seen]).abs().max() < 1e-6
-
-
 def test_cover_resize_keeps_aspect_and_fills():
     bg = torch.zeros(1, 3, 10, 40)
     bg[..., :20] = 1.0

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import math
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .geometry import grown_bounds
 from .guided_filter import box_filter
 
-__all__ = ["SPARSE_PIXELS", "estimate_foreground", "cover_resize", "composite", "blur_fusion_radii", "shadow_into_alpha"]
-
-
-# boxes around the matte from this many pixels work out the estimates near its soft edge only
-SPARSE_PIXELS = 1_000_000
+__all__ = ["estimate_foreground", "cover_resize", "composite", "blur_fusion_radii", "shadow_into_alpha"]
 
 
 def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
@@ -35,50 +29,19 @@ def blur_fusion_radii(height: int, width: int) -> tuple[int, int]:
 
 
 def _blur_fusion_step(
-    image: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, radius: int,
-    need: torch.Tensor | None = None,
+    image: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, radius: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass of blur fusion; with `need` ((B, 1, H, W) bool) the estimates are worked
-    out only at those pixels (the box means still see everything) and are 0 elsewhere."""
     eps = 1e-5
     blurred_alpha = box_filter(alpha, radius)
-    sum_fg = box_filter(fg * alpha, radius)
-    sum_bg = box_filter(bg * (1.0 - alpha), radius)
-    if need is None:
-        return _fuse(image, alpha, blurred_alpha, sum_fg, sum_bg, eps)
-    out_fg, out_bg = torch.zeros_like(image), torch.zeros_like(image)
-    for b in range(image.shape[0]):
-        ys, xs = torch.nonzero(need[b, 0], as_tuple=True)  # gathers only these (no copy of a cropped view)
-        f, g = _fuse(*(x[b][:, ys, xs] for x in (image, alpha, blurred_alpha, sum_fg, sum_bg)), eps)
-        out_fg[b][:, ys, xs] = f
-        out_bg[b][:, ys, xs] = g
-    return out_fg, out_bg
-
-
-def _fuse(image, alpha, blurred_alpha, sum_fg, sum_bg, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blur fusion's estimates from the box means (any matching shapes, element-wise)."""
-    blurred_fg = sum_fg / (blurred_alpha + eps)
-    blurred_bg = sum_bg / ((1.0 - blurred_alpha) + eps)
+    blurred_fg = box_filter(fg * alpha, radius) / (blurred_alpha + eps)
+    blurred_bg = box_filter(bg * (1.0 - alpha), radius) / ((1.0 - blurred_alpha) + eps)
     residual = image - alpha * blurred_fg - (1.0 - alpha) * blurred_bg
     fg = (blurred_fg + alpha * residual).clamp(0.0, 1.0)
     return fg, blurred_bg
 
 
-def _reach(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """(B, 1, H, W) bool grown by a (2 radius + 1)^2 square: the pixels whose box mean
-    of that radius reads a True pixel."""
-    if radius <= 0:
-        return mask.clone()
-    if mask.device.type != "cpu":
-        return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    planes = mask.reshape(-1, *mask.shape[-2:]).to(torch.uint8).cpu().numpy()
-    grown = np.stack([cv2.dilate(p, kernel) for p in planes]).astype(bool)
-    return torch.from_numpy(grown).view(mask.shape).to(mask.device)
-
-
 def estimate_foreground(
-    image: torch.Tensor, alpha: torch.Tensor, radii: tuple[int, ...] | None = None, sparse: bool | None = None
+    image: torch.Tensor, alpha: torch.Tensor, radii: tuple[int, ...] | None = None
 ) -> torch.Tensor:
     """Foreground colours F with ``image ≈ alpha * F + (1 - alpha) * B`` (no background halo).
 
@@ -92,8 +55,6 @@ def estimate_foreground(
         image: (B, 3, H, W) in [0, 1].
         alpha: (B, 1, H, W) in [0, 1].
         radii: box radii of the passes; default `blur_fusion_radii` of the canvas.
-        sparse: work out the estimates only near the soft edge (the same values); None:
-            where the box around the matte has at least `SPARSE_PIXELS` pixels.
     Returns:
         (B, 3, H, W) in [0, 1].
     """
@@ -108,22 +69,9 @@ def estimate_foreground(
         return torch.where(alpha >= 1.0, image, torch.zeros_like(image))
     y0, y1, x0, x1 = bounds
     crop_image, crop_alpha = image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1]
-    # On a large box each pass's estimates are worked out only where they are read: the
-    # last pass's where the alpha is below 1 and within its radius of alpha > 0 (farther
-    # out its box means hold no foreground and the estimate is 0; at alpha 1 the image is
-    # kept), each earlier pass's within the next pass's radius of that: the same values,
-    # 68 -> 60 ms a 2-3 MP photo. Below `SPARSE_PIXELS` finding those pixels costs what
-    # it saves.
-    needs: list[torch.Tensor | None] = [None] * len(radii)
-    if sparse is None:
-        sparse = crop_alpha.shape[-2] * crop_alpha.shape[-1] >= SPARSE_PIXELS
-    if sparse:
-        needs[-1] = (crop_alpha < 1.0) & _reach(crop_alpha > 0, int(radii[-1]))
-        for k in range(len(radii) - 2, -1, -1):
-            needs[k] = _reach(needs[k + 1], int(radii[k + 1]))
     fg, bg = crop_image, crop_image
-    for radius, need in zip(radii, needs):
-        fg, bg = _blur_fusion_step(crop_image, fg, bg, crop_alpha, radius, need)
+    for radius in radii:
+        fg, bg = _blur_fusion_step(crop_image, fg, bg, crop_alpha, radius)
     out = torch.zeros_like(image)
     out[..., y0:y1, x0:x1] = fg
     # keep the input exactly where the matte is opaque
