@@ -1,5 +1,6 @@
 """Shadow and layout on synthetic cars whose geometry is known."""
 
+import math
 import numpy as np
 import pytest
 import torch
@@ -189,6 +190,38 @@ def test_place_layer_integer_shift_is_exact_and_area_is_kept():
     ones = place_layer(torch.ones(1, 1, 200, 300), Placement(0.37, 10.25, 4.5, (400, 500)))
     assert ones.sum().item() == pytest.approx(0.37**2 * 60000, rel=1e-3)
 
+
+
+def _placed_by_definition(layer, p, fill):
+    """Every canvas pixel sampled on its own: the input point ((x + 0.5 - offset) / scale)
+    of the (antialiased, for a shrink) layer, `fill` off the layer's span or beyond its
+    one-pixel fade."""
+    _, _, h, w = layer.shape
+    out_h, out_w = p.out_size
+    src = layer if p.scale >= 1 else torch.nn.functional.interpolate(
+        layer, size=(max(1, round(h * p.scale)), max(1, round(w * p.scale))), mode="bilinear",
+        align_corners=False, antialias=True)
+    sh, sw = src.shape[-2:]
+    xs = ((torch.arange(out_w, dtype=torch.float32) + 0.5 - p.offset_x) / p.scale) * (sw / w)
+    ys = ((torch.arange(out_h, dtype=torch.float32) + 0.5 - p.offset_y) / p.scale) * (sh / h)
+    grid = torch.stack(torch.meshgrid(ys / sh * 2 - 1, xs / sw * 2 - 1, indexing="ij")[::-1], dim=-1)[None]
+    out = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ix0, iy0 = math.floor(p.offset_x), math.floor(p.offset_y)
+    cols, rows = torch.arange(out_w), torch.arange(out_h)
+    on_x = (cols >= ix0) & (cols < math.ceil(p.offset_x + p.scale * w)) & (xs >= -0.5) & (xs <= sw + 0.5)
+    on_y = (rows >= iy0) & (rows < math.ceil(p.offset_y + p.scale * h)) & (ys >= -0.5) & (ys <= sh + 0.5)
+    return torch.where(on_y[:, None] & on_x[None, :], out, torch.full_like(out, fill))
+
+
+@pytest.mark.parametrize("scale, ox, oy", [(0.74, 271.2, -116.2), (0.95, -20.6, 30.3), (1.0, 37.5, -295.8),
+                                           (1.6, -80.25, -40.5), (0.5, 310.0, 5.0), (0.8, 500.0, 10.0)])
+def test_place_layer_is_every_canvas_pixel_sampled_on_its_own(scale, ox, oy):
+    # the block is cut by the canvas on either side, lies inside it, or misses it altogether
+    torch.manual_seed(0)
+    layer = torch.rand(1, 2, 150, 200)
+    p = Placement(scale, ox, oy, (140, 300))
+    got = place_layer(layer, p, fill=0.25)
+    assert torch.allclose(got, _placed_by_definition(layer, p, 0.25), atol=1e-6)
 
 # -- a grounded shadow that no canvas edge cuts -------------------------------------------
 

@@ -50,8 +50,14 @@ def place_layer(layer: torch.Tensor, placement: Placement, fill: float = 0.0) ->
     ix0, iy0 = math.floor(x0), math.floor(y0)
     new_w = max(1, math.ceil(x0 + s * w) - ix0)
     new_h = max(1, math.ceil(y0 + s * h) - iy0)
+    # only the part of that block that lands on the canvas is worked out
+    bx0, by0 = max(ix0, 0), max(iy0, 0)
+    bx1, by1 = min(ix0 + new_w, out_w), min(iy0 + new_h, out_h)
+    out = torch.empty((b, c, out_h, out_w), dtype=layer.dtype, device=layer.device)
+    if bx1 <= bx0 or by1 <= by0:
+        return out.fill_(fill)
     if s == 1.0 and x0 == ix0 and y0 == iy0:
-        scaled = layer
+        block = layer[..., by0 - iy0 : by1 - iy0, bx0 - ix0 : bx1 - ix0]
     else:
         # resample so that output pixel i (of the pasted block) samples input
         # coordinate ((ix0 + i + 0.5) - x0) / s - 0.5
@@ -62,23 +68,28 @@ def place_layer(layer: torch.Tensor, placement: Placement, fill: float = 0.0) ->
                                 align_corners=False, antialias=True)
         sh, sw = src.shape[-2:]
         kx, ky = sw / w, sh / h  # input -> src pixel scale
-        xs = ((torch.arange(new_w, device=layer.device, dtype=torch.float32) + ix0 + 0.5 - x0) / s) * kx
-        ys = ((torch.arange(new_h, device=layer.device, dtype=torch.float32) + iy0 + 0.5 - y0) / s) * ky
+        cols = torch.arange(bx0 - ix0, bx1 - ix0, device=layer.device, dtype=torch.float32)
+        rows = torch.arange(by0 - iy0, by1 - iy0, device=layer.device, dtype=torch.float32)
+        xs = ((cols + ix0 + 0.5 - x0) / s) * kx
+        ys = ((rows + iy0 + 0.5 - y0) / s) * ky
         gx = xs / sw * 2 - 1
         gy = ys / sh * 2 - 1
         grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None].expand(b, -1, -1, -1)
-        scaled = F.grid_sample(src.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        # zeros padding fades the layer's own border over one pixel; beyond it: fill
-        inside = ((xs >= -0.5) & (xs <= sw + 0.5))[None, :] & ((ys >= -0.5) & (ys <= sh + 0.5))[:, None]
-        scaled = torch.where(inside[None, None], scaled, torch.full_like(scaled, fill)).to(layer.dtype)
-    out = torch.full((b, c, out_h, out_w), fill, dtype=layer.dtype, device=layer.device)
-    # paste the block at (iy0, ix0), clipped to the canvas
-    sy0, sx0 = max(0, -iy0), max(0, -ix0)
-    dy0, dx0 = max(0, iy0), max(0, ix0)
-    hh = min(scaled.shape[-2] - sy0, out_h - dy0)
-    ww = min(scaled.shape[-1] - sx0, out_w - dx0)
-    if hh > 0 and ww > 0:
-        out[..., dy0 : dy0 + hh, dx0 : dx0 + ww] = scaled[..., sy0 : sy0 + hh, sx0 : sx0 + ww]
+        block = F.grid_sample(src.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # zeros padding fades the layer's own border over one pixel; beyond it: fill (the
+        # rows and columns outside are the ends of monotonic ranges: set only those)
+        outside_x, outside_y = (xs < -0.5) | (xs > sw + 0.5), (ys < -0.5) | (ys > sh + 0.5)
+        if bool(outside_x.any()):
+            block[..., outside_x] = fill
+        if bool(outside_y.any()):
+            block[..., outside_y, :] = fill
+        block = block.to(layer.dtype)
+    out[..., by0:by1, bx0:bx1] = block
+    # the canvas around the block
+    out[..., :by0, :] = fill
+    out[..., by1:, :] = fill
+    out[..., by0:by1, :bx0] = fill
+    out[..., by0:by1, bx1:] = fill
     return out
 
 
