@@ -223,6 +223,32 @@ def test_place_layer_is_every_canvas_pixel_sampled_on_its_own(scale, ox, oy):
     got = place_layer(layer, p, fill=0.25)
     assert torch.allclose(got, _placed_by_definition(layer, p, 0.25), atol=1e-6)
 
+
+@pytest.mark.parametrize("scale", [0.37, 0.74, 1.6])
+def test_place_layer_on_whole_pixels_samples_at_exactly_the_scale(scale):
+    # a ramp whose value is its own column: each placed pixel holds the input column it
+    # maps back to, (x + 0.5 - offset) / scale - 0.5, in one resampling
+    ramp = torch.arange(300, dtype=torch.float32).expand(1, 1, 40, 300).contiguous()
+    p = Placement(scale, 7.0, 3.0, (120, 700))
+    got = place_layer(ramp, p, fill=-1.0)[0, 0, 8]
+    cols = torch.arange(700, dtype=torch.float32)
+    expected = (cols + 0.5 - 7.0) / scale - 0.5
+    inside = (got >= 0) & (expected > 2) & (expected < 297)  # away from the clamped ends
+    assert inside.sum() > 0.8 * math.floor(300 * scale)
+    assert (got[inside] - expected[inside]).abs().max() < 0.07  # the antialias window's rounding
+    assert (got[: 7] == -1).all()  # nothing before the offset
+    # a hard edge stays as sharp as the scale allows: one soft pixel on a whole-pixel placement
+    step = (torch.arange(300) >= 150).float().expand(1, 1, 40, 300).contiguous()
+    row = place_layer(step, p)[0, 0, 8]
+    assert ((row > 0.02) & (row < 0.98)).sum() <= math.ceil(1 / min(scale, 1.0)) + 1
+
+
+def test_layouts_place_on_whole_pixels():
+    _, frame = _frame(seed=3, h=240, w=320)
+    for layout in (Layout("center"), Layout("crop"), Layout("center", size=(1000, 700)), Layout("none", aspect="1:1")):
+        p = layout.placement(frame)
+        assert p.offset_x == round(p.offset_x) and p.offset_y == round(p.offset_y), layout
+
 # -- a grounded shadow that no canvas edge cuts -------------------------------------------
 
 BORDER = 2 / 255

@@ -36,9 +36,11 @@ class Placement:
 def place_layer(layer: torch.Tensor, placement: Placement, fill: float = 0.0) -> torch.Tensor:
     """Resample `layer` (B, C, H, W) onto the placement's canvas (B, C, H_out, W_out).
 
-    Scaling is antialiased when shrinking; the offset is split into an integer paste
-    and a sub-pixel shift folded into the resize, so layers placed with the same
-    Placement stay aligned to the pixel. Areas the layer does not cover get `fill`.
+    Scaling is antialiased when shrinking. With whole-pixel offsets the layer is
+    resampled once, at exactly the scale, and pasted (the layout places on whole pixels);
+    otherwise the offset is split into an integer paste and a sub-pixel shift folded
+    into a second, bilinear resampling. Layers placed with the same Placement stay
+    aligned to the pixel. Areas the layer does not cover get `fill`.
     """
     b, c, h, w = layer.shape
     out_h, out_w = placement.out_size
@@ -50,14 +52,25 @@ def place_layer(layer: torch.Tensor, placement: Placement, fill: float = 0.0) ->
     ix0, iy0 = math.floor(x0), math.floor(y0)
     new_w = max(1, math.ceil(x0 + s * w) - ix0)
     new_h = max(1, math.ceil(y0 + s * h) - iy0)
+    whole = x0 == ix0 and y0 == iy0
+    scaled = None
+    if whole and s != 1.0 and math.floor(s * h) >= 1 and math.floor(s * w) >= 1:
+        # on whole pixels one resampling at exactly the scale places the layer (output
+        # pixel i samples input (i + 0.5) / s - 0.5): its whole pixels, floor(s * size);
+        # the layer's own border is not faded
+        scaled = F.interpolate(layer, scale_factor=(s, s), recompute_scale_factor=False, mode="bilinear",
+                               align_corners=False, antialias=s < 1.0)
+        new_h, new_w = scaled.shape[-2:]
     # only the part of that block that lands on the canvas is worked out
     bx0, by0 = max(ix0, 0), max(iy0, 0)
     bx1, by1 = min(ix0 + new_w, out_w), min(iy0 + new_h, out_h)
     out = torch.empty((b, c, out_h, out_w), dtype=layer.dtype, device=layer.device)
     if bx1 <= bx0 or by1 <= by0:
         return out.fill_(fill)
-    if s == 1.0 and x0 == ix0 and y0 == iy0:
+    if s == 1.0 and whole:
         block = layer[..., by0 - iy0 : by1 - iy0, bx0 - ix0 : bx1 - ix0]
+    elif scaled is not None:
+        block = scaled[..., by0 - iy0 : by1 - iy0, bx0 - ix0 : bx1 - ix0]
     else:
         # resample so that output pixel i (of the pasted block) samples input
         # coordinate ((ix0 + i + 0.5) - x0) / s - 0.5

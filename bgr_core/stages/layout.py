@@ -61,6 +61,14 @@ def canvas_bound(mode: str, image_size: tuple[int, int], size: tuple[int, int] |
     return int(round(w)), int(round(h))
 
 
+def _on_whole_pixels(placement: Placement) -> Placement:
+    """The placement moved by under half a pixel so that its offsets are whole: the
+    layers are then resampled once, at exactly the scale (`place_layer`), not a second
+    time for a sub-pixel shift, which would also soften them."""
+    return dataclasses.replace(placement, offset_x=float(round(placement.offset_x)),
+                               offset_y=float(round(placement.offset_y)))
+
+
 class Layout(Stage):
     """Frame the vehicle.
 
@@ -137,7 +145,7 @@ class Layout(Stage):
         placement = self._placement(frame)
         zoom = frame.meta.get("work_scale") if frame.source is not None else None
         if zoom is None:
-            return placement, None
+            return _on_whole_pixels(placement), None
         out_h, out_w = placement.out_size
         if self.size is not None:
             full = (self.size[1], self.size[0])
@@ -151,7 +159,7 @@ class Layout(Stage):
             c = (cap / (out_h * out_w)) ** 0.5
             placement = Placement(placement.scale * c, placement.offset_x * c, placement.offset_y * c,
                                   (max(1, round(out_h * c)), max(1, round(out_w * c))))
-        return placement, full
+        return _on_whole_pixels(placement), full
 
     def _placement(self, frame: Frame) -> Placement:
         if frame.box is None:
