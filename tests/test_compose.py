@@ -138,3 +138,14 @@ def test_shadow_darkens_white_and_adds_alpha_to_transparent():
     assert torch.allclose(white[:, 30, 2], torch.full((3,), 0.5))
     clear = ComposeBackground("transparent_background")([frame])[0].output
     assert torch.isclose(clear[3, 30, 2], torch.tensor(0.5)) and clear[:3, 30, 2].max() < 1e-6
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float16, 2e-3), (torch.bfloat16, 1e-2)])
+def test_estimate_foreground_in_half_precision_sums_in_float32(dtype, tol):
+    # a window sum over a tile in half precision would be off by whole levels
+    image, alpha = _photo_like(512, 512)
+    expected = estimate_foreground(image.float(), alpha.float())
+    got = estimate_foreground(image.to(dtype), alpha.to(dtype))
+    assert got.dtype == dtype
+    soft = ((alpha > 0) & (alpha < 1)).expand_as(image)
+    assert (got.float() - expected)[soft].abs().max() < tol

@@ -155,10 +155,12 @@ def estimate_foreground(
         if bounds is None:
             continue
         y0, y1, x0, x1 = bounds
-        crop_image, crop_alpha = image[b:b + 1, :, y0:y1, x0:x1], alpha[b:b + 1, :, y0:y1, x0:x1]
+        # window sums in at least float32 (a half-precision cumulative sum would lose them)
+        work = torch.promote_types(image.dtype, torch.float32)
+        crop_image, crop_alpha = image[b:b + 1, :, y0:y1, x0:x1].to(work), alpha[b:b + 1, :, y0:y1, x0:x1].to(work)
         soft = (crop_alpha[0, 0] > _SURE) & (crop_alpha[0, 0] < 1.0 - _SURE)
         h, w = soft.shape
-        tiles = F.max_pool2d(soft[None, None].to(image.dtype), TILE, ceil_mode=True)[0, 0] > 0
+        tiles = F.max_pool2d(soft[None, None].to(work), TILE, ceil_mode=True)[0, 0] > 0
         ty, tx = torch.nonzero(tiles, as_tuple=True)
         if ty.numel() == 0:
             continue
@@ -171,7 +173,7 @@ def estimate_foreground(
             cols = (cx[:, None, None] * TILE + span[None, None, :]).expand(-1, TILE, TILE)
             keep = (rows < h) & (cols < w)
             keep &= soft[rows.clamp(max=h - 1), cols.clamp(max=w - 1)]
-            out[b, :, y0 + rows[keep], x0 + cols[keep]] = fg.transpose(0, 1)[:, keep]
+            out[b, :, y0 + rows[keep], x0 + cols[keep]] = fg.transpose(0, 1)[:, keep].to(out.dtype)
     return out
 
 
