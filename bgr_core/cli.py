@@ -344,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nbgr: cannot encode {target}: {type(err).__name__}: {err}", file=sys.stderr)
         for warning in result.warnings:
             print(f"bgr: {src}: warning: {warning}", file=sys.stderr)
+    results.close()  # zip stops short of the stream's end: its threads end now, not when collected
     return _summary(failures, len(todo), out, args.quiet)
 
 

@@ -19,6 +19,7 @@ import sys
 import os
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -93,19 +94,20 @@ def _rows(photos: Sequence[Path], root: Path, pipeline, height: int, params: dic
             except BGRError as err:
                 loaded.append((path.relative_to(root).as_posix(), err))
         arrays = [a for _, a in loaded if isinstance(a, np.ndarray)]
-        results = iter(pipeline.remove_backgrounds(arrays, **params))
-        for name, array in loaded:
-            if not isinstance(array, np.ndarray):
-                yield _Row(name, None, None, f"{array.code}: {array}", False)
-                continue
-            result = next(results)
-            before = _thumbnail(array, height)
-            if not result.ok:
-                yield _Row(name, before, None, f"{result.error}: {result.error_description}", False)
-                continue
-            total = sum(v for k, v in result.timings.items() if k != "decode")
-            note = f"{total / 1000:.2f} s" + "".join(f"<br>{html.escape(w)}" for w in result.warnings)
-            yield _Row(name, before, _thumbnail(result.array, height), note, True)
+        # closed here, not left to the garbage collector, once this chunk's rows are out
+        with closing(pipeline.remove_backgrounds(arrays, **params)) as results:
+            for name, array in loaded:
+                if not isinstance(array, np.ndarray):
+                    yield _Row(name, None, None, f"{array.code}: {array}", False)
+                    continue
+                result = next(results)
+                before = _thumbnail(array, height)
+                if not result.ok:
+                    yield _Row(name, before, None, f"{result.error}: {result.error_description}", False)
+                    continue
+                total = sum(v for k, v in result.timings.items() if k != "decode")
+                note = f"{total / 1000:.2f} s" + "".join(f"<br>{html.escape(w)}" for w in result.warnings)
+                yield _Row(name, before, _thumbnail(result.array, height), note, True)
 
 
 def _page(rows: Sequence[_Row], title: str, src) -> str:

@@ -277,6 +277,8 @@ class Pipeline:
         previous one encoded (when `output_dir` is set) on worker threads while the
         models run on this one. Memory stays bounded by the batch size (about three
         batches in flight: decoding, running, encoding), never by the number of images.
+        Closing the iterator early (``close()``, or dropping it) cancels what has not
+        started; batches already running end on their own threads, unwaited.
         """
         memo = InputMemo()  # the custom background and plate: decoded once for all images
         shared: dict[str, Any] = {}  # the stages: built once for all batches

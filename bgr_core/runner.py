@@ -86,6 +86,7 @@ def stream_batches(
     """
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bgr-io") if workers else None
     runners = ThreadPoolExecutor(streams, thread_name_prefix="bgr-run") if streams > 1 else None
+    closed_early = False
     try:
         pending: deque[Future | P] = deque()
         source = iter(items)
@@ -118,7 +119,14 @@ def stream_batches(
                 done = running.popleft()
                 results = done.result() if isinstance(done, Future) else done
                 yield from (r.result() if isinstance(r, Future) else r for r in results)
+    except GeneratorExit:
+        closed_early = True
+        raise
     finally:
+        # A consumer that stops early closes the generator, or the garbage collector
+        # does, in whatever thread it runs: possibly inside `threading` with its locks
+        # held (a thread being started), where joining a thread deadlocks. So an early
+        # close only cancels what has not started; what runs ends on its own.
         for executor in (runners, pool):
             if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+                executor.shutdown(wait=not closed_early, cancel_futures=True)

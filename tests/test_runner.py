@@ -69,3 +69,29 @@ def test_stream_keeps_order_and_bounds_what_is_in_flight(workers, streams):
     assert out == [i * 10 + 1 for i in range(50)]
     # waiting prepared (2 batches) plus the batches running or finishing: never the whole input
     assert state["most_ahead"] <= 2 * 4 + (streams + 1) * 4
+
+
+def test_a_stream_closed_early_does_not_wait_for_what_runs():
+    # a consumer that stops (or the garbage collector finalising its generator, in any
+    # thread) must not join the stream's threads: a batch still running would block it
+    import threading
+
+    from bgr_core.runner import stream_batches
+
+    release = threading.Event()
+
+    def run(batch):
+        if batch[0] >= 4:  # the second batch hangs until released
+            release.wait(30)
+        return batch
+
+    stream = stream_batches(iter(range(40)), lambda i: i, run, lambda r: r, batch_size=4, workers=2, streams=2,
+                            finish_on_workers=False)
+    assert next(stream) == 0
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(5)
+    try:
+        assert not closer.is_alive(), "closing the stream waited for the running batch"
+    finally:
+        release.set()

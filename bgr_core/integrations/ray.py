@@ -101,13 +101,15 @@ class BackgroundRemover:
                   for i in todo]
         pixels, heights, widths, chans, seconds = [b""] * n, [0] * n, [0] * n, [0] * n, [0.0] * n
         start = time.perf_counter()
-        for i, result in zip(todo, self.pipeline.remove_backgrounds(images, **self.params)):
+        results = self.pipeline.remove_backgrounds(images, **self.params)
+        for i, result in zip(todo, results):
             if result.ok:
                 array = result.array
                 pixels[i] = np.ascontiguousarray(array).tobytes()
                 heights[i], widths[i], chans[i] = array.shape
             else:
                 errors[i], texts[i] = result.error, result.error_description
+        results.close()  # zip stops short of the stream's end: its threads end now, not when collected
         share = (time.perf_counter() - start) / max(1, len(todo))
         for i in todo:
             seconds[i] = share
