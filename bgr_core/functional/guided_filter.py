@@ -195,7 +195,8 @@ def _apply(coef_a: Tensor, coef_b: Tensor, guide: Tensor) -> Tensor:
     """q = sum_g A[:, g] * guide[:, g] + b. A: (B, G, C, H, W), b / guide: (B, *, H, W)."""
     g = guide.to(coef_a.dtype)
     # accumulated in place, in the order of a sum over the guide's channels (the same
-    # values): no (B, G, C, H, W) product is ever held
+    # values within float rounding: a fused multiply-add rounds once), so no
+    # (B, G, C, H, W) product is ever held
     out = coef_a[:, 0] * g[:, 0:1]
     for i in range(1, coef_a.shape[1]):
         out.addcmul_(coef_a[:, i], g[:, i : i + 1])
