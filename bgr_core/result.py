@@ -50,8 +50,11 @@ class Result:
         output = self.frame.output.detach()
         if output.dtype == torch.uint8:  # made at full size (the working resolution): as is
             return output.cpu().permute(1, 2, 0).contiguous().numpy()
-        out = output.float().clamp(0, 1).mul(255).add(0.5).to("cpu")
-        return out.byte().permute(1, 2, 0).contiguous().numpy()
+        out = output.float().clamp(0, 1).mul_(255).add_(0.5)
+        # truncated to uint8 by the copy into the (H, W, C) array itself (the same values
+        # as .byte(); one strided copy instead of a byte tensor and a contiguous copy)
+        hwc = torch.empty((*out.shape[1:], out.shape[0]), dtype=torch.uint8)
+        return hwc.copy_(out.permute(1, 2, 0)).numpy()
 
     @property
     def image(self):
