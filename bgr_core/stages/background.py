@@ -152,7 +152,7 @@ class ComposeBackground(FrameStage):
                 if shadow is not None:
                     bg = bg * (1.0 - shadow)
             output = composite(fg, alpha, bg)
-        return frame.replace(output=output[0].clamp(0.0, 1.0))
+        return frame.replace(output=output[0].clamp_(0.0, 1.0))  # a new tensor either way: clamped in place
 
     def _custom_uint8(self, custom: torch.Tensor) -> np.ndarray:
         cached = self._uint8
