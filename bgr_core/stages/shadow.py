@@ -54,7 +54,7 @@ class Shadow(FrameStage):
         shadow = synthesize_shadow(alpha, self.strength, self.softness, contact)
         if scale < 1.0:
             shadow = F.interpolate(shadow[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-            shadow = shadow.clamp(0, 1).to(frame.alpha.dtype)
+            shadow = shadow.clamp_(0, 1).to(frame.alpha.dtype)  # the resize made a new tensor
         new = frame.replace(shadow=shadow)
         if contact is not None:
             sy, sx = h / alpha.shape[-2], w / alpha.shape[-1]
