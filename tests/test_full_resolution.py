@@ -107,6 +107,21 @@ def test_edit_keep():
     assert keep[16, 8] == 1 and keep[16, 19] == 0.5  # untouched: alpha
 
 
+
+def test_edit_keep_beside_a_small_matte_sees_what_was_drawn_next_to_it():
+    # the matte covers part of the canvas; a plate drawn just outside it still darkens
+    # (zeroes) the matte's pixel beside it, and nothing outside the matte is kept
+    photo = torch.full((3, 40, 60), 0.6)
+    edited = photo.clone()
+    edited[:, 10:20, 9:12] = 1.0  # drawn, ending one pixel left of the matte
+    alpha = torch.zeros(1, 40, 60)
+    alpha[:, 8:30, 12:50] = 1.0
+    alpha[:, 8:30, 12] = 0.5
+    keep = edit_keep(photo, edited, None, alpha)[0]
+    assert keep[10:20, 12].max() == 0  # grown by one pixel into the matte
+    assert keep[10:20, 13].min() == 1.0 and keep[22, 12] == 0.5
+    assert keep[alpha[0] == 0].abs().max() == 0
+
 def test_guided_layers_of_a_small_matte_are_those_of_the_whole_canvas():
     """The coefficients are computed on the box around the matte only: inside it they
     equal the whole canvas's, and far from the matte they are 0."""

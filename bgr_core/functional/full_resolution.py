@@ -94,14 +94,23 @@ def edit_keep(photo: torch.Tensor, edited: torch.Tensor, glass: torch.Tensor | N
     edge takes its colour from the decontaminated foreground, not the old background's
     detail.
     """
+    out = torch.zeros(alpha.shape, dtype=torch.promote_types(photo.dtype, alpha.dtype), device=alpha.device)
+    # worked out on the box around alpha > 0 grown by a pixel (the growth of what was
+    # drawn reaches one pixel): elsewhere the product with alpha is 0 anyway
+    box = grown_bounds(alpha[0] > 0, 1)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
+    photo, edited, alpha = photo[:, y0:y1, x0:x1], edited[:, y0:y1, x0:x1], alpha[:, y0:y1, x0:x1]
     luma = torch.tensor([0.299, 0.587, 0.114], dtype=photo.dtype, device=photo.device)[:, None, None]
     changed = (edited - photo).abs().amax(0, keepdim=True) > tol
     ratio = ((edited * luma).sum(0, keepdim=True) / (photo * luma).sum(0, keepdim=True).clamp_min(1e-3)).clamp(0, 1)
-    in_glass = glass > 0 if glass is not None else torch.zeros_like(changed)
+    in_glass = glass[:, y0:y1, x0:x1] > 0 if glass is not None else torch.zeros_like(changed)
     drawn = _grown(changed & ~in_glass)
     keep = torch.where(changed & in_glass, ratio, torch.ones_like(ratio))
     keep = torch.where(drawn, torch.zeros_like(keep), keep)
-    return keep * alpha.clamp(0, 1)
+    out[:, y0:y1, x0:x1] = keep * alpha.clamp(0, 1)
+    return out
 
 
 def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Tensor, keep: torch.Tensor,
