@@ -35,23 +35,28 @@ from bgr_core.functional.guided_filter import box_filter  # noqa: E402
 from bgr_core.request import parse_request  # noqa: E402
 
 
+def blur_fusion_everywhere(image: torch.Tensor, alpha: torch.Tensor, radii) -> torch.Tensor:
+    """Germer et al.'s blur fusion written out over the whole canvas, (B, 3, H, W): the
+    image where alpha is 1, 0 where it is 0 (the reference of `tests/test_compose.py`)."""
+    fg = bg = image
+    for r in radii:
+        mean_a = box_filter(alpha, r)
+        blurred_fg = box_filter(fg * alpha, r) / (mean_a + 1e-5)
+        blurred_bg = box_filter(bg * (1 - alpha), r) / (1 - mean_a + 1e-5)
+        fg = (blurred_fg + alpha * (image - alpha * blurred_fg - (1 - alpha) * blurred_bg)).clamp(0, 1)
+        bg = blurred_bg
+    return torch.where(alpha >= 1, image, torch.where(alpha > 0, fg, torch.zeros_like(fg)))
+
+
 def full_size_blur_fusion(image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Both passes over the whole box around alpha > 0: (1, 3, H, W), (1, 1, H, W) in [0, 1]."""
+    """Both passes over the whole box around alpha > 0 (as shipped until 7 December
+    2026): (1, 3, H, W), (1, 1, H, W) in [0, 1]."""
     radii = blur_fusion_radii(*image.shape[-2:])
     out = torch.where(alpha >= 1.0, image, torch.zeros_like(image))
     bounds = grown_bounds(alpha[0, 0] > 0, 2 * sum(radii) + 2)
-    if bounds is None:
-        return out
-    y0, y1, x0, x1 = bounds
-    img, a = image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1]
-    fg = bg = img
-    for r in radii:
-        mean_a = box_filter(a, r)
-        blurred_fg = box_filter(fg * a, r) / (mean_a + 1e-5)
-        blurred_bg = box_filter(bg * (1 - a), r) / (1 - mean_a + 1e-5)
-        fg = (blurred_fg + a * (img - a * blurred_fg - (1 - a) * blurred_bg)).clamp(0, 1)
-        bg = blurred_bg
-    out[..., y0:y1, x0:x1] = torch.where(a >= 1.0, img, torch.where(a > 0, fg, torch.zeros_like(fg)))
+    if bounds is not None:
+        y0, y1, x0, x1 = bounds
+        out[..., y0:y1, x0:x1] = blur_fusion_everywhere(image[..., y0:y1, x0:x1], alpha[..., y0:y1, x0:x1], radii)
     return out
 
 
