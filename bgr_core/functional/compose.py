@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import grown_bounds
-from .guided_filter import box_filter
+from .guided_filter import box_filter, box_sum
 
 __all__ = ["TILE", "TILES_AT_ONCE", "estimate_foreground", "cover_resize", "composite", "blur_fusion_radii", "shadow_into_alpha"]
 
@@ -109,11 +109,9 @@ def _fine_pass(image, alpha, coarse, factor, radius, ty, tx) -> torch.Tensor:
     blurred = _sample(coarse, factor, ys, xs)
     fg1, bg1 = _correct(im, a, blurred[:, :3], blurred[:, 3:]), blurred[:, 3:]
     stack = torch.cat([a, fg1 * a, bg1 * (1.0 - a), torch.ones_like(a)], dim=1) * inside.to(a.dtype)
-    k = 2 * radius + 1
-    c = F.pad(stack, (1, 0, 1, 0)).cumsum(2).cumsum(3)
-    sums = c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k]  # (N, 8, TILE, TILE)
-    means = sums[:, :7] / sums[:, 7:]
     core = slice(radius, radius + TILE)
+    sums = box_sum(stack, radius)[..., core, core]  # (N, 8, TILE, TILE)
+    means = sums[:, :7] / sums[:, 7:]
     return _correct(im[..., core, core], a[..., core, core], *_blurred(means[:, 0:1], means[:, 1:4], means[:, 4:7]))
 
 
@@ -146,6 +144,8 @@ def estimate_foreground(
         radii = blur_fusion_radii(image.shape[-2], image.shape[-1])
     coarse_r, fine_r = int(radii[0]), int(radii[-1])
     zero = torch.zeros((), dtype=image.dtype, device=image.device)
+    # window sums in at least float32 (a half-precision cumulative sum would lose them)
+    work = torch.promote_types(image.dtype, torch.float32)
     out = torch.where(alpha >= 1.0 - _SURE, image, zero)
     for b in range(image.shape[0]):
         # the box around the matte: farther than the coarse radius from it no window
@@ -155,8 +155,6 @@ def estimate_foreground(
         if bounds is None:
             continue
         y0, y1, x0, x1 = bounds
-        # window sums in at least float32 (a half-precision cumulative sum would lose them)
-        work = torch.promote_types(image.dtype, torch.float32)
         crop_image, crop_alpha = image[b:b + 1, :, y0:y1, x0:x1].to(work), alpha[b:b + 1, :, y0:y1, x0:x1].to(work)
         soft = (crop_alpha[0, 0] > _SURE) & (crop_alpha[0, 0] < 1.0 - _SURE)
         h, w = soft.shape

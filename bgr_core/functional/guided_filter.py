@@ -62,9 +62,16 @@ def _cumsum_window(x: Tensor, radius: int, dim: int) -> Tensor:
     return hi - lo
 
 
+# planes of at most this many pixels count as small (see `_window_sum`)
+SMALL_PLANE = 64 * 64
+
+
 def _window_sum(x: Tensor, radius: int) -> Tensor:
     """(B, C, H, W) float32/float64 → sums over the (2r+1)^2 window, zeros outside."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad:
+    # OpenCV's running sums per plane on the CPU, except for many small planes (the tiles
+    # of `compose.estimate_foreground`), where a call per plane costs more than the sums
+    small = x.shape[-2] * x.shape[-1] <= SMALL_PLANE and x.shape[0] * x.shape[1] > 16
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad and not small:
         planes = x.detach().reshape(-1, *x.shape[-2:]).contiguous().numpy()
         out = np.empty_like(planes)
         k = 2 * radius + 1
