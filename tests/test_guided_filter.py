@@ -53,6 +53,14 @@ def test_box_sum_float32_cpu_path_matches_naive(r):
     torch.testing.assert_close(box_sum(view, r).double(), _naive_box_sum(x[:, :, 2:, 1:], r), atol=1e-4, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("r", [1, 3])
+def test_box_sum_of_many_small_float32_planes_matches_naive(r):
+    # more than 16 planes of at most 64 x 64 pixels take the cumulative sums, not OpenCV
+    torch.manual_seed(2)
+    x = torch.rand(5, 8, 13, 19, dtype=torch.float64)
+    torch.testing.assert_close(box_sum(x.float(), r).double(), _naive_box_sum(x, r), atol=1e-4, rtol=1e-5)
+
 def test_box_filter_keeps_dtype_and_constants():
     x = torch.full((1, 2, 30, 20), 0.25, dtype=torch.float16)
     y = box_filter(x, 4)
