@@ -101,6 +101,38 @@ def test_saved_weights_are_the_body_only_and_load_strictly_into_the_runtime_net(
         assert torch.equal(runtime.eval()(x), net(x)[:, :1])
 
 
+def test_half_top_student_trains_and_saves_the_default_nets_shape(tmp_path):
+    """``--half-top``: the body is `U2NetPHalfTop` (the default matte net), the glass
+    head's output comes at the input's size, a step trains it, and the saved body loads
+    strictly into the runtime's ``u2netp_vehicle_half`` with the same output."""
+    from safetensors.torch import load_file
+
+    from bgr_core.models import MODEL_BUILDERS
+
+    generic = _generic()
+    net = T.init_student(generic, 0, half_top=True)
+    assert isinstance(net, T.GlassAuxHalfNet)
+    b = T.batch_tensors(_batch(2, 48))
+    outputs = net.train()(b["x"], logits=True)
+    assert len(outputs) == 8 and all(o.shape == (2, 1, 48, 48) for o in outputs)
+    groups = T.param_groups(net, 1e-3, 0.3, 10.0)
+    opt = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.0)
+    loss, _ = T.loss_fn(outputs, b, None, 0.0)
+    before = net.state_dict()["stage1d.conv_in.conv.weight"].clone()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert not torch.equal(net.state_dict()["stage1d.conv_in.conv.weight"], before)
+    path = tmp_path / "half.safetensors"
+    T.save_weights(net.eval(), path, {"model": "u2netp_vehicle_half"})
+    runtime = MODEL_BUILDERS["u2netp_vehicle_half"]()
+    runtime.load_state_dict(load_file(str(path)), strict=True)
+    x = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(runtime.eval()(x), net(x)[:, :1])
+        assert not torch.allclose(runtime(x), T.init_student(generic, 0).eval()(x)[:, :1])  # not the full-size top
+
+
 def test_emphasis_weighs_marked_pixels_more():
     b = T.batch_tensors(_batch(1, 16))
     logit = torch.zeros_like(b["vehicle"])

@@ -55,36 +55,6 @@ def test_weights_are_zero_wherever_any_source_pixel_was_unknown():
     assert 9 <= unknown <= 40  # the patch, squashed 3x in x and 2x in y, and its edge pixels
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_pasted_car_is_labelled_where_it_is_drawn(seed):
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((512, 768), bool)
-    mask[200:400, 100:650] = True
-    car = V.CarvanaPhoto(np.full((512, 768, 3), 230, np.uint8), mask)
-    h, w = 300, 450
-    bg = V.Layers(np.zeros((h, w, 3), np.uint8), *(np.zeros((h, w), np.float32) for _ in range(2)),
-                  np.zeros((h, w), np.float32), np.ones((h, w), np.float32))
-    bg.vweight[:] = 1
-    scene, alpha = V.paste_car(bg, car, rng)
-    assert np.array_equal(scene.vehicle, alpha)  # nothing else is vehicle on a plain backdrop
-    drawn = scene.image.astype(np.float32).mean(axis=2) > 60
-    assert _iou(drawn, alpha > 0.5) > 0.97
-    # glass is not labelled on the car, and is "not glass" on the backdrop
-    assert (scene.gweight[alpha > 0.5] == 0).all() and (scene.gweight[alpha == 0] == 1).all()
-
-
-def test_secondary_rule():
-    alpha = np.zeros((100, 100), np.float32)
-    alpha[30:70, 20:80] = 1  # the pasted car, central
-    small_side = np.zeros((100, 100), bool)
-    small_side[40:60, 85:100] = True
-    big = np.zeros((100, 100), bool)
-    big[10:90, 0:50] = True
-    assert V.secondary(small_side, alpha)
-    assert not V.secondary(big, alpha)
-    assert V.secondary(np.zeros((100, 100), bool), alpha)
-
-
 def test_splits_never_share_a_car_or_photo(shared_data):
     sp = V.splits(shared_data)
     cars = [set(sp[k]) for k in ("carvana_train", "carvana_select", "carvana_report")]
@@ -97,13 +67,13 @@ def test_splits_never_share_a_car_or_photo(shared_data):
     assert all(i % 2 == 0 for i in photos[2]) and all(i % 2 == 1 for i in photos[0] | photos[1])
 
 
-@pytest.mark.parametrize("kind", list(V.SampleMaker.KINDS))
+@pytest.mark.parametrize("kind", [*V.SampleMaker.KINDS, "pair"])
 def test_every_kind_of_sample(shared_data, kind):
-    maker = V.SampleMaker(shared_data, 64)
+    maker = V.SampleMaker(shared_data, 64, pairs=kind == "pair")
     for seed in range(3):
         s = maker.sample((7, seed), kind=kind)
         assert s["kind"] == kind and s["image"].shape == (64, 64, 3)
-        assert s["vweight"].sum() > 0 and (s["gweight"].sum() > 0 or kind == "street")
+        assert s["vweight"].sum() > 0 and (s["gweight"].sum() > 0 or kind in ("street", "pair"))
         if kind == "empty":
             assert s["vehicle"].max() == 0 and s["glass"].max() == 0
         else:
@@ -186,3 +156,46 @@ def test_wheel_samples_mark_wheels_and_keep_the_mirror_marks(shared_data):
             seen += 1
             assert (b["vehicle"][eb] > 0.5).all() and (b["vweight"][eb] == 1).all()
     assert seen >= 4  # most carparts photos show a wheel
+
+
+def test_pairs_add_the_pair_kind_to_the_draw_and_change_nothing_else(shared_data):
+    plain, pairs = V.SampleMaker(shared_data, 64), V.SampleMaker(shared_data, 64, pairs=True)
+    assert "pair" not in plain.kinds and pairs.kinds["pair"] == V.SampleMaker.PAIRS
+    assert sum(pairs.kinds.values()) == pytest.approx(1.0)
+    for kind in V.SampleMaker.KINDS:  # a kind asked for by name is the same sample
+        a, b = plain.sample((2, 5), kind=kind), pairs.sample((2, 5), kind=kind)
+        assert all(np.array_equal(a[k], b[k]) for k in ("image", "vehicle", "vweight", "glass", "gweight"))
+    drawn = [pairs.sample((3, seed), size=16)["kind"] for seed in range(60)]
+    assert 2 <= drawn.count("pair") <= 20
+
+
+def _flat_car(value: tuple[int, int, int]) -> V.CarvanaPhoto:
+    mask = np.zeros((512, 768), bool)
+    mask[220:400, 120:640] = True
+    image = np.zeros((512, 768, 3), np.uint8)
+    image[mask] = value
+    return V.CarvanaPhoto(image, mask)
+
+
+def test_pair_labels_the_front_car_and_the_car_behind_as_background(shared_data, monkeypatch):
+    """With flat cars on a black backdrop: the red car pasted first (behind) is never
+    vehicle, and is labelled background where it shows and is clearly secondary; the
+    green car in front is the vehicle."""
+    maker = V.SampleMaker(shared_data, 64, pairs=True)
+    black = lambda rng, h, w: np.zeros((h, w, 3), np.uint8)  # noqa: E731
+    monkeypatch.setattr(V, "synthetic_backdrop", black)
+    monkeypatch.setattr(maker, "_street_backdrop", lambda h, w, rng: (
+        V.Layers(black(rng, h, w), *(np.zeros((h, w), np.float32) if i % 2 == 0 else np.ones((h, w), np.float32)
+                                     for i in range(4))), np.zeros((h, w), bool)))
+    labelled_behind = 0
+    for seed in range(10):
+        cars = iter([_flat_car((230, 20, 20)), _flat_car((20, 230, 20))])
+        monkeypatch.setattr(maker, "_random_car", lambda rng: next(cars))
+        layers = maker.layers("pair", np.random.default_rng(seed))
+        img = layers.image.astype(np.int32)
+        red = (img[..., 0] > img[..., 1] + 60) & (img[..., 0] > 80)
+        green = (img[..., 1] > img[..., 0] + 60) & (img[..., 1] > 80)
+        assert green.sum() > 500 and (layers.vehicle[green] > 0.5).mean() > 0.97
+        assert (layers.vehicle[red] < 0.5).all()
+        labelled_behind += int((red & (layers.vweight == 1)).sum() > 50)
+    assert labelled_behind >= 4

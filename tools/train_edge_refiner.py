@@ -21,7 +21,7 @@ Samples (``--cache`` keeps them; a second run with the same file only trains):
   true aspect (768x512) and at random smaller scales (0.45-1), the mask resized as a
   fraction (soft at the edge, as a camera sees a sub-pixel outline);
 - the same cars cut out and pasted on generated backdrops and vehicle-free scenes
-  (`vehicle_data.paste_car`, with its shadow and paint jitter), so the net sees dark,
+  (`vehicle_paste.paste_car`, with its shadow and paint jitter), so the net sees dark,
   textured and coloured surroundings, not only the studio's grey;
 - a JPEG round trip at a random quality on a third of each;
 - with ``--carparts N``, N draws of the carparts training photos as the vehicle net sees
@@ -55,6 +55,7 @@ for p in (ROOT, ROOT / "tools"):
         sys.path.insert(0, str(p))
 
 import vehicle_data as V  # noqa: E402  (tools/)
+import vehicle_paste as P  # noqa: E402
 from bgr_core.functional.edge_refine import edge_band, gather_patches, refine_edges  # noqa: E402
 from bgr_core.models.edge_refiner import EdgeRefinerNet  # noqa: E402
 
@@ -94,11 +95,11 @@ def composite_sample(data: Path, car: str, view: str, rng: np.random.Generator,
     w = int(rng.choice([640, 768, 1024]))
     h = int(round(w * rng.uniform(0.6, 0.8)))
     if scenes and rng.random() < 0.5:
-        bg, _ = V.cover(scenes[int(rng.integers(len(scenes)))], h, w, rng)
+        bg, _ = P.cover(scenes[int(rng.integers(len(scenes)))], h, w, rng)
     else:
         bg = V.synthetic_backdrop(rng, h, w)
     zeros = np.zeros((h, w), np.float32)
-    layers, alpha = V.paste_car(V.Layers(bg, zeros, zeros, zeros, zeros), V.CarvanaPhoto(img, mask), rng)
+    layers, alpha = P.paste_car(P.Layers(bg, zeros, zeros, zeros, zeros), P.CarvanaPhoto(img, mask), rng)
     return _jpeg(layers.image, rng), alpha.astype(np.float32)
 
 

@@ -50,7 +50,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 import vehicle_batches as VB  # noqa: E402
 import vehicle_data as V  # noqa: E402
 from bgr_core.functional.matte import normalize  # noqa: E402
-from bgr_core.models import U2NetP  # noqa: E402
+from bgr_core.models import U2NetP, U2NetPHalfTop  # noqa: E402
 
 FROZEN = ("stage1", "stage2")
 ENCODER = ("stage3", "stage4", "stage5", "stage6")
@@ -88,16 +88,30 @@ class GlassAuxNet(U2NetP):
         return torch.sigmoid(torch.cat((sides[0], glass), dim=1))
 
 
+class GlassAuxHalfNet(GlassAuxNet, U2NetPHalfTop):
+    """`GlassAuxNet` over `U2NetPHalfTop` (``--half-top``): the last decoder block runs at
+    half size, so the glass head does too and its logits are resized to the input's size;
+    the body's tensors are those of ``u2netp_vehicle_half.safetensors``."""
+
+    def forward(self, x: Tensor, logits: bool = False) -> Tensor | tuple[Tensor, ...]:  # type: ignore[override]
+        hx1d, sides = self.features(x)
+        glass = F.interpolate(self.glass(hx1d), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if logits:
+            return (*sides, glass)
+        return torch.sigmoid(torch.cat((sides[0], glass), dim=1))
+
+
 def load_generic(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path), device="cpu")
 
 
-def init_student(generic: dict[str, torch.Tensor], seed: int) -> GlassAuxNet:
-    """The vehicle net with the generic body and a freshly initialised glass head."""
+def init_student(generic: dict[str, torch.Tensor], seed: int, half_top: bool = False) -> GlassAuxNet:
+    """The vehicle net with the generic body and a freshly initialised glass head
+    (`half_top`: the `U2NetPHalfTop` body, `GlassAuxHalfNet`)."""
     torch.manual_seed(seed)
-    net = GlassAuxNet()
+    net = GlassAuxHalfNet() if half_top else GlassAuxNet()
     missing, unexpected = net.load_state_dict(generic, strict=False)
     if unexpected or any(not k.startswith("glass.") for k in missing):
         raise RuntimeError(f"generic weights do not fit the body: missing {missing}, unexpected {unexpected}")
@@ -329,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="mark the carparts wheels too, weighed like the mirrors (--mirror-weight)")
     ap.add_argument("--cast-shadows", action="store_true",
                     help="give pasted cars a sunlit cast shadow 40 %% of the time (vehicle_cast_shadow.py)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="draw the pair kind too: a car parked behind the subject, labelled background where clearly secondary")
+    ap.add_argument("--half-top", action="store_true",
+                    help="train the half-size top (U2NetPHalfTop, the default matte net's shape); --init its weights")
     ap.add_argument("--contact-weight", type=float, default=0.0,
                     help="extra loss weight on the labelled pixels along a Carvana car's lower outline "
                          "(floor and contact shadow below it, sills and tyres above; vehicle_contact.py)")
@@ -364,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     generic = load_generic(args.generic)
     body_file = args.init is not None and args.init.suffix == ".safetensors"
-    net = init_student(load_generic(args.init) if body_file else generic, args.seed).to(memory_format=torch.channels_last)
+    net = init_student(load_generic(args.init) if body_file else generic, args.seed,
+                       args.half_top).to(memory_format=torch.channels_last)
     if body_file and args.init_head is not None:
         head = torch.load(args.init_head, map_location="cpu", weights_only=False)["net"]
         net.glass.load_state_dict({k[len("glass."):]: v for k, v in head.items() if k.startswith("glass.")}, strict=True)
@@ -378,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
     sizes = [int(s) for s in args.sizes.split(",")]
     make_maker = functools.partial(V.SampleMaker, args.data, sizes[0], mirrors=args.mirror_weight > 0, wheels=args.wheels,
-                                   contact=args.contact_weight > 0, cast=args.cast_shadows)
+                                   contact=args.contact_weight > 0, cast=args.cast_shadows, pairs=args.pairs)
     select = SelectionSet(args.data)
     state = {"step": 0, "best": None, "history": []}
     if resume is not None:
@@ -449,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (" BEST" if better else ""), flush=True)
             if better:
                 state["best"] = {"step": state["step"], **res}
-                meta = {"model": "u2netp_vehicle", "step": str(state["step"]), "selection": json.dumps(res),
+                meta = {"model": "u2netp_vehicle_half" if args.half_top else "u2netp_vehicle",
+                        "step": str(state["step"]), "selection": json.dumps(res),
                         "init": init_note,
                         "data": "Carvana Image Masking Challenge (Kaggle competition terms) and Car Parts Dataset "
                                 "(Pasupa et al. 2021); see weights/README.md",

@@ -34,6 +34,11 @@ Kinds of sample (`SampleMaker.KINDS`, drawn with fixed shares):
   polygons leave out) and a thin band along the parts' outline are unknown;
   ``front_glass`` / ``back_glass`` are glass, door polygons (side windows inside)
   unknown for glass, other parts and the outside not glass.
+- ``pair`` (only with ``SampleMaker(pairs=True)``): two Carvana cars on a street photo
+  or a generated backdrop, a smaller one parked behind the other and partly hidden by
+  it; the one in front is the vehicle, the one behind background where it is clearly
+  secondary (else out of the loss), so that the net learns to leave the car behind the
+  subject out of its matte.
 - ``empty``: a scene with no vehicle (people, a cat, coffee, textures, the Carvana
   studio's wall without the car, generated backdrops): the target is empty.
 
@@ -61,7 +66,17 @@ import numpy as np
 import vehicle_backdrops
 from vehicle_backdrops import empty_scenes, synthetic_backdrop
 from vehicle_contact import contact_band
-from vehicle_cast_shadow import cast_shadow
+from vehicle_paste import (
+    CarvanaPhoto,
+    Layers,
+    Placement,
+    cover,
+    draw_placement,
+    edge_band,
+    label_if_secondary,
+    paste_car,
+    warp,
+)
 
 # scikit-image's photos without a vehicle (benchmarks/no_vehicle.py, weights/README.md)
 HELD_OUT_EMPTY, TRAIN_EMPTY = vehicle_backdrops.HELD_OUT_EMPTY, vehicle_backdrops.TRAIN_EMPTY
@@ -122,14 +137,6 @@ def read_mask(path: Path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im) > 0
-
-
-@dataclass
-class CarvanaPhoto:
-    """A Carvana studio photo at its true aspect: image (512, 768, 3) uint8, mask bool."""
-
-    image: np.ndarray
-    mask: np.ndarray
 
 
 def load_carvana(data: Path, car: str, view: str) -> CarvanaPhoto:
@@ -197,138 +204,7 @@ class CarParts:
                            raster(lambda n: n in MIRRORS), raster(lambda n: n in WHEELS))
 
 
-# -- geometry helpers -------------------------------------------------------------------
-
-
-def cover(img: np.ndarray, h: int, w: int, rng: np.random.Generator, interp=cv2.INTER_AREA) -> tuple[np.ndarray, np.ndarray]:
-    """Scale `img` to cover (h, w) and crop at random; returns the crop and the 2x3
-    affine map (source -> canvas) so other layers can follow it."""
-    ih, iw = img.shape[:2]
-    s = max(h / ih, w / iw) * rng.uniform(1.0, 1.4)
-    x0 = rng.uniform(0, iw * s - w)
-    y0 = rng.uniform(0, ih * s - h)
-    m = np.array([[s, 0, -x0], [0, s, -y0]], np.float32)
-    return warp(img, m, h, w, interp), m
-
-
-def warp(layer: np.ndarray, m: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR, border=0) -> np.ndarray:
-    if layer.dtype == bool:
-        layer = layer.astype(np.float32)
-    return cv2.warpAffine(layer, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-
-
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    if r <= 0:
-        return mask
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask.astype(np.uint8), k) > 0
-
-
-def _edge_band(mask: np.ndarray, r: int) -> np.ndarray:
-    """Pixels within r of the outline of `mask`."""
-    m = mask.astype(np.uint8)
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return (cv2.dilate(m, k) > 0) & ~(cv2.erode(m, k) > 0)
-
-
 # -- samples ----------------------------------------------------------------------------
-
-
-@dataclass
-class Layers:
-    """A scene on its canvas before the photographic augmentation, all (h, w):
-    image uint8 RGB, vehicle / vweight / glass / gweight float32; ``emphasis`` float32
-    in {0, 1} marks the labelled vehicle pixels the net tends to miss (door mirrors),
-    which the trainer may weigh more (None: none); ``contact`` likewise marks the pixels
-    along the vehicle's lower outline (None: not drawn)."""
-
-    image: np.ndarray
-    vehicle: np.ndarray
-    vweight: np.ndarray
-    glass: np.ndarray
-    gweight: np.ndarray
-    emphasis: np.ndarray | None = None
-    contact: np.ndarray | None = None
-
-
-def paste_car(bg: Layers, car: CarvanaPhoto, rng: np.random.Generator, cast: bool = False) -> tuple[Layers, np.ndarray]:
-    """Paste `car` (cut out by its mask) on `bg` at a random dealer-photo size and place,
-    with a soft shadow under it (and with `cast`, 40 % of the time, a sunlit cast shadow:
-    `vehicle_cast_shadow`). Returns the scene and the car's alpha on the canvas."""
-    h, w = bg.image.shape[:2]
-    ys, xs = np.nonzero(car.mask)
-    cx0, cx1, cy0, cy1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    cw, chh = cx1 - cx0, cy1 - cy0
-    # Car width as a share of the canvas width: small cars to cars cut by the frame.
-    share = float(np.clip(rng.lognormal(np.log(0.72), 0.3), 0.25, 1.25))
-    s = share * w / cw
-    if chh * s > 1.15 * h:
-        s = 1.15 * h / chh
-    cx = w / 2 + rng.uniform(-0.25, 0.25) * w * (1.05 - min(share, 1.0))
-    bottom = rng.uniform(0.62, 1.08) * h
-    tx, ty = cx - (cx0 + cx1) / 2 * s, bottom - cy1 * s
-    m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    rgb = warp(car.image, m, h, w, interp).astype(np.float32)
-    alpha = np.clip(warp(car.mask.astype(np.float32), m, h, w, cv2.INTER_LINEAR), 0, 1)
-    rgb = _jitter_car(rgb, rng)
-    base = bg.image.astype(np.float32)
-    if rng.random() < 0.8:  # contact and drop shadow: background, not vehicle
-        base = _shadow(base, alpha, rng)
-    if cast and rng.random() < 0.4:
-        base = cast_shadow(base, alpha, rng)
-    image = base * (1 - alpha[..., None]) + rgb * alpha[..., None]
-    glass_w = bg.gweight * (alpha < 0.01)  # glass is not labelled on Carvana cars
-    return Layers(
-        np.clip(image, 0, 255).astype(np.uint8),
-        np.maximum(bg.vehicle * (1 - alpha), alpha),
-        np.maximum(bg.vweight, (alpha > 0.5).astype(np.float32)),
-        bg.glass * (alpha < 0.01),
-        glass_w.astype(np.float32),
-    ), alpha
-
-
-def _jitter_car(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Paint and light changes of the car alone (float RGB 0..255)."""
-    if rng.random() < 0.5:
-        g = rgb.mean(axis=2, keepdims=True)
-        rgb = g + (rgb - g) * rng.uniform(0.5, 1.4)
-    if rng.random() < 0.3:  # hue: rotate the channels' weights a little
-        rgb = rgb[..., rng.permutation(3)] * 0.3 + rgb * 0.7
-    return rgb * rng.uniform(0.6, 1.25) + rng.uniform(-20, 20)
-
-
-def _shadow(base: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    ys, xs = np.nonzero(alpha > 0.5)
-    if len(ys) == 0:
-        return base
-    h, w = alpha.shape
-    x0, x1, y1 = xs.min(), xs.max(), ys.max()
-    shade = np.zeros((h, w), np.float32)
-    cx, cy = (x0 + x1) / 2, y1 - 0.02 * (x1 - x0)
-    ax = max(2, int((x1 - x0) * rng.uniform(0.45, 0.6)))
-    ay = max(2, int((x1 - x0) * rng.uniform(0.04, 0.12)))
-    cv2.ellipse(shade, (int(cx), int(cy)), (ax, ay), 0, 0, 360, 1.0, -1)
-    k = int(max(3, (x1 - x0) * rng.uniform(0.02, 0.08))) | 1
-    shade = cv2.GaussianBlur(shade, (k, k), 0)
-    return base * (1 - rng.uniform(0.3, 0.85) * shade[..., None])
-
-
-def secondary(parts: np.ndarray, alpha: np.ndarray) -> bool:
-    """Whether the background's vehicle (`parts` on the canvas) is clearly secondary to
-    the pasted one (`alpha`): under a third of its area and farther from the centre."""
-    a_bg, a_car = parts.sum(), (alpha > 0.5).sum()
-    if a_bg == 0:
-        return True
-    if a_car == 0 or a_bg > a_car / 3:
-        return False
-    h, w = parts.shape
-    c = np.array([h / 2, w / 2])
-
-    def dist(m):
-        return np.hypot(*(np.argwhere(m).mean(axis=0) - c))
-
-    return dist(parts) > dist(alpha > 0.5)
 
 
 class SampleMaker:
@@ -340,14 +216,20 @@ class SampleMaker:
     net misses most often); both off, the samples are those the shipped vehicle net was
     first trained on. ``contact=True`` adds each sample's ``contact`` marks (Carvana cars:
     studio photos and pasted ones; the samples are otherwise unchanged); ``cast=True``
-    gives pasted cars a sunlit cast shadow 40 % of the time (`vehicle_cast_shadow`)."""
+    gives pasted cars a sunlit cast shadow 40 % of the time (`vehicle_cast_shadow`);
+    ``pairs=True`` adds the ``pair`` kind (a car parked behind the subject, `_pair`) to
+    the draw, `PAIRS` of it."""
 
     KINDS = {"street": 0.40, "synthetic": 0.15, "studio": 0.10, "carparts": 0.27, "empty": 0.08}
+    PAIRS = 0.15  # the share of ``pair`` samples with ``pairs=True`` (the others scaled down)
 
     def __init__(self, data: Path, size: int = 224, cars: list[str] | None = None,
                  street_ids: list[int] | None = None, mirrors: bool = False, wheels: bool = False,
-                 contact: bool = False, cast: bool = False) -> None:
+                 contact: bool = False, cast: bool = False, pairs: bool = False) -> None:
         self.data = Path(data)
+        total = sum(self.KINDS.values())
+        self.kinds = ({k: v / total * (1 - self.PAIRS) for k, v in self.KINDS.items()} | {"pair": self.PAIRS}
+                      if pairs else dict(self.KINDS))
         self.cast = bool(cast)
         self.contact = bool(contact)
         self.mirrors = bool(mirrors)
@@ -407,7 +289,7 @@ class SampleMaker:
             near = lambda x: warp(x, m, h, w, cv2.INTER_NEAREST) > 0.5  # noqa: E731
             parts, hull, glass, doors = near(p.parts), near(p.hull), near(p.glass), near(p.doors)
             r = max(1, round(0.006 * np.hypot(h, w)))
-            unsure = (hull & ~parts) | _edge_band(parts, r)
+            unsure = (hull & ~parts) | edge_band(parts, r)
             emphasis = None
             marked = [near(x) for x, on in ((p.mirrors, self.mirrors), (p.wheels, self.wheels)) if on]
             if marked:
@@ -415,9 +297,9 @@ class SampleMaker:
                 # so that most of it stays labelled (its outside stays unknown as before);
                 # so is a wheel's, whose lost part is the tyre's dark edge.
                 parts_on = np.logical_or.reduce(marked)
-                unsure &= ~(parts_on & ~_edge_band(parts_on, max(1, r // 3)))
+                unsure &= ~(parts_on & ~edge_band(parts_on, max(1, r // 3)))
                 emphasis = (parts_on & ~unsure).astype(np.float32)
-            gunsure = doors | _edge_band(glass, r) | (hull & ~parts)
+            gunsure = doors | edge_band(glass, r) | (hull & ~parts)
             return Layers(img, parts.astype(np.float32), (~unsure).astype(np.float32),
                           glass.astype(np.float32), (~gunsure).astype(np.float32), emphasis)
         if kind == "empty":
@@ -433,28 +315,58 @@ class SampleMaker:
             else:
                 img = synthetic_backdrop(rng, h, w)
             return Layers(img, zeros, ones, zeros, ones)
+        if kind == "pair":
+            return self._pair(h, w, rng)
         # street / synthetic: a Carvana car pasted on a backdrop
         if kind == "street":
-            p = self._photo(self.street_ids[rng.integers(len(self.street_ids))])
-            img, m = cover(p.image, h, w, rng)
-            parts = warp(p.parts, m, h, w, cv2.INTER_NEAREST) > 0.5
-            hull = warp(p.hull, m, h, w, cv2.INTER_NEAREST) > 0.5
-            bg = Layers(img, zeros, (~hull).astype(np.float32), zeros, (~hull).astype(np.float32))
+            bg, street_car = self._street_backdrop(h, w, rng)
             scene, alpha = paste_car(bg, self._random_car(rng), rng, self.cast)
-            visible = parts & (alpha < 0.5)
-            if hull.any() and secondary(visible, alpha):
-                # The street car is clearly secondary: its parts are background.
-                scene.vweight = np.maximum(scene.vweight, (visible & ~_edge_band(parts, 2)).astype(np.float32))
-            return scene
+            return label_if_secondary(scene, street_car, alpha)
         bg = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones)
         return paste_car(bg, self._random_car(rng), rng, self.cast)[0]
+
+    def _street_backdrop(self, h: int, w: int, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
+        """A carparts street photo of the training half as a backdrop, its own car (the
+        parts' hull) left out of the loss; also returns that car's parts on the canvas."""
+        zeros = np.zeros((h, w), np.float32)
+        p = self._photo(self.street_ids[rng.integers(len(self.street_ids))])
+        img, m = cover(p.image, h, w, rng)
+        parts = warp(p.parts, m, h, w, cv2.INTER_NEAREST) > 0.5
+        hull = warp(p.hull, m, h, w, cv2.INTER_NEAREST) > 0.5
+        return Layers(img, zeros, (~hull).astype(np.float32), zeros, (~hull).astype(np.float32)), parts
+
+    def _pair(self, h: int, w: int, rng: np.random.Generator) -> Layers:
+        """Two Carvana cars, one parked behind the other and partly hidden by it (a car
+        behind the subject, the neighbour beside it), on a street photo or a generated
+        backdrop. The one in front is the vehicle; the one behind is background where it
+        is clearly secondary (`secondary`, the pipeline's rule), else left out of the loss."""
+        if rng.random() < 0.5:
+            bg, street_car = self._street_backdrop(h, w, rng)
+        else:
+            ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
+            bg, street_car = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones), zeros > 0
+        front = draw_placement(h, w, rng)
+        front.share = min(front.share, rng.uniform(0.4, 0.75))  # room beside it for the other
+        share = front.share * rng.uniform(0.45, 0.85)
+        # farther away: higher up and smaller; off to one side (mostly the roomier one)
+        # so that part of it shows
+        roomier = 1.0 if front.cx < w / 2 else -1.0
+        side = roomier if rng.random() < 0.75 else -roomier
+        reach = rng.uniform(0.45, 1.05) * (front.share + share) * w / 2
+        behind = Placement(share, front.cx + side * reach, front.bottom - rng.uniform(0.05, 0.25) * h)
+        mid, other = paste_car(bg, self._random_car(rng), rng, self.cast, behind)
+        mid.vehicle = bg.vehicle * (1 - other)
+        mid.vweight = bg.vweight * (other < 0.01)
+        scene, alpha = paste_car(mid, self._random_car(rng), rng, self.cast, front)
+        scene = label_if_secondary(scene, street_car, alpha)
+        return label_if_secondary(scene, other > 0.5, alpha)
 
     def sample(self, seed: int | tuple[int, ...], kind: str | None = None, size: int | None = None) -> dict[str, np.ndarray]:
         """One sample (see the module's docstring), squashed to `size` (default: the maker's)."""
         rng = np.random.default_rng(seed)
         if kind is None:
-            names = list(self.KINDS)
-            kind = names[rng.choice(len(names), p=np.array(list(self.KINDS.values())) / sum(self.KINDS.values()))]
+            names = list(self.kinds)
+            kind = names[rng.choice(len(names), p=np.array(list(self.kinds.values())) / sum(self.kinds.values()))]
         return augment(self.layers(kind, rng), size or self.size, rng) | {"kind": kind}
 
 
