@@ -242,6 +242,7 @@ def compose_full(
     # shadow reach needs the photo and the layers: elsewhere alpha and shade are 0 and
     # the output is the background itself (most of a dealer photo's canvas). A
     # transparent output keeps the foreground's colour everywhere, so it samples all.
+    plain = None
     if transparent:
         row_live = torch.ones(out_h, dtype=torch.bool)
         c0, c1 = 0, out_w
@@ -250,16 +251,20 @@ def compose_full(
         row_live = _reaches(to_work[0](ys_all).float(), live.any(1))
         col_live = torch.nonzero(_reaches(xs_work, live.any(0))).flatten()
         c0, c1 = (int(col_live[0]), int(col_live[-1]) + 1) if col_live.numel() else (0, 0)
+        if c1 > c0:
+            plain = _Plain.of(layers, live)
+    # over white only the live box is composed: the rest of the canvas is set once
+    white = not transparent and image_bg is None and layer_bg is None
+    if white:
+        out.fill(255)
     for top in range(0, out_h, rows):
         ys_full = ys_all[top : min(out_h, top + rows)]
-        if transparent:
+        if transparent or white:
             bg = None
         elif image_bg is not None:
             bg = _source_band(image_bg, to_background[0](ys_full).float(), xs_bg, padding="border")
-        elif layer_bg is not None:
-            bg = _sample(layer_bg, to_work[0](ys_full).float(), xs_work)
         else:
-            bg = torch.ones(3, ys_full.numel(), out_w)
+            bg = _sample(layer_bg, to_work[0](ys_full).float(), xs_work)
         band = bg
         live_rows = torch.nonzero(row_live[top : top + ys_full.numel()]).flatten()
         if live_rows.numel() and c1 > c0:
@@ -267,28 +272,127 @@ def compose_full(
             ys = ys_full[r0:r1]
             photo = _source_band(source, to_source[0](ys).float(), xs_src[c0:c1])
             ys_work = to_work[0](ys).float()
-            sampled = _sample(layers, ys_work, xs_work[c0:c1])
-            a, b, base, keep = sampled[0:3], sampled[3:4], sampled[4:7], sampled[7:8]
-            alpha = ((a * photo).sum(0, keepdim=True) + b).clamp_(0, 1)
-            fg = (base + keep * photo).clamp_(0, 1)
             shade = _sample(shadow_f, ys_work, xs_work[c0:c1]).clamp(0, 1) if shadow_f is not None else None
             if transparent:
+                alpha, fg = _alpha_fg(_sample(layers, ys_work, xs_work[c0:c1]), photo)
                 if shade is not None:
                     fg, alpha = shadow_into_alpha(fg, alpha, shade)
                 inner = torch.cat([fg, alpha], dim=0)
             else:
-                under = bg[:, r0:r1, c0:c1]
-                if shade is not None:
-                    under = under * (1 - shade)
-                inner = torch.lerp(under, fg, alpha)
+                if white:
+                    under = (1 - shade).expand(3, -1, -1) if shade is not None else torch.ones(3, r1 - r0, c1 - c0)
+                else:
+                    under = bg[:, r0:r1, c0:c1]
+                    if shade is not None:
+                        under = under * (1 - shade)
+                inner = plain.compose(layers, photo, under, ys_work, xs_work[c0:c1])
+            if white:
+                _write(out[top + r0 : top + r1, c0:c1], inner)
+                continue
             if band is None:  # transparent: every pixel was sampled
                 band = inner
             else:
                 band[:, r0:r1, c0:c1] = inner
-        band = band.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
-        # torch's strided copy into the (rows, W, C) block: about 2.4x numpy's
-        torch.from_numpy(out[top : top + band.shape[1]]).copy_(band.permute(1, 2, 0))
+        if band is not None:
+            _write(out[top : top + band.shape[1]], band)
     return out
+
+
+def _write(out: np.ndarray, values: torch.Tensor) -> None:
+    """(C, n, m) float values in [0, 1] (clamped, changed in place) into `out`, an
+    (n, m, C) uint8 view."""
+    values = values.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
+    # torch's strided copy into the (rows, W, C) block: about 2.4x numpy's
+    torch.from_numpy(out).copy_(values.permute(1, 2, 0))
+
+
+def _alpha_fg(sampled: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layers (8, ...) sampled at some pixels and the photo (3, ...) there → their
+    alpha (1, ...) and foreground colour (3, ...), each clamped to [0, 1]."""
+    a, b, base, keep = sampled[0:3], sampled[3:4], sampled[4:7], sampled[7:8]
+    alpha = ((a * photo).sum(0, keepdim=True) + b).clamp_(0, 1)
+    return alpha, (base + keep * photo).clamp_(0, 1)
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """Where an opaque composite needs none of the working layers: (h, w) bool maps of
+    the working pixels whose whole 3x3 neighbourhood (every bilinear tap of a full-size
+    pixel near them) is the unedited opaque vehicle (alpha 1 whatever the photo, base 0,
+    keep 1: the output is the full photo) or background (alpha 0 whatever the photo: the
+    output is what lies under the vehicle), within `TOL`. Most of a vehicle is the first;
+    only the soft edge, the tinted glass and drawn content are sampled."""
+
+    vehicle: torch.Tensor
+    background: torch.Tensor
+
+    # a level moves by at most a quarter; the guided coefficients of a flat matte over a
+    # flat photo are themselves that far from 0 (float32 cancellation over eps = 1e-4)
+    TOL = 1e-3
+
+    @classmethod
+    def of(cls, layers: torch.Tensor, live: torch.Tensor) -> "_Plain":
+        """layers: `guided_layers` (8, h, w); live: (h, w) bool (`_live`), outside which
+        both maps stay False (the composite does not read there)."""
+        h, w = live.shape
+        vehicle = torch.zeros(h, w, dtype=torch.bool)
+        background = torch.zeros(h, w, dtype=torch.bool)
+        box = grown_bounds(live, 1)
+        if box is not None:
+            y0, y1, x0, x1 = box
+            part = layers[:, y0:y1, x0:x1]
+            # the alpha A . photo + b over any photo in [0, 1] lies between these
+            low = part[3] + part[:3].clamp(max=0).sum(0)
+            high = part[3] + part[:3].clamp(min=0).sum(0)
+            opaque = (low >= 1 - cls.TOL) & ((part[7] - 1).abs() <= cls.TOL)
+            opaque &= part[4:7].abs().amax(0) <= cls.TOL
+            vehicle[y0:y1, x0:x1] = _eroded(opaque)
+            background[y0:y1, x0:x1] = _eroded(high <= cls.TOL)
+        return cls(vehicle, background)
+
+    def compose(self, layers: torch.Tensor, photo: torch.Tensor, under: torch.Tensor, ys: torch.Tensor,
+                xs: torch.Tensor) -> torch.Tensor:
+        """The opaque composite (3, n, m) of the full-size pixels at working coordinates
+        rows `ys` (n,) and columns `xs` (m,), given the photo and what lies under the
+        vehicle there (each (3, n, m)): plain pixels from those, the others through the
+        layers (`layers` (8, h, w), sampled at those pixels only)."""
+        h, w = self.vehicle.shape
+        iy = ys.floor().long().clamp_(0, h - 1)
+        ix = xs.floor().long().clamp_(0, w - 1)
+        opaque = self.vehicle[iy][:, ix]
+        mixed = ~(opaque | self.background[iy][:, ix])
+        out = torch.where(opaque, photo, under)
+        rows, cols = torch.nonzero(mixed, as_tuple=True)
+        if rows.numel():
+            sampled = _sample_points(layers, ys[rows], xs[cols])
+            alpha, fg = _alpha_fg(sampled, photo[:, rows, cols])
+            out[:, rows, cols] = torch.lerp(under[:, rows, cols], fg, alpha)
+        return out
+
+
+def _eroded(mask: torch.Tensor) -> torch.Tensor:
+    """(h, w) bool → True where the whole 3x3 neighbourhood (within the array) is True:
+    two passes of shifted ANDs (a float min-pool over a 4 MP canvas costs 10x more)."""
+    rows = mask.clone()
+    rows[:, 1:] &= mask[:, :-1]
+    rows[:, :-1] &= mask[:, 1:]
+    out = rows.clone()
+    out[1:] &= rows[:-1]
+    out[:-1] &= rows[1:]
+    return out
+
+
+def _sample_points(layer: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of `layer` (C, h, w) at the points (`ys`[k], `xs`[k]) (continuous
+    working coordinates, (N,) each; border padding) → (C, N) float32."""
+    c, h, w = layer.shape
+    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
+    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
+    if r1 <= r0:
+        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    rows = layer[:, r0:r1].float()
+    grid = torch.stack([xs / w * 2 - 1, (ys - r0) / (r1 - r0) * 2 - 1], dim=-1)[None, None]
+    return F.grid_sample(rows[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
 
 
 def _live(coefficients: torch.Tensor, shadow: torch.Tensor | None, tol: float = 1e-4) -> torch.Tensor:
