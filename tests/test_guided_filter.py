@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from bgr_core.functional.guided_filter import (
+    guided_coefficients,
+    guided_coefficients_on_tiles,
     box_filter,
     box_sum,
     fast_guided_filter,
@@ -176,3 +178,34 @@ def test_sparse_upsample_equals_the_whole_filter(full, low):
     assert float(guided_upsample(guide[:1], zero, 3, 1e-4, sparse=True).abs().max()) == 0.0
     with pytest.raises(ValueError, match="not both"):
         guided_upsample(guide, src, 3, 1e-4, sparse=True, window=(0, 4, 0, 4))
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_coefficients_on_tiles_are_those_of_the_whole_array(radius):
+    """Every tile of a grid (the last row and column reaching past the array) gives the
+    whole array's coefficients there, its windows clipped at the array's edges alike,
+    and zeros past the array; a subset of tiles gives the same values."""
+    torch.manual_seed(radius)
+    h, w, tile = 45, 70, 16
+    guide = torch.rand(3, h, w, dtype=torch.float64)
+    guide[:, :, 30:] = 0.4 + 0.01 * guide[:, :, 30:]  # a smooth part: A grows large there
+    src = (torch.rand(1, h, w, dtype=torch.float64) > 0.6).to(torch.float64)
+    src[:, :20, :20] = 1.0
+    a_ref, b_ref = guided_coefficients(guide[None], src[None], radius, 1e-4)
+    nty, ntx = -(-h // tile), -(-w // tile)
+    ty, tx = (t.flatten() for t in torch.meshgrid(torch.arange(nty), torch.arange(ntx), indexing="ij"))
+    a, b = guided_coefficients_on_tiles(guide, src, radius, 1e-4, ty, tx, tile)
+    assert a.shape == (nty * ntx, 3, tile, tile) and b.shape == (nty * ntx, 1, tile, tile)
+    canvas_a = torch.zeros(3, nty * tile, ntx * tile, dtype=torch.float64)
+    canvas_b = torch.zeros(1, nty * tile, ntx * tile, dtype=torch.float64)
+    canvas_a.view(3, nty, tile, ntx, tile).permute(1, 3, 0, 2, 4)[ty, tx] = a
+    canvas_b.view(1, nty, tile, ntx, tile).permute(1, 3, 0, 2, 4)[ty, tx] = b
+    assert torch.allclose(canvas_a[:, :h, :w], a_ref[0, :, 0], atol=1e-9)
+    assert torch.allclose(canvas_b[:, :h, :w], b_ref[0], atol=1e-9)
+    assert canvas_a[:, h:].abs().max() == 0 and canvas_b[:, :, w:].abs().max() == 0
+    some = torch.tensor([1, 5])
+    a2, _ = guided_coefficients_on_tiles(guide, src, radius, 1e-4, ty[some], tx[some], tile)
+    assert torch.equal(a2, a[some])
+    # float32 inputs: float32 out, the sums taken in float64 (close to the float64 result)
+    a32, _ = guided_coefficients_on_tiles(guide.float(), src.float(), radius, 1e-4, ty, tx, tile)
+    assert a32.dtype == torch.float32 and (a32.double() - a).abs().max() < 1e-4

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .compose import shadow_into_alpha
 from .geometry import grown_bounds
-from .guided_filter import guided_coefficients
+from .guided_filter import guided_coefficients, guided_coefficients_on_tiles
 
 __all__ = [
     "WORK_PIXELS",
@@ -124,7 +124,7 @@ def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Te
     then ``foreground - keep * photo`` (3) and keep (1).
     """
     h, w = alpha.shape[-2:]
-    coefficients = torch.zeros(4, h, w, dtype=torch.float32, device=alpha.device)
+    out = torch.zeros(8, h, w, dtype=torch.float32, device=alpha.device)
     # Farther than 2 * radius from any alpha > 0 the coefficients are 0 (no covariance
     # and no mean of the matte in any window that reaches there): they are computed on
     # the box around the matte only, with a margin that keeps the windows clipped at the
@@ -132,12 +132,46 @@ def guided_layers(photo: torch.Tensor, alpha: torch.Tensor, foreground: torch.Te
     box = grown_bounds(alpha[0] > 0, 2 * radius + 2)
     if box is not None:
         y0, y1, x0, x1 = box
-        a, b = guided_coefficients(photo[None, :, y0:y1, x0:x1].float(), alpha[None, :, y0:y1, x0:x1].float(),
-                                   radius, eps)
-        coefficients[:3, y0:y1, x0:x1] = a[0, :, 0]
-        coefficients[3:, y0:y1, x0:x1] = b[0]
-    base = foreground.float() - keep.float() * photo.float()
-    return torch.cat([coefficients, base, keep.float()], dim=0)
+        a, b = _coefficients(photo[:, y0:y1, x0:x1], alpha[:, y0:y1, x0:x1], radius, eps)
+        out[:3, y0:y1, x0:x1] = a
+        out[3:4, y0:y1, x0:x1] = b
+    torch.mul(keep, photo, out=out[4:7]).neg_().add_(foreground)
+    out[7:8] = keep
+    return out
+
+
+# The guided coefficients are worked out in tiles of this side where the matte varies
+# (its outline, soft glass), this many at a time; elsewhere they are A = 0, b = the matte.
+COEFFICIENT_TILE = 16
+_TILES_AT_ONCE = 2048
+
+
+def _coefficients(photo: torch.Tensor, alpha: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`guided_coefficients` of alpha (1, h, w) on the photo (3, h, w) → A (3, h, w), b
+    (1, h, w) float32, worked out only in the tiles where alpha varies (by more than
+    1e-6) within 2 * radius of them: in a window of a constant matte the covariance is 0,
+    so A = 0 and b is that constant."""
+    tile, reach = COEFFICIENT_TILE, 2 * radius
+    h, w = alpha.shape[-2:]
+    if min(h, w) < tile:
+        a, b = guided_coefficients(photo[None].float(), alpha[None].float(), radius, eps)
+        return a[0, :, 0], b[0]
+    p = alpha.float()
+    pool = lambda x: F.max_pool2d(x[None], tile + 2 * reach, stride=tile, padding=reach, ceil_mode=True)[0, 0]  # noqa: E731
+    high, low = pool(p), -pool(-p)
+    nty, ntx = high.shape
+    a = torch.zeros(3, nty * tile, ntx * tile)
+    b = high.repeat_interleave(tile, 0).repeat_interleave(tile, 1)[None].contiguous()
+    ty, tx = torch.nonzero(high - low > 1e-6, as_tuple=True)
+    # each tile as its own block of the (padded) canvas: (nty, ntx, C, tile, tile) views
+    a_tiles = a.view(3, nty, tile, ntx, tile).permute(1, 3, 0, 2, 4)
+    b_tiles = b.view(1, nty, tile, ntx, tile).permute(1, 3, 0, 2, 4)
+    for s in range(0, ty.numel(), _TILES_AT_ONCE):
+        yy, xx = ty[s : s + _TILES_AT_ONCE], tx[s : s + _TILES_AT_ONCE]
+        a_t, b_t = guided_coefficients_on_tiles(photo.float(), p, radius, eps, yy, xx, tile)
+        a_tiles[yy, xx] = a_t
+        b_tiles[yy, xx] = b_t
+    return a[:, :h, :w], b[:, :h, :w]
 
 
 def _grown(mask: torch.Tensor) -> torch.Tensor:

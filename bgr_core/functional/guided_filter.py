@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "guided_coefficients_on_tiles",
     "box_sum",
     "box_filter",
     "guided_filter",
@@ -196,6 +197,65 @@ def guided_coefficients(guide: Tensor, src: Tensor, radius: int, eps: float) -> 
     mean_a = box_filter(stacked.reshape(bsz, k * c, h, w), radius).reshape(bsz, k, c, h, w)
     mean_b = box_filter(b, radius)
     return mean_a, mean_b
+
+
+def _shifted_sum(x: Tensor, radius: int) -> Tensor:
+    """`box_sum` as 2 (2 radius + 1) shifted adds: for the small radii and tiles of
+    `guided_coefficients_on_tiles` several times cheaper than cumulative sums."""
+    n = 2 * radius + 1
+    h, w = x.shape[-2:]
+    pad = F.pad(x, (radius, radius, radius, radius))
+    rows = pad[..., 0:h, :].clone()
+    for i in range(1, n):
+        rows += pad[..., i : i + h, :]
+    out = rows[..., 0:w].clone()
+    for i in range(1, n):
+        out += rows[..., i : i + w]
+    return out
+
+
+def guided_coefficients_on_tiles(guide: Tensor, src: Tensor, radius: int, eps: float, ty: Tensor, tx: Tensor,
+                                 tile: int) -> tuple[Tensor, Tensor]:
+    """`guided_coefficients` of a one-channel `src` on some square tiles only.
+
+    guide: (G, H, W) float; src: (1, H, W) float; ty, tx: (N,) long, the tiles' row and
+    column in a grid of `tile`-pixel squares from the top-left corner (a last row or
+    column may reach past the arrays: those pixels come out as 0). Returns A (N, G, tile,
+    tile) and b (N, 1, tile, tile) in float32 (float64 for float64 inputs): on each tile
+    what `guided_coefficients(guide[None], src[None], radius, eps)` gives there (its
+    windows clipped at the arrays' edges likewise), from the tile and the 2 * radius
+    pixels around it only. The sums are taken in float64: over a smooth photo and a
+    small `eps`, A reaches ~10 and float32 moments lose it to cancellation.
+    """
+    out_dtype = torch.promote_types(_work_dtype(guide), _work_dtype(src))
+    dtype = torch.float64
+    k, (h, w), r = guide.shape[0], guide.shape[-2:], int(radius)
+    offsets = torch.arange(tile + 4 * r, device=guide.device) - 2 * r
+    ys, xs = ty[:, None] * tile + offsets, tx[:, None] * tile + offsets  # (N, P)
+    valid = (((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :])[:, None].to(dtype)
+    ys, xs = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
+    g = guide[:, ys[:, :, None], xs[:, None, :]].transpose(0, 1).to(dtype) * valid  # (N, k, P, P)
+    p = src[:, ys[:, :, None], xs[:, None, :]].transpose(0, 1).to(dtype) * valid
+    pairs = [(i, j) for i in range(k) for j in range(i, k)]
+    # window sums (zeros outside the arrays) over counts = box_filter's clipped means
+    sums = _shifted_sum(torch.cat([valid, g, p, g * p, *[g[:, i:i + 1] * g[:, j:j + 1] for i, j in pairs]], dim=1), r)
+    count = sums[:, 0:1].clamp_min(1.0)
+    mean_i, mean_p = sums[:, 1:1 + k] / count, sums[:, 1 + k:2 + k] / count
+    means = [mean_i[:, i:i + 1] for i in range(k)]
+    cov = [sums[:, 2 + k + i:3 + k + i] / count - means[i] * mean_p for i in range(k)]
+    var: list[list[Tensor]] = [[None] * k for _ in range(k)]  # type: ignore[list-item]
+    for n, (i, j) in enumerate(pairs):
+        v = sums[:, 2 + 2 * k + n:3 + 2 * k + n] / count - means[i] * means[j]
+        var[i][j] = var[j][i] = v + eps if i == j else v
+    a = _solve_sym(var, cov)
+    b = mean_p - sum(a[i] * means[i] for i in range(k))
+    # second pass: the means of A and b over the windows of the tile's own pixels
+    second = _shifted_sum(torch.cat([valid, *[x * valid for x in a], b * valid], dim=1), r)
+    core = slice(2 * r, 2 * r + tile)
+    second = second[..., core, core]
+    inside = valid[..., core, core]
+    second = (second[:, 1:] / second[:, 0:1].clamp_min(1.0) * inside).to(out_dtype)
+    return second[:, :k], second[:, k:]
 
 
 def _apply(coef_a: Tensor, coef_b: Tensor, guide: Tensor) -> Tensor:
