@@ -160,7 +160,7 @@ def _coefficients(photo: torch.Tensor, alpha: torch.Tensor, radius: int, eps: fl
     pool = lambda x: F.max_pool2d(x[None], tile + 2 * reach, stride=tile, padding=reach, ceil_mode=True)[0, 0]  # noqa: E731
     high, low = pool(p), -pool(-p)
     nty, ntx = high.shape
-    a = torch.zeros(3, nty * tile, ntx * tile)
+    a = torch.zeros(3, nty * tile, ntx * tile, device=alpha.device)
     b = high.repeat_interleave(tile, 0).repeat_interleave(tile, 1)[None].contiguous()
     ty, tx = torch.nonzero(high - low > 1e-6, as_tuple=True)
     # each tile as its own block of the (padded) canvas: (nty, ntx, C, tile, tile) views
