@@ -1,7 +1,8 @@
 """Distil the vehicle net into `bgr_core.models.U2NetPHalfTop` (its last decoder block at
-half size): ``weights/u2netp_vehicle_half.safetensors``.
+half size): ``training/u2netp_vehicle_half_distilled.safetensors``, the first of the two nets
+that `tools/average_weights.py` averages into the shipped ``weights/u2netp_vehicle_half.safetensors``.
 
-    python tools/distill_half_top.py --until 675     # reproduces the shipped file
+    python tools/distill_half_top.py --until 675     # reproduces the distilled file
     python tools/distill_half_top.py --resume        # goes on from --ckpt
     python tools/distill_half_top.py --minutes 30    # stops (checkpointed) after 30 min
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--teacher", type=Path, default=ROOT / "weights" / "u2netp_vehicle.safetensors")
-    ap.add_argument("--out", type=Path, default=ROOT / "weights" / "u2netp_vehicle_half.safetensors")
+    ap.add_argument("--out", type=Path, default=ROOT / "training" / "u2netp_vehicle_half_distilled.safetensors")
     ap.add_argument("--ckpt", type=Path, default=ROOT / "training" / "checkpoints" / "u2netp_vehicle_half.pt")
     ap.add_argument("--log", type=Path, default=ROOT / "training" / "u2netp_vehicle_half.log")
     ap.add_argument("--steps", type=int, default=900)

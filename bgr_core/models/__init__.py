@@ -47,9 +47,9 @@ def build_u2netp_vehicle(**kwargs) -> U2NetP:
 
 
 def build_u2netp_vehicle_half(**kwargs) -> U2NetPHalfTop:
-    """U2NetP with its last decoder block at half size, for the weights distilled from the
-    vehicle net (``u2netp_vehicle_half.safetensors``): the same output, about half the
-    arithmetic."""
+    """U2NetP with its last decoder block at half size, for the default weights
+    (``u2netp_vehicle_half.safetensors``: distilled from the vehicle net, then averaged with
+    that net fine-tuned; weights/README.md): the vehicle, at about half the arithmetic."""
     return U2NetPHalfTop(**kwargs)
 
 
