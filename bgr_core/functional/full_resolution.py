@@ -186,14 +186,21 @@ def _grown(mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _rows_read(ys: torch.Tensor, h: int) -> tuple[int, int]:
+    """The rows [r0, r1) of an h-row layer that bilinear samples at continuous rows `ys`
+    read (with a row of margin); where every sample lies outside, the nearest edge row."""
+    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
+    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
+    if r1 <= r0:
+        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    return r0, r1
+
+
 def _sample(layer: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, padding: str = "border") -> torch.Tensor:
     """Bilinear samples of `layer` (C, h, w) at continuous coordinates: rows `ys` (n,),
     columns `xs` (m,) → (C, n, m) float32. Only the rows the samples touch are read."""
     c, h, w = layer.shape
-    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
-    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
-    if r1 <= r0:  # every sample is outside the layer
-        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    r0, r1 = _rows_read(ys, h)
     rows = layer[:, r0:r1].float()
     gy = (ys - r0) / (r1 - r0) * 2 - 1
     gx = xs / w * 2 - 1
@@ -220,12 +227,9 @@ def _source_band(source: np.ndarray, ys: torch.Tensor, xs: torch.Tensor, padding
             block = torch.from_numpy(source[sy0:sy1, sx0:sx1]).permute(2, 0, 1).float().div_(255.0)
             out[:, sy0 - iy : sy1 - iy, sx0 - ix : sx1 - ix] = block
         return out
-    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
-    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
-    if r1 <= r0:
-        if padding == "zeros":
-            return torch.zeros(3, ys.numel(), xs.numel())
-        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    r0, r1 = _rows_read(ys, h)
+    if padding == "zeros" and (float(ys.max()) < -0.5 or float(ys.min()) > h + 0.5):
+        return torch.zeros(3, ys.numel(), xs.numel())
     rows = torch.from_numpy(source[r0:r1]).permute(2, 0, 1).float().div_(255.0)
     return _sample(rows, ys - r0, xs, padding=padding)
 
@@ -420,10 +424,7 @@ def _sample_points(layer: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> t
     """Bilinear samples of `layer` (C, h, w) at the points (`ys`[k], `xs`[k]) (continuous
     working coordinates, (N,) each; border padding) → (C, N) float32."""
     c, h, w = layer.shape
-    r0 = max(0, int(math.floor(float(ys.min()) - 1.5)))
-    r1 = min(h, int(math.ceil(float(ys.max()) + 1.5)))
-    if r1 <= r0:
-        r0, r1 = (0, 1) if float(ys.max()) < 0 else (h - 1, h)
+    r0, r1 = _rows_read(ys, h)
     rows = layer[:, r0:r1].float()
     grid = torch.stack([xs / w * 2 - 1, (ys - r0) / (r1 - r0) * 2 - 1], dim=-1)[None, None]
     return F.grid_sample(rows[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0]
