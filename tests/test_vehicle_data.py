@@ -184,13 +184,13 @@ def test_pair_labels_the_front_car_and_the_car_behind_as_background(shared_data,
     maker = V.SampleMaker(shared_data, 64, pairs=True)
     black = lambda rng, h, w: np.zeros((h, w, 3), np.uint8)  # noqa: E731
     monkeypatch.setattr(V, "synthetic_backdrop", black)
-    monkeypatch.setattr(maker, "_street_backdrop", lambda h, w, rng: (
+    monkeypatch.setattr(maker, "street_backdrop", lambda h, w, rng: (
         V.Layers(black(rng, h, w), *(np.zeros((h, w), np.float32) if i % 2 == 0 else np.ones((h, w), np.float32)
                                      for i in range(4))), np.zeros((h, w), bool)))
     labelled_behind = 0
     for seed in range(10):
         cars = iter([_flat_car((230, 20, 20)), _flat_car((20, 230, 20))])
-        monkeypatch.setattr(maker, "_random_car", lambda rng: next(cars))
+        monkeypatch.setattr(maker, "random_car", lambda rng: next(cars))
         layers = maker.layers("pair", np.random.default_rng(seed))
         img = layers.image.astype(np.int32)
         red = (img[..., 0] > img[..., 1] + 60) & (img[..., 0] > 80)

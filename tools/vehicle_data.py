@@ -254,7 +254,8 @@ class SampleMaker:
         if missing:
             raise FileNotFoundError(f"no photo of training car {missing[0]} in {self.data / 'carvana' / 'images'}")
 
-    def _random_car(self, rng) -> CarvanaPhoto:
+    def random_car(self, rng) -> CarvanaPhoto:
+        """One view of a training car, drawn with `rng` (the same draw for the same state)."""
         car = self.cars[rng.integers(len(self.cars))]
         views = self.views[car]
         return self._car(car, views[rng.integers(len(views))])
@@ -275,7 +276,7 @@ class SampleMaker:
         h, w = self._canvas_shape(rng)
         zeros, ones = np.zeros((h, w), np.float32), np.ones((h, w), np.float32)
         if kind == "studio":
-            car = self._random_car(rng)
+            car = self.random_car(rng)
             m = np.array([[w / car.image.shape[1], 0, 0], [0, h / car.image.shape[0], 0]], np.float32)
             if rng.random() < 0.5:  # zoom in: cut the car or the wall
                 s = rng.uniform(1.0, 1.6)
@@ -308,7 +309,7 @@ class SampleMaker:
                 src = self.empties[rng.integers(len(self.empties))]
                 img, _ = cover(src, h, w, rng)
             elif pick < 0.75:  # the Carvana studio without its car: the wall and lettering
-                car = self._random_car(rng)
+                car = self.random_car(rng)
                 ys = np.nonzero(car.mask.any(axis=1))[0]
                 top = max(8, int(ys.min()) - 4)
                 img, _ = cover(np.ascontiguousarray(car.image[:top]), h, w, rng)
@@ -319,13 +320,13 @@ class SampleMaker:
             return self._pair(h, w, rng)
         # street / synthetic: a Carvana car pasted on a backdrop
         if kind == "street":
-            bg, street_car = self._street_backdrop(h, w, rng)
-            scene, alpha = paste_car(bg, self._random_car(rng), rng, self.cast)
+            bg, street_car = self.street_backdrop(h, w, rng)
+            scene, alpha = paste_car(bg, self.random_car(rng), rng, self.cast)
             return label_if_secondary(scene, street_car, alpha)
         bg = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones)
-        return paste_car(bg, self._random_car(rng), rng, self.cast)[0]
+        return paste_car(bg, self.random_car(rng), rng, self.cast)[0]
 
-    def _street_backdrop(self, h: int, w: int, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
+    def street_backdrop(self, h: int, w: int, rng: np.random.Generator) -> tuple[Layers, np.ndarray]:
         """A carparts street photo of the training half as a backdrop, its own car (the
         parts' hull) left out of the loss; also returns that car's parts on the canvas."""
         zeros = np.zeros((h, w), np.float32)
@@ -341,7 +342,7 @@ class SampleMaker:
         backdrop. The one in front is the vehicle; the one behind is background where it
         is clearly secondary (`secondary`, the pipeline's rule), else left out of the loss."""
         if rng.random() < 0.5:
-            bg, street_car = self._street_backdrop(h, w, rng)
+            bg, street_car = self.street_backdrop(h, w, rng)
         else:
             ones, zeros = np.ones((h, w), np.float32), np.zeros((h, w), np.float32)
             bg, street_car = Layers(synthetic_backdrop(rng, h, w), zeros, ones, zeros, ones), zeros > 0
@@ -354,10 +355,10 @@ class SampleMaker:
         side = roomier if rng.random() < 0.75 else -roomier
         reach = rng.uniform(0.45, 1.05) * (front.share + share) * w / 2
         behind = Placement(share, front.cx + side * reach, front.bottom - rng.uniform(0.05, 0.25) * h)
-        mid, other = paste_car(bg, self._random_car(rng), rng, self.cast, behind)
+        mid, other = paste_car(bg, self.random_car(rng), rng, self.cast, behind)
         mid.vehicle = bg.vehicle * (1 - other)
         mid.vweight = bg.vweight * (other < 0.01)
-        scene, alpha = paste_car(mid, self._random_car(rng), rng, self.cast, front)
+        scene, alpha = paste_car(mid, self.random_car(rng), rng, self.cast, front)
         scene = label_if_secondary(scene, street_car, alpha)
         return label_if_secondary(scene, other > 0.5, alpha)
 
